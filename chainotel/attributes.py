@@ -29,6 +29,11 @@ CHAIN_INSTANCE_INVALID = "chain.instance.invalid"
 
 INVALID_VALUE_MAX_CHARS = 128
 
+CHAIN_PARENT_INSTANCE_ID = "chain.parent_instance_id"
+"""On a server span and on its span link: the chain instance named by ``X-Parent-Chain-ID`` (the
+trace that caused this one), as a lowercase UUID. The link has span ID zero (the causing span is
+not known), which the OpenTelemetry spec allows for links that carry attributes."""
+
 # --- HTTP headers ------------------------------------------------------------------------------
 HEADER_CHAIN_ID = "x-chain-id"
 """Carries the chain instance ID (a UUID) between services and back to clients."""

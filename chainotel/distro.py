@@ -1,0 +1,58 @@
+"""The ``chainotel`` OpenTelemetry distro (``OTEL_PYTHON_DISTRO=chainotel``).
+
+``opentelemetry-instrument`` calls :meth:`ChainotelDistro.configure` before the configurator and
+the instrumentors. It only sets *defaults* (``os.environ.setdefault``: a value the user exported
+is never changed):
+
+======================== ================================ ===========================================
+variable                 default                          why
+======================== ================================ ===========================================
+OTEL_TRACES_EXPORTER     ``otlp``                         spans go to any OTLP receiver
+OTEL_METRICS_EXPORTER    ``none``                         the chainotel analyzer receives traces only
+OTEL_LOGS_EXPORTER       ``none``                         idem; set ``otlp`` to export them
+OTEL_PROPAGATORS         ``tracecontext,baggage,xchain``  W3C context + ``X-Chain-ID``
+OTEL_PYTHON_ID_GENERATOR ``xchain``                       lone ``X-Chain-ID`` → that trace ID
+======================== ================================ ===========================================
+
+``opentelemetry.propagate`` builds the global propagator from ``OTEL_PROPAGATORS`` when it is first
+imported; if that happened before this distro ran, the global text map is rebuilt from the
+environment after the defaults are set, so the default really is ``tracecontext,baggage,xchain``.
+
+It also installs :class:`~chainotel.propagator.XChainResponsePropagator` as the global HTTP
+response propagator, so every response of an instrumented server carries ``X-Chain-ID``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from opentelemetry.instrumentation.distro import BaseDistro
+
+__all__ = ["DEFAULTS", "ChainotelDistro"]
+
+DEFAULTS: dict[str, str] = {
+    "OTEL_TRACES_EXPORTER": "otlp",
+    "OTEL_METRICS_EXPORTER": "none",
+    "OTEL_LOGS_EXPORTER": "none",
+    "OTEL_PROPAGATORS": "tracecontext,baggage,xchain",
+    "OTEL_PYTHON_ID_GENERATOR": "xchain",
+}
+"""Environment defaults set by the distro (never overriding a value the user set)."""
+
+
+class ChainotelDistro(BaseDistro):
+    """Entry point ``opentelemetry_distro`` → ``chainotel``."""
+
+    def _configure(self, **kwargs) -> None:
+        for name, value in DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        if "opentelemetry.propagate" in sys.modules:
+            from opentelemetry import propagate  # noqa: PLC0415 - already imported, read too early
+
+            propagate.set_global_textmap(propagate._load_propagators())  # noqa: SLF001
+        from opentelemetry.instrumentation.propagators import set_global_response_propagator  # noqa: PLC0415
+
+        from chainotel.propagator import XChainResponsePropagator  # noqa: PLC0415
+
+        set_global_response_propagator(XChainResponsePropagator())
