@@ -1,0 +1,58 @@
+"""The analyzer's FastAPI app factory.
+
+Mounted routers are listed in :func:`routers` — the one place to register a router (analysis routers
+are appended there). Every router reaches the store through :mod:`analyzer.api.deps`.
+
+Run it the way ``chainotel-analyzer serve`` does (one uvicorn worker: the process owns the chDB
+directory)::
+
+    from analyzer.api.app import create_app
+    app = create_app()                 # opens the store at startup, closes it at shutdown
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from analyzer.runtime import Runtime, start_runtime
+from analyzer.settings import AnalyzerSettings
+
+
+def routers() -> list[APIRouter]:
+    """Every router of the app, in mount order. Register new routers here."""
+    from analyzer.api.health import router as health_router
+    from analyzer.ingest.http import router as otlp_router
+
+    return [
+        otlp_router,  # POST /v1/traces (OTLP/HTTP)
+        health_router,  # GET /health
+        # analysis routers (issue 4) go below this line
+    ]
+
+
+def create_app(settings: AnalyzerSettings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    """Build the app. With ``runtime`` given it is used as is (the caller closes it); otherwise the
+    app starts one from ``settings`` (default: the environment) at startup and closes it at shutdown.
+    """
+    settings = runtime.settings if runtime is not None else (settings or AnalyzerSettings())
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        owned = runtime is None
+        app.state.runtime = start_runtime(settings) if owned else runtime
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.runtime.close()
+
+    app = FastAPI(
+        title="chainotel analyzer",
+        summary="OTLP intake into ClickHouse and chain analysis",
+        lifespan=lifespan,
+    )
+    for router in routers():
+        app.include_router(router)
+    return app

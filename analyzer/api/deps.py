@@ -1,0 +1,31 @@
+"""FastAPI dependencies every router may use to reach the store.
+
+Example (an analysis router)::
+
+    from fastapi import APIRouter, Depends
+    from analyzer.api.deps import get_store
+    from analyzer.store.client import Store
+
+    router = APIRouter(prefix="/api/v1")
+
+    @router.get("/things")
+    def things(store: Store = Depends(get_store)):
+        return store.client.query("SELECT count() FROM chain_history").result_rows
+"""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from analyzer.runtime import Runtime
+from analyzer.store.client import Store
+
+
+def get_runtime(request: Request) -> Runtime:
+    """The process's :class:`~analyzer.runtime.Runtime` (settings, store, writer)."""
+    return request.app.state.runtime
+
+
+def get_store(request: Request) -> Store:
+    """The open :class:`~analyzer.store.client.Store`; ``store.client`` runs read queries."""
+    return request.app.state.runtime.store

@@ -1,0 +1,46 @@
+"""``GET /health``: store reachability and write-queue depth (200 when the store answers, else 503)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+router = APIRouter(tags=["health"])
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+@router.get("/health", summary="Store reachability and write-queue depth")
+def health(request: Request) -> JSONResponse:
+    """``{"status": "ok"|"unavailable", "store": {"url", "reachable", "error"}, "write_queue": {...}}``.
+
+    ``write_queue.depth_spans`` counts spans waiting for their INSERT; ``max_spans`` is the bound past
+    which receivers answer 503 / UNAVAILABLE.
+    """
+    runtime = request.app.state.runtime
+    writer = runtime.writer
+    reachable = runtime.store.ping() and writer.healthy
+    body = {
+        "status": "ok" if reachable else "unavailable",
+        "store": {
+            "url": _redact(runtime.store.url),
+            "reachable": reachable,
+            "error": "" if reachable else writer.last_error,
+        },
+        "write_queue": {
+            "depth_spans": writer.queue_depth,
+            "max_spans": runtime.settings.queue_max_spans,
+            "inserts": writer.inserts,
+            "spans_written": writer.spans_written,
+        },
+        "grpc_port": runtime.grpc_port,
+    }
+    return JSONResponse(body, status_code=200 if reachable else 503)

@@ -1,0 +1,98 @@
+"""OTLP/HTTP receiver: ``POST /v1/traces`` (OTLP specification, "OTLP/HTTP").
+
+- ``Content-Type: application/x-protobuf`` or ``application/json`` (else 415); the response uses the
+  request's content type. ``Content-Encoding: gzip`` or none (else 415).
+- Body limits: ``max_request_bytes`` on the bytes sent and ``max_decompressed_bytes`` after gzip → 413.
+- Malformed body → 400 with a ``google.rpc.Status`` naming the reason.
+- Spans with invalid IDs → 200 with ``partial_success`` (``rejected_spans``, ``error_message``).
+- Write queue full or ClickHouse down → 503 with ``Retry-After``; success is answered only after the
+  request's spans are committed (see :mod:`analyzer.store.writer`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from google.rpc import status_pb2
+
+from analyzer.ingest.otlp_json import InvalidRequest, response_json
+from analyzer.ingest.receive import BodyTooLarge, ExportResult, decode_body, gunzip_capped
+from analyzer.store.writer import StoreUnavailable, WriteQueueFull, request_digest
+
+router = APIRouter(tags=["otlp"])
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+
+# google.rpc.Code numbers used in error bodies
+_INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 3, 8, 14
+
+
+def _error(status: int, code: int, message: str, is_json: bool, headers: dict | None = None) -> Response:
+    if is_json:
+        body = json.dumps({"code": code, "message": message}).encode()
+    else:
+        body = status_pb2.Status(code=code, message=message).SerializeToString()
+    return Response(body, status_code=status, media_type=JSON if is_json else PROTOBUF, headers=headers)
+
+
+@router.post(
+    "/v1/traces",
+    summary="OTLP/HTTP trace export",
+    responses={400: {}, 413: {}, 415: {}, 503: {}},
+    openapi_extra={"requestBody": {"content": {PROTOBUF: {}, JSON: {}}, "required": True}},
+)
+async def export_traces(request: Request) -> Response:
+    """Store the spans of an OTLP ``ExportTraceServiceRequest`` (protobuf or JSON, optionally gzip)."""
+    runtime = request.app.state.runtime
+    settings = runtime.settings
+    ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if ctype not in (PROTOBUF, JSON):
+        return Response(
+            f"unsupported Content-Type {ctype or '(none)'!r}: use {PROTOBUF} or {JSON}",
+            status_code=415,
+            media_type="text/plain",
+        )
+    is_json = ctype == JSON
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("identity", "gzip", ""):
+        return _error(415, _INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}: use gzip or none", is_json)
+
+    limit = settings.max_request_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        return _error(413, _RESOURCE_EXHAUSTED, f"body of {declared} bytes exceeds {limit} bytes", is_json)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return _error(413, _RESOURCE_EXHAUSTED, f"body exceeds {limit} bytes", is_json)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    try:
+        if encoding == "gzip":
+            body = gunzip_capped(body, settings.max_decompressed_bytes)
+        elif len(body) > settings.max_decompressed_bytes:
+            raise BodyTooLarge(f"body exceeds {settings.max_decompressed_bytes} bytes")
+        decoded = decode_body(body, is_json)
+    except BodyTooLarge as exc:
+        return _error(413, _RESOURCE_EXHAUSTED, str(exc), is_json)
+    except InvalidRequest as exc:
+        return _error(400, _INVALID_ARGUMENT, str(exc), is_json)
+
+    if decoded.count:
+        retry_after = {"Retry-After": str(settings.retry_after)}
+        try:
+            future = runtime.writer.submit(request_digest(body), decoded)
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout)
+        except (WriteQueueFull, StoreUnavailable) as exc:
+            return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)
+        except asyncio.TimeoutError:
+            return _error(503, _UNAVAILABLE, "spans not committed in time; retry later", is_json, retry_after)
+    result = ExportResult(decoded.count, decoded.rejected, decoded.error_message).response()
+    if is_json:
+        return Response(response_json(result), media_type=JSON)
+    return Response(result.SerializeToString(), media_type=PROTOBUF)

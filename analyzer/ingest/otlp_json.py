@@ -1,0 +1,85 @@
+"""The OTLP/JSON mapping of ``ExportTraceServiceRequest`` (OTLP spec, "JSON Protobuf Encoding").
+
+opentelemetry-proto's ``json_format`` reads ``bytes`` fields as base64, but OTLP/JSON writes trace
+and span IDs as hex strings: :func:`parse_request` rewrites ``traceId``/``spanId``/``parentSpanId``
+(spans and links) from hex before ``ParseDict``. An ID that is not valid hex becomes empty bytes, so
+the span is rejected individually (partial success) rather than failing the whole request. Enum
+fields accept names or numbers; unknown fields are ignored, as the spec requires of receivers.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+
+from google.protobuf import json_format
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
+
+
+class InvalidRequest(ValueError):
+    """The request body cannot be decoded; the message says why (returned as 400 / INVALID_ARGUMENT)."""
+
+
+def _hex_to_b64(obj: dict) -> None:
+    for key in _ID_KEYS:
+        value = obj.get(key)
+        if isinstance(value, str):
+            try:
+                raw = bytes.fromhex(value)
+            except ValueError:
+                raw = b""
+            obj[key] = base64.b64encode(raw).decode("ascii")
+
+
+def _lists(obj: dict, *keys: str):
+    for key in keys:
+        value = obj.get(key)
+        if value is not None:
+            if not isinstance(value, list):
+                raise InvalidRequest(f"{key!r} must be an array")
+            return value
+    return []
+
+
+def parse_request(body: bytes | str | dict) -> ExportTraceServiceRequest:
+    """Parse an OTLP/JSON ``ExportTraceServiceRequest`` (bytes, text or an already-loaded dict).
+
+    Raises :class:`InvalidRequest` with the reason when the body is not JSON or does not fit the schema.
+    """
+    if isinstance(body, dict):
+        doc = body
+    else:
+        try:
+            doc = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise InvalidRequest(f"body is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise InvalidRequest("body must be a JSON object (ExportTraceServiceRequest)")
+    try:
+        for rs in _lists(doc, "resourceSpans", "resource_spans"):
+            for ss in _lists(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans"):
+                for span in _lists(ss, "spans"):
+                    _hex_to_b64(span)
+                    for link in _lists(span, "links"):
+                        _hex_to_b64(link)
+        return json_format.ParseDict(doc, ExportTraceServiceRequest(), ignore_unknown_fields=True)
+    except InvalidRequest:
+        raise
+    except (json_format.ParseError, AttributeError, TypeError, ValueError, binascii.Error) as exc:
+        raise InvalidRequest(f"body is not an OTLP/JSON ExportTraceServiceRequest: {exc}") from None
+
+
+def response_json(response: ExportTraceServiceResponse) -> bytes:
+    """An ``ExportTraceServiceResponse`` in the OTLP/JSON mapping (``{}`` when fully successful)."""
+    if response.HasField("partial_success"):
+        ps = response.partial_success
+        return json.dumps(
+            {"partialSuccess": {"rejectedSpans": str(ps.rejected_spans), "errorMessage": ps.error_message}}
+        ).encode()
+    return b"{}"

@@ -1,0 +1,67 @@
+"""The running analyzer's parts, started and stopped in order: store → schema → writer → gRPC.
+
+:func:`start_runtime` opens the store (locking a chDB directory), applies migrations and retention,
+seeds the chain registry, starts the span writer and (unless ``grpc_port < 0``) the OTLP/gRPC server.
+The HTTP side (:mod:`analyzer.api.app`) reads everything from the :class:`Runtime`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import grpc
+
+from analyzer.ingest.grpc import start_grpc_server
+from analyzer.settings import AnalyzerSettings
+from analyzer.store.catalog import seed_definitions
+from analyzer.store.client import Store, open_store
+from analyzer.store.migrations import apply_retention, migrate
+from analyzer.store.writer import SpanWriter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    """Store, writer and gRPC server of one analyzer process; ``grpc_port`` is the bound port (or None)."""
+
+    settings: AnalyzerSettings
+    store: Store
+    writer: SpanWriter
+    grpc_server: grpc.Server | None = None
+    grpc_port: int | None = None
+
+    def close(self) -> None:
+        """Stop accepting gRPC, flush the writer, close the store (releases the chDB lock)."""
+        if self.grpc_server is not None:
+            self.grpc_server.stop(grace=2).wait(5)
+        self.writer.stop()
+        self.store.close()
+
+
+def start_runtime(settings: AnalyzerSettings) -> Runtime:
+    """Open and prepare everything (see module docstring).
+
+    Raises :class:`~analyzer.store.client.StoreLockedError` when another process owns the chDB
+    directory, clickhouse-connect errors when a server is unreachable, RuntimeError when the gRPC
+    port cannot be bound.
+    """
+    store = open_store(settings)
+    try:
+        migrate(store.client)
+        apply_retention(store.client, settings.retention_days)
+        seed_definitions(store.client)
+        writer = SpanWriter(store, settings)
+        writer.start()
+    except BaseException:
+        store.close()
+        raise
+    runtime = Runtime(settings=settings, store=store, writer=writer)
+    if settings.grpc_port >= 0:
+        try:
+            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, settings)
+        except BaseException:
+            runtime.close()
+            raise
+    return runtime

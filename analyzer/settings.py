@@ -1,0 +1,75 @@
+"""All analyzer configuration, read in one place.
+
+Every value comes from a ``CHAINOTEL_*`` environment variable (or the matching ``serve`` flag,
+which :mod:`analyzer.cli` passes in as an override). Nothing here touches the network or the disk.
+
+Example::
+
+    >>> from analyzer.settings import AnalyzerSettings
+    >>> AnalyzerSettings(http_port=0).grpc_port
+    4317
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_data_dir() -> Path:
+    """The default chDB data directory: ``$XDG_DATA_HOME/chainotel`` (``~/.local/share/chainotel``)."""
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "chainotel"
+
+
+class AnalyzerSettings(BaseSettings):
+    """Configuration of ``chainotel-analyzer serve``; each field is ``CHAINOTEL_<FIELD>`` in the environment.
+
+    Sizes are in bytes, durations in seconds unless the name says otherwise.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="CHAINOTEL_", extra="ignore")
+
+    host: str = Field("0.0.0.0", description="Interface both receivers bind to.")
+    grpc_port: int = Field(4317, description="OTLP/gRPC port (OTLP default 4317); -1 disables gRPC.")
+    http_port: int = Field(4318, description="OTLP/HTTP + JSON API port (OTLP default 4318).")
+    data_dir: Path = Field(default_factory=default_data_dir, description="chDB data directory when no URL is given.")
+    clickhouse_url: str = Field(
+        "",
+        description="chdb:///abs/dir (embedded, default chdb://<data_dir>) or http(s)://user:pass@host:8123/db.",
+    )
+    retention_days: int = Field(7, ge=0, description="Keep rows this many days after ingest; 0 keeps them forever.")
+
+    # --- request limits (OTLP receivers) -----------------------------------------------------
+    max_request_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest request body as sent (compressed).")
+    max_decompressed_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Largest request body after gzip decompression (no gzip bombs)."
+    )
+
+    # --- writer ----------------------------------------------------------------------------------
+    queue_max_spans: int = Field(100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE.")
+    batch_max_spans: int = Field(10_000, gt=0, description="Most spans per INSERT (each INSERT writes one part).")
+    batch_max_wait: float = Field(
+        0.05, ge=0, le=1.0, description="Longest a span waits (s) for more spans before its INSERT starts."
+    )
+    commit_timeout: float = Field(30.0, gt=0, description="A request not committed after this (s) gets 503.")
+    retry_after: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")
+    dedup_window: float = Field(3600.0, ge=0, description="Seconds an acknowledged request's digest is remembered.")
+
+    # --- chDB engine limits ------------------------------------------------------------------
+    chdb_max_server_memory_bytes: int = Field(
+        2 * 1024**3, gt=0, description="chDB engine-wide memory cap (server setting max_server_memory_usage)."
+    )
+    chdb_max_query_memory_bytes: int = Field(
+        1024**3, gt=0, description="Per-query memory cap (session setting max_memory_usage)."
+    )
+    chdb_max_threads: int = Field(2, gt=0, description="Threads per query (session setting max_threads).")
+
+    def resolved_clickhouse_url(self) -> str:
+        """The store URL: ``clickhouse_url`` if set, else ``chdb://<absolute data_dir>``."""
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return "chdb://" + str(self.data_dir.expanduser().resolve())

@@ -1,0 +1,253 @@
+"""The batching writer: the only code that inserts spans, from one thread, behind a bounded queue.
+
+Why one thread: chDB hosts one engine per process, has no async client, and every INSERT writes a
+part. Receivers (HTTP and gRPC handlers) call :meth:`SpanWriter.submit` with a decoded request and
+wait on the returned future, which resolves only after the batch holding the request is committed —
+so no span is acknowledged before it is stored.
+
+Batching: the writer thread takes the first waiting request, lingers up to ``batch_max_wait`` seconds
+(≤ 1 s) for more, and inserts at most ``batch_max_spans`` spans (≤ 10 000) in one column-oriented
+INSERT into ``chain_history`` (the materialized views fill ``chain_traces`` and ``chain_metrics`` in
+the same INSERT). Requests are never split across INSERTs.
+
+Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
+``queue_max_spans`` and :class:`StoreUnavailable` while the last INSERT failed (until a probe query
+succeeds again); receivers answer 503 + Retry-After / gRPC UNAVAILABLE, so the sender retries.
+
+No duplicates on retry (an exporter resends the identical request after a timeout or a 503):
+
+- every request is identified by a 64-bit digest of its decompressed body (:func:`request_digest`);
+- the digest is written with each of the request's rows (``chain_history.request_digest``) in the
+  same INSERT as the rows themselves, so "rows stored" and "request recorded" cannot diverge;
+- the writer remembers digests of committed requests for ``dedup_window`` seconds (reloaded from
+  ``chain_history`` at start, so this survives a restart) and digests of queued/in-flight requests;
+  a request whose digest is committed is acknowledged without inserting, one that is queued or being
+  inserted shares that request's future. Because the duplicate never reaches ``chain_history``, the
+  materialized views (``chain_metrics`` counts, ``chain_traces`` span counts) never double-count —
+  which a ReplacingMergeTree on ``chain_history`` alone would not give.
+- Limits: a retry that arrives after ``dedup_window`` is stored again; an INSERT that fails after
+  ClickHouse committed part of it (crash between the table and its views) is not acknowledged and the
+  retry is stored again (ClickHouse has no multi-table transaction for MVs).
+"""
+
+from __future__ import annotations
+
+import collections
+import hashlib
+import logging
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from analyzer.ingest.otlp import COLUMNS, DecodedSpans
+from analyzer.settings import AnalyzerSettings
+from analyzer.store.client import Store
+
+log = logging.getLogger(__name__)
+
+INSERT_COLUMNS = (*COLUMNS, "ingested_at", "request_digest")
+_MAX_REMEMBERED = 500_000
+
+
+class WriteQueueFull(Exception):
+    """The write queue holds ``queue_max_spans`` spans already; retry later (HTTP 503 / UNAVAILABLE)."""
+
+
+class StoreUnavailable(Exception):
+    """ClickHouse rejected or could not take the last INSERT; retry later (HTTP 503 / UNAVAILABLE)."""
+
+
+def request_digest(body: bytes) -> int:
+    """64-bit digest (BLAKE2b) of a request's decompressed body, as stored in ``request_digest``."""
+    return int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+@dataclass
+class _Item:
+    digest: int
+    spans: DecodedSpans
+    future: Future
+
+
+class SpanWriter:
+    """Owns the insert path into ``chain_history``; see the module docstring for the contract.
+
+    Example::
+
+        writer = SpanWriter(store, settings); writer.start()
+        fut = writer.submit(request_digest(body), decode_request(req))   # may raise WriteQueueFull
+        fut.result(timeout=30)   # returns True once committed (False: duplicate, already stored)
+    """
+
+    def __init__(self, store: Store, settings: AnalyzerSettings):
+        self._store = store
+        self._settings = settings
+        self._client = store.new_client()
+        self._cond = threading.Condition()
+        self._queue: collections.deque[_Item] = collections.deque()
+        self._queued_spans = 0
+        self._inflight: dict[int, Future] = {}
+        self._committed: collections.OrderedDict[int, float] = collections.OrderedDict()
+        self._healthy = True
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="chainotel-span-writer", daemon=True)
+        self.last_error = ""
+        self.spans_written = 0
+        self.inserts = 0
+
+    # --- public --------------------------------------------------------------------------------
+    def start(self) -> None:
+        """Reload recent request digests from the store, then start the writer thread."""
+        window = int(self._settings.dedup_window)
+        if window > 0:
+            rows = self._client.query(
+                "SELECT DISTINCT request_digest FROM chain_history "
+                "WHERE ingested_at >= now() - toIntervalSecond({w:UInt32})",
+                parameters={"w": window},
+            ).result_rows
+            now = time.monotonic()
+            for (digest,) in rows:
+                self._committed[digest] = now
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Insert what is queued, then stop the thread (waits up to ``timeout`` s)."""
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join(timeout)
+
+    @property
+    def queue_depth(self) -> int:
+        """Spans waiting for their INSERT (not counting the INSERT in progress)."""
+        return self._queued_spans
+
+    @property
+    def healthy(self) -> bool:
+        """False after a failed INSERT until a probe query succeeds."""
+        return self._healthy
+
+    def submit(self, digest: int, spans: DecodedSpans) -> Future:
+        """Queue a decoded request for insert; the future resolves True when committed.
+
+        Resolves at once with False for an identical request already committed (a retry). Raises
+        :class:`WriteQueueFull` or :class:`StoreUnavailable` when the request cannot be queued now.
+        """
+        with self._cond:
+            if digest in self._committed:
+                done: Future = Future()
+                done.set_result(False)
+                return done
+            pending = self._inflight.get(digest)
+            if pending is not None:
+                return pending
+            if not self._healthy:
+                raise StoreUnavailable(f"ClickHouse is unavailable: {self.last_error}")
+            if self._stopping:
+                raise StoreUnavailable("the analyzer is shutting down")
+            if self._queued_spans and self._queued_spans + spans.count > self._settings.queue_max_spans:
+                raise WriteQueueFull(
+                    f"write queue full ({self._queued_spans} spans waiting, limit {self._settings.queue_max_spans})"
+                )
+            fut: Future = Future()
+            self._queue.append(_Item(digest, spans, fut))
+            self._queued_spans += spans.count
+            self._inflight[digest] = fut
+            self._cond.notify_all()
+            return fut
+
+    # --- writer thread -------------------------------------------------------------------------
+    def _take_batch(self) -> list[_Item] | None:
+        s = self._settings
+        with self._cond:
+            while True:
+                if not self._healthy and not self._stopping:
+                    self._cond.wait(1.0)
+                    return []  # probe outside the lock
+                if self._queue:
+                    break
+                if self._stopping:
+                    return None
+                self._cond.wait(1.0)
+            deadline = time.monotonic() + s.batch_max_wait
+            while self._queued_spans < s.batch_max_spans and not self._stopping:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cond.wait(left)
+            batch, n = [], 0
+            while self._queue and (not batch or n + self._queue[0].spans.count <= s.batch_max_spans):
+                item = self._queue.popleft()
+                batch.append(item)
+                n += item.spans.count
+            self._queued_spans -= n
+            return batch
+
+    def _probe(self) -> None:
+        try:
+            self._client.command("SELECT 1")
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the store marked down
+            self.last_error = str(exc)[:500]
+            return
+        self._healthy = True
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take_batch()
+            if batch is None:
+                return
+            if not batch:
+                self._probe()
+                continue
+            try:
+                self._insert(batch)
+            except Exception as exc:  # noqa: BLE001 - report to every waiting sender, keep running
+                log.warning("INSERT of %d request(s) failed: %s", len(batch), exc)
+                with self._cond:
+                    self._healthy = False
+                    self.last_error = str(exc)[:500]
+                    # requests queued behind this batch fail too: their senders retry them later
+                    failed = batch + list(self._queue)
+                    self._queue.clear()
+                    self._queued_spans = 0
+                    for item in failed:
+                        self._inflight.pop(item.digest, None)
+                for item in failed:
+                    if not item.future.done():
+                        item.future.set_exception(StoreUnavailable(f"ClickHouse INSERT failed: {self.last_error}"))
+                continue
+            now = time.monotonic()
+            with self._cond:
+                for item in batch:
+                    self._inflight.pop(item.digest, None)
+                    self._committed[item.digest] = now
+                self._forget(now)
+            for item in batch:
+                if not item.future.done():
+                    item.future.set_result(True)
+
+    def _forget(self, now: float) -> None:
+        horizon = now - self._settings.dedup_window
+        committed = self._committed
+        while committed and (len(committed) > _MAX_REMEMBERED or next(iter(committed.values())) < horizon):
+            committed.popitem(last=False)
+
+    def _insert(self, batch: list[_Item]) -> None:
+        ncols = len(COLUMNS)
+        if len(batch) == 1:
+            columns = list(batch[0].spans.columns)
+        else:
+            columns = [[] for _ in range(ncols)]
+            for item in batch:
+                for dst, src in zip(columns, item.spans.columns):
+                    dst.extend(src)
+        total = len(columns[0])
+        digests: list[int] = []
+        for item in batch:
+            digests.extend([item.digest] * item.spans.count)
+        columns.append([int(time.time())] * total)
+        columns.append(digests)
+        self._client.insert("chain_history", columns, column_names=INSERT_COLUMNS, column_oriented=True)
+        self.spans_written += total
+        self.inserts += 1
