@@ -1,0 +1,326 @@
+"""``chainotel trace|health|monitor|anomalies|impact|bottlenecks``: a command-line client of the analyzer API.
+
+Readable rich tables by default, ``--json`` for scripts (the analyzer's JSON, unchanged). The
+analyzer is found at ``--analyzer URL`` or ``CHAINOTEL_ANALYZER_URL`` (default
+``http://127.0.0.1:4318``, where ``chainotel-analyzer serve`` listens). Register the commands on a
+typer app with :func:`register`::
+
+    from chainotel.cli import client
+    client.register(app)
+
+Endpoints used (issue 4's analysis API): ``/api/v1/traces/{chain_id}/critical-path``,
+``/api/v1/analytics/chains/health/overview``, ``/api/v1/analytics/chains/performance/real-time``,
+``/api/v1/analytics/chains/anomalies/detect``, ``/api/v1/analytics/chains/services/{service}/impact``,
+``/api/v1/analytics/bottlenecks``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import httpx
+import typer
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+DEFAULT_ANALYZER_URL = "http://127.0.0.1:4318"
+
+PATHS = {
+    "critical_path": "/api/v1/traces/{chain_id}/critical-path",
+    "health": "/api/v1/analytics/chains/health/overview",
+    "realtime": "/api/v1/analytics/chains/performance/real-time",
+    "anomalies": "/api/v1/analytics/chains/anomalies/detect",
+    "impact": "/api/v1/analytics/chains/services/{service}/impact",
+    "bottlenecks": "/api/v1/analytics/bottlenecks",
+}
+"""Analyzer API paths, in one place."""
+
+console = Console()
+
+
+class AnalyzerError(Exception):
+    """The analyzer could not be reached or refused the request; the message says what to do."""
+
+
+class AnalyzerClient:
+    """Thin synchronous client of the analyzer's JSON API.
+
+    ``base_url`` e.g. ``http://127.0.0.1:4318``. Every method returns the decoded JSON and raises
+    :class:`AnalyzerError` when the analyzer is unreachable (connection refused, timeout) or answers
+    4xx/5xx (the message carries the analyzer's ``detail``).
+
+    >>> AnalyzerClient("http://127.0.0.1:4318").critical_path("0af7651916cd43dd8448eb211c80319c")  # doctest: +SKIP
+    """
+
+    def __init__(self, base_url: str = DEFAULT_ANALYZER_URL, timeout: float = 10.0) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, path: str, **params: Any) -> Any:
+        """GET ``path`` with the non-None ``params``; see the class doc for errors."""
+        query = {k: v for k, v in params.items() if v is not None}
+        try:
+            response = self._http.get(path, params=query)
+        except httpx.TransportError as exc:
+            raise AnalyzerError(
+                f"cannot reach the chainotel analyzer at {self.base_url} ({type(exc).__name__}: {exc}). "
+                "Start it with `chainotel-analyzer serve`, or point --analyzer / CHAINOTEL_ANALYZER_URL at it."
+            ) from exc
+        if response.status_code >= 400:
+            try:
+                detail = response.json().get("detail", response.text)
+            except ValueError:
+                detail = response.text
+            raise AnalyzerError(f"analyzer answered {response.status_code} for {path}: {_detail_text(detail)}")
+        return response.json()
+
+    def critical_path(self, chain_id: str) -> dict:
+        return self.get(PATHS["critical_path"].format(chain_id=chain_id))
+
+    def health(self) -> dict:
+        return self.get(PATHS["health"])
+
+    def realtime(self) -> dict:
+        return self.get(PATHS["realtime"])
+
+    def anomalies(self) -> dict:
+        return self.get(PATHS["anomalies"])
+
+    def impact(self, service: str) -> dict:
+        return self.get(PATHS["impact"].format(service=service))
+
+    def bottlenecks(self, since: str, until: str | None = None, chain: str | None = None, group_by: str | None = None,
+                    baseline_since: str | None = None, baseline_until: str | None = None) -> dict:
+        """Bottleneck ranking; times are RFC 3339 or Unix seconds (see :func:`parse_time`)."""
+        return self.get(PATHS["bottlenecks"], since=since, until=until, chain=chain, group_by=group_by,
+                        baseline_since=baseline_since, baseline_until=baseline_until)
+
+
+def _detail_text(detail: Any) -> str:
+    if isinstance(detail, list):  # FastAPI validation errors
+        return "; ".join(f"{'.'.join(map(str, d.get('loc', [])))}: {d.get('msg')}" for d in detail if isinstance(d, dict))
+    return str(detail)
+
+
+_RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
+
+
+def parse_time(value: str | None, now: float | None = None) -> str | None:
+    """Turn ``15m`` / ``2h`` / ``1d`` / ``30s`` (that long ago) into Unix seconds; pass RFC 3339 or
+    Unix seconds through unchanged. ``None`` stays ``None``.
+
+    >>> parse_time("15m", now=1_000_000.0)
+    '999100'
+    """
+    if value is None:
+        return None
+    m = _RELATIVE.match(value.strip())
+    if not m:
+        return value
+    seconds = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    return str(int((time.time() if now is None else now) - seconds))
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, separators=(",", ":"))[:60]
+    return "" if value is None else str(value)
+
+
+def records_table(title: str, rows: Iterable[dict], preferred: list[str] | None = None, limit: int = 50) -> Table:
+    """A table of dict rows: the ``preferred`` columns that occur first, then the other scalar keys."""
+    rows = list(rows)
+    keys: list[str] = [k for k in preferred or [] if any(k in r for r in rows)]
+    for row in rows:
+        keys += [k for k, v in row.items() if k not in keys and not isinstance(v, (list, dict))]
+    table = Table(title=title, title_justify="left")
+    for key in keys:
+        table.add_column(key, justify="right" if rows and isinstance(rows[0].get(key), (int, float)) else "left")
+    for row in rows[:limit]:
+        table.add_row(*(_fmt(row.get(k)) for k in keys))
+    if not rows:
+        table.caption = "no data"
+    return table
+
+
+def waterfall(doc: dict, width: int = 40) -> Group:
+    """Render a ``/critical-path`` answer: the span waterfall (offset, duration, self and critical
+    time, all in ms) with a bar per span, critical sections per root, and the per-service share."""
+    spans = sorted(doc.get("spans", []), key=lambda s: s["start_unix_nano"])
+    t0 = min((s["start_unix_nano"] for s in spans), default=0)
+    t1 = max((s["start_unix_nano"] + s["duration_ns"] for s in spans), default=t0 + 1)
+    scale = width / max(t1 - t0, 1)
+    depth: dict[str, int] = {}
+    for s in spans:
+        depth[s["span_id"]] = depth.get(s.get("parent_span_id") or "", -1) + 1
+    table = Table(title=f"trace {doc.get('trace_id', '')}  chain {doc.get('chain') or '-'}  "
+                        f"{doc.get('duration_ms', 0):.1f} ms", title_justify="left")
+    for col, justify in (("service", "left"), ("operation", "left"), ("start ms", "right"), ("dur ms", "right"),
+                         ("self ms", "right"), ("critical ms", "right"), ("", "left")):
+        table.add_column(col, justify=justify)
+    for s in spans:
+        start = int((s["start_unix_nano"] - t0) * scale)
+        length = max(1, int(s["duration_ns"] * scale))
+        bar = Text(" " * start)
+        bar.append("█" * length, style="red" if s.get("critical_time_ns") else "cyan")
+        table.add_row(s.get("service", ""), "  " * depth[s["span_id"]] + s.get("operation", ""),
+                      f"{(s['start_unix_nano'] - t0) / 1e6:.1f}", f"{s['duration_ns'] / 1e6:.1f}",
+                      f"{s.get('self_time_ns', 0) / 1e6:.1f}", f"{s.get('critical_time_ns', 0) / 1e6:.1f}", bar)
+    parts: list[Any] = [table]
+    for i, root in enumerate(doc.get("roots", [])):
+        crit = Table(title=("critical path" if i == 0 else f"critical path of detached subtree {root.get('root_span_id')}"),
+                     title_justify="left")
+        for col in ("service", "operation", "ms on critical path"):
+            crit.add_column(col, justify="right" if col.startswith("ms") else "left")
+        for sec in root.get("sections", []):
+            crit.add_row(sec["service"], sec["operation"], f"{(sec['end_unix_nano'] - sec['start_unix_nano']) / 1e6:.1f}")
+        parts.append(crit)
+        parts.append(records_table("critical time by service", root.get("by_service", []), ["service", "critical_ms", "share"]))
+    return Group(*parts)
+
+
+def _list_of(doc: Any, *keys: str) -> list[dict]:
+    """The first list found under one of ``keys`` (or the doc itself when it is a list)."""
+    if isinstance(doc, list):
+        return doc
+    for key in keys:
+        if isinstance(doc.get(key), list):
+            return doc[key]
+    return []
+
+
+HEALTH_COLUMNS = ["chain", "chain_id", "name", "status", "health_score", "traces", "throughput", "error_rate",
+                  "p50_ms", "p95_ms", "p99_ms", "sla_compliance", "max_duration_ms"]
+BOTTLENECK_COLUMNS = ["service", "operation", "critical_ms_per_trace", "share", "p95_ms", "delta_ms_per_trace", "score"]
+
+
+def health_table(doc: dict) -> Table:
+    return records_table("chain health", _list_of(doc, "chains", "health", "items"), HEALTH_COLUMNS)
+
+
+def bottleneck_table(doc: dict, title: str = "bottlenecks") -> Table:
+    caption = f"{doc.get('traces', 0)} traces"
+    table = records_table(title, doc.get("ranking", []), BOTTLENECK_COLUMNS)
+    table.caption = caption if doc.get("ranking") else f"{caption}, no data"
+    return table
+
+
+def anomalies_table(doc: dict) -> Table:
+    return records_table("anomalies", _list_of(doc, "anomalies"),
+                         ["chain", "service", "metric", "kind", "severity", "value", "baseline", "score", "message"])
+
+
+# --- commands --------------------------------------------------------------------------------------
+
+AnalyzerOpt = typer.Option(DEFAULT_ANALYZER_URL, "--analyzer", envvar="CHAINOTEL_ANALYZER_URL",
+                           help="Base URL of the chainotel analyzer API.")
+JsonOpt = typer.Option(False, "--json", help="Print the analyzer's JSON instead of tables.")
+
+
+def _run(analyzer: str, as_json: bool, fetch, render) -> None:
+    client = AnalyzerClient(analyzer)
+    try:
+        doc = fetch(client)
+    except AnalyzerError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    finally:
+        client.close()
+    if as_json:
+        typer.echo(json.dumps(doc, indent=2))
+    else:
+        console.print(render(doc))
+
+
+def trace(chain_id: str = typer.Argument(..., help="Chain instance ID: a UUID or 32 hex digits (the trace ID)."),
+          analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
+    """Waterfall and critical path of one chain instance (trace)."""
+    _run(analyzer, as_json, lambda c: c.critical_path(chain_id), waterfall)
+
+
+def health(analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
+    """Health of every chain: throughput, error rate, p50/p95/p99, SLA compliance, score, status."""
+    _run(analyzer, as_json, lambda c: c.health(), health_table)
+
+
+def anomalies(analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
+    """Chains and services whose latency, error rate or throughput left their recent baseline."""
+    _run(analyzer, as_json, lambda c: c.anomalies(), anomalies_table)
+
+
+def impact(service: str = typer.Argument(..., help="service.name, e.g. ai-provider"),
+           analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
+    """The chains a service takes part in and its share of their critical path."""
+    def render(doc: dict):
+        return records_table(f"impact of {service}", _list_of(doc, "chains", "impact"),
+                             ["chain", "name", "traces", "critical_ms_per_trace", "share", "p95_ms", "error_rate"])
+    _run(analyzer, as_json, lambda c: c.impact(service), render)
+
+
+def bottlenecks(chain: str = typer.Option(None, "--chain", help="Chain definition ID, e.g. A2; all chains if omitted."),
+                since: str = typer.Option("15m", "--since", help="Window start: 15m / 2h / 1d ago, RFC 3339 or Unix seconds."),
+                until: str = typer.Option(None, "--until", help="Window end (default now)."),
+                group_by: str = typer.Option(None, "--group-by", help="service or operation."),
+                baseline_since: str = typer.Option(None, "--baseline-since", help="Baseline window start: rank by increase."),
+                baseline_until: str = typer.Option(None, "--baseline-until", help="Baseline window end."),
+                analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
+    """Services/operations ranked by their contribution to the critical path ("what holds it back?")."""
+    _run(analyzer, as_json,
+         lambda c: c.bottlenecks(parse_time(since), parse_time(until), chain, group_by,
+                                 parse_time(baseline_since), parse_time(baseline_until)),
+         lambda doc: bottleneck_table(doc, f"bottlenecks{' of ' + chain if chain else ''} since {since}"))
+
+
+def monitor(interval: float = typer.Option(2.0, "--interval", min=0.2, help="Seconds between refreshes."),
+            count: int = typer.Option(30, "--count", min=1, help="Number of refreshes before exiting (bounded)."),
+            analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
+    """A refreshing view of chain health and real-time performance; stops after --count refreshes or Ctrl-C."""
+    from rich.live import Live
+
+    client = AnalyzerClient(analyzer)
+
+    def frame():
+        rt = client.realtime()
+        doc = client.health()
+        if as_json:
+            return {"health": doc, "real_time": rt}
+        summary = Text(f"active chains {rt.get('active_chains', '-')}   average duration "
+                       f"{_fmt(rt.get('average_duration'))} ms   {time.strftime('%H:%M:%S')}", style="bold")
+        return Group(summary, health_table(doc))
+
+    try:
+        if as_json:
+            for i in range(count):
+                typer.echo(json.dumps(frame()))
+                if i + 1 < count:
+                    time.sleep(interval)
+            return
+        with Live(frame(), console=console, refresh_per_second=4) as live:
+            for _ in range(count - 1):
+                time.sleep(interval)
+                live.update(frame())
+    except AnalyzerError as exc:
+        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    except KeyboardInterrupt:
+        pass
+    finally:
+        client.close()
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``trace``, ``health``, ``monitor``, ``anomalies``, ``impact`` and ``bottlenecks`` to ``app``."""
+    for fn in (trace, health, monitor, anomalies, impact, bottlenecks):
+        app.command(fn.__name__)(fn)
