@@ -1,0 +1,146 @@
+"""Critical path aggregated over many traces of one chain — the CRISP approach.
+
+CRISP (Zhang et al., "CRISP: Critical Path Analysis of Large-Scale Microservice Architectures",
+USENIX ATC'22) computes the critical path of every trace, attributes each piece of it to the
+span's *call path* (its calling context: the ``service:operation`` names from the root down to
+the span) and sums those over traces, giving a calling-context tree weighted by critical time.
+Here the same is done per call path and per ``(service, operation)``:
+
+- ``total_ns``: critical-path time summed over all traces (**ns**);
+- ``per_trace_ns``: ``total_ns / traces`` — the average over *all* traces of the window, so a
+  call path present in few traces weighs little;
+- ``p50_ns``/``p95_ns``/``p99_ns``: percentiles over the traces in which the key is on the
+  critical path (linear interpolation, see :mod:`analyzer.analysis.stats`);
+- ``traces``: in how many traces it was on the critical path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Iterable, Mapping
+from typing import NamedTuple, TypeVar
+
+from analyzer.analysis.critical_path import TraceCriticalPath
+from analyzer.analysis.stats import percentile
+
+K = TypeVar("K", bound=Hashable)
+
+
+class CriticalStats(NamedTuple):
+    """Critical-path time of one key over a set of traces; all times in **nanoseconds**."""
+
+    total_ns: int
+    per_trace_ns: float
+    p50_ns: float
+    p95_ns: float
+    p99_ns: float
+    traces: int
+
+
+def aggregate(per_trace: Iterable[Mapping[K, int]]) -> tuple[int, dict[K, CriticalStats]]:
+    """Combine per-trace ``{key: ns}`` maps into ``(trace count, {key: CriticalStats})``.
+
+    Keys may be anything hashable (a service, a ``(service, operation)`` pair, a call path).
+    """
+    values: dict[K, list[int]] = {}
+    n = 0
+    for trace in per_trace:
+        n += 1
+        for key, ns in trace.items():
+            bucket = values.get(key)
+            if bucket is None:
+                values[key] = [ns]
+            else:
+                bucket.append(ns)
+    out: dict[K, CriticalStats] = {}
+    for key, vals in values.items():
+        vals.sort()
+        total = sum(vals)
+        out[key] = CriticalStats(
+            total_ns=total,
+            per_trace_ns=total / n,
+            p50_ns=percentile(vals, 50),
+            p95_ns=percentile(vals, 95),
+            p99_ns=percentile(vals, 99),
+            traces=len(vals),
+        )
+    return n, out
+
+
+def critical_by_call_path(result: TraceCriticalPath) -> dict[tuple[tuple[str, str], ...], int]:
+    """Critical-path time of one trace per call path (CRISP's calling context).
+
+    A call path is the tuple of ``(service, operation)`` pairs from the span's root down to the
+    span itself. Returns ``{call_path: ns}`` (**nanoseconds**), every root included.
+    """
+    spans = result.spans
+    memo: dict[str, tuple] = {}
+    out: dict[tuple, int] = {}
+    for sid, ns in result.critical_time_ns.items():
+        if not ns:
+            continue
+        path = _call_path(sid, spans, memo)
+        out[path] = out.get(path, 0) + ns
+    return out
+
+
+def _call_path(sid: str, spans: Mapping, memo: dict[str, tuple]) -> tuple:
+    """Call path of span ``sid`` (iterative walk up the parents, memoised; cycle-safe)."""
+    chain = []
+    seen = set()
+    cur = sid
+    prefix: tuple = ()
+    while cur in spans and cur not in seen:
+        if cur in memo:
+            prefix = memo[cur]
+            break
+        seen.add(cur)
+        chain.append(cur)
+        cur = spans[cur].parent_span_id
+    for node in reversed(chain):
+        span = spans[node]
+        prefix = prefix + ((span.service, span.operation),)
+        memo[node] = prefix
+    return memo.get(sid, prefix)
+
+
+def chain_critical_path(results: Iterable[TraceCriticalPath]) -> dict:
+    """The aggregated critical path of a chain over many traces (CRISP).
+
+    Returns ``{"traces": int, "by_call_path": [...], "by_operation": [...]}``; each list holds
+    ``{"call_path": ["service:operation", ...]}`` resp. ``{"service", "operation"}`` plus ``total_ms``,
+    ``per_trace_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms`` (**milliseconds**, float) and
+    ``traces``, sorted by ``total_ms`` descending. Per-operation figures charge each span's
+    time to the span itself (no call-hop re-attribution: see :mod:`.bottlenecks` for that).
+    """
+    by_path = []
+    by_op = []
+    for r in results:
+        paths = critical_by_call_path(r)
+        by_path.append(paths)
+        ops: dict[tuple[str, str], int] = {}
+        for path, ns in paths.items():
+            ops[path[-1]] = ops.get(path[-1], 0) + ns
+        by_op.append(ops)
+    n, path_stats = aggregate(by_path)
+    _, op_stats = aggregate(by_op)
+    return {
+        "traces": n,
+        "by_call_path": [
+            {"call_path": [f"{svc}:{op}" for svc, op in k], **_ms(v)} for k, v in sorted(path_stats.items(), key=lambda kv: -kv[1].total_ns)
+        ],
+        "by_operation": [
+            {"service": k[0], "operation": k[1], **_ms(v)}
+            for k, v in sorted(op_stats.items(), key=lambda kv: -kv[1].total_ns)
+        ],
+    }
+
+
+def _ms(s: CriticalStats) -> dict:
+    return {
+        "total_ms": s.total_ns / 1e6,
+        "per_trace_ms": s.per_trace_ns / 1e6,
+        "p50_ms": s.p50_ns / 1e6,
+        "p95_ms": s.p95_ns / 1e6,
+        "p99_ms": s.p99_ns / 1e6,
+        "traces": s.traces,
+    }

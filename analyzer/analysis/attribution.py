@@ -1,0 +1,64 @@
+"""Who a piece of critical path belongs to: span → (service, operation), with call hops.
+
+Rule (issue 4, "bottleneck ranking"): the time between a client span and the server span it
+calls — network transfer and queueing — is attributed to the *call into the callee*, not to the
+caller's self time. A span is the client side of a call hop when
+
+- its kind is ``CLIENT`` or ``PRODUCER``, or its kind is unknown (``UNSPECIFIED``/``INTERNAL``,
+  as in data converted from other tracers), **and**
+- it has a child span in another service (the callee's server span).
+
+Critical-path sections of such a span are charged to the callee: ``(callee.service,
+callee.operation)`` of its remote child (the longest one if it has several). A ``CLIENT`` span
+without a recorded callee but with ``peer.service`` is charged to ``(peer_service, operation)``
+(an uninstrumented dependency such as a database). Everything else is charged to the span's own
+``(service, operation)``.
+"""
+
+from __future__ import annotations
+
+from analyzer.analysis.critical_path import TraceCriticalPath
+from analyzer.analysis.model import CLIENT, CONSUMER, INTERNAL, PRODUCER, SERVER, UNSPECIFIED, Span
+
+_CALLER_KINDS = frozenset((CLIENT, PRODUCER, UNSPECIFIED, INTERNAL))
+
+
+def callee_of(spans: dict[str, Span]) -> dict[str, Span]:
+    """For every client-side span of a call hop, the callee span it is charged to.
+
+    ``spans``: ``{span_id: Span}`` of one trace. Returns ``{client span_id: callee Span}`` —
+    the remote child (another service; not a ``CONSUMER``) with the longest duration (ties: the
+    smaller span ID), or a synthetic span for ``peer.service`` on a childless ``CLIENT`` span.
+    """
+    best: dict[str, Span] = {}
+    for span in spans.values():
+        parent = spans.get(span.parent_span_id)
+        if parent is None or parent.service == span.service or span.kind == CONSUMER:
+            continue
+        if parent.kind not in _CALLER_KINDS:
+            continue
+        cur = best.get(parent.span_id)
+        if cur is None or (span.duration_ns, cur.span_id) > (cur.duration_ns, span.span_id):
+            best[parent.span_id] = span
+    for span in spans.values():
+        if span.kind == CLIENT and span.peer_service and span.span_id not in best:
+            best[span.span_id] = span._replace(service=span.peer_service, kind=SERVER)
+    return best
+
+
+def critical_by_operation(result: TraceCriticalPath) -> dict[tuple[str, str], int]:
+    """Critical-path time of one trace per ``(service, operation)``, call hops charged to the callee.
+
+    Sums the sections of every root (main and orphan). Returns ``{(service, operation): ns}``
+    (**nanoseconds**); the values add up to the total length of all roots' critical paths.
+    """
+    spans = result.spans
+    callees = callee_of(spans)
+    out: dict[tuple[str, str], int] = {}
+    for sid, ns in result.critical_time_ns.items():
+        if not ns:
+            continue
+        span = callees.get(sid) or spans[sid]
+        key = (span.service, span.operation)
+        out[key] = out.get(key, 0) + ns
+    return out

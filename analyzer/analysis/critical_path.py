@@ -1,0 +1,290 @@
+"""Critical path and self time of one trace — Jaeger UI's semantics.
+
+Where the critical path is computed. The rules follow Jaeger UI's trace-view "critical path"
+(jaeger-ui ``packages/jaeger-ui/src/components/TracePage/CriticalPath/``: ``index.ts``,
+``utils/sanitizeOverFlowingChildren.ts``, ``utils/findLastFinishingChildSpan.ts``,
+``utils/filterBlockingSpans.ts``) so that results agree with what users see in Jaeger:
+
+1. **Clean-up** (top-down from each root, against the parent's already clipped interval):
+   - a child that starts at/after its parent's end, or ends at/before its parent's start, is
+     dropped together with its subtree;
+   - a child hanging over either edge of its parent is clipped to the parent;
+   - a ``CONSUMER`` child of a ``PRODUCER`` span is non-blocking and left out with its subtree.
+2. **Walk back** from the parent's end ``t``: take the child with the latest end before ``t``
+   (ties: the earliest start, then the smaller span ID), give the parent the section
+   ``[child.end, t]``, walk into that child over its whole interval, set ``t = child.start`` and
+   repeat; with no such child the parent gets ``[parent.start, t]``. As in Jaeger UI, the first
+   pick in a span takes the child that ends last (a child clipped to end exactly at the
+   parent's end qualifies); every later pick needs ``child.end < t`` strictly.
+3. The sections of one root partition ``[root.start, root.end]``; zero-length sections are not
+   reported.
+4. Unlike Jaeger UI, a subtree whose parent span is missing from the trace is not discarded: it
+   is analysed as an extra root and reported after the main root. Spans caught in a parent
+   cycle are broken up the same way (the earliest-starting span of the cycle becomes a root).
+
+Self time of a span = its duration minus the union of its (direct) children's intervals
+clipped to the span, never below 0 — Jaeger UI's "self time" in the trace statistics view.
+Self time uses the spans as recorded (no clean-up); a child outside its parent adds nothing.
+
+Everything is iterative (no recursion: traces can be thousands of spans deep). All times are
+``int`` **nanoseconds**.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import NamedTuple
+
+from analyzer.analysis.model import CONSUMER, PRODUCER, Span
+
+_SPAN_ID = itemgetter(0)
+
+
+class Section(NamedTuple):
+    """A piece of the critical path: span ``span_id`` is what the trace waits on during
+    ``[start_ns, end_ns)`` (Unix **nanoseconds**, ``end_ns > start_ns``)."""
+
+    span_id: str
+    start_ns: int
+    end_ns: int
+
+
+class RootCriticalPath(NamedTuple):
+    """The critical path below one root span.
+
+    ``sections`` are in time order and partition ``[root.start_ns, root.end_ns]`` (zero-length
+    pieces omitted). ``orphan`` is true for a subtree whose parent span is missing from the trace.
+    """
+
+    root_span_id: str
+    sections: list[Section]
+    orphan: bool
+
+
+class TraceCriticalPath(NamedTuple):
+    """Result of :func:`analyze_trace`.
+
+    - ``roots``: one :class:`RootCriticalPath` per root, main root first (a span without
+      parent before orphans, then earliest start, then longest, then smaller span ID).
+    - ``spans``: ``{span_id: Span}`` after de-duplication (a repeated span ID keeps one span,
+      chosen independently of input order).
+    - ``self_time_ns``, ``critical_time_ns``: ``{span_id: ns}`` for every span (0 when none).
+    - ``excluded``: span IDs left out of the critical path by the clean-up (outside their
+      parent, below such a span, or non-blocking consumers).
+    - ``clipped``: span IDs whose interval was clipped to their parent's.
+    """
+
+    roots: list[RootCriticalPath]
+    spans: dict[str, Span]
+    self_time_ns: dict[str, int]
+    critical_time_ns: dict[str, int]
+    excluded: frozenset[str]
+    clipped: frozenset[str]
+
+
+def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
+    """Critical path, critical time and self time of one trace (see the module docstring).
+
+    ``spans``: the spans of one trace, in any order (the result does not depend on it).
+    Returns a :class:`TraceCriticalPath`; an empty input gives empty results. Never raises on
+    odd data (missing parents, cycles, duplicate IDs, spans ending before they start).
+
+    Example::
+
+        >>> from analyzer.analysis.model import Span
+        >>> r = analyze_trace([Span("a", "", "web", "GET /", 0, 100),
+        ...                    Span("b", "a", "db", "query", 10, 60)])
+        >>> [(s.span_id, s.start_ns, s.end_ns) for s in r.roots[0].sections]
+        [('a', 0, 10), ('b', 10, 60), ('a', 60, 100)]
+        >>> r.self_time_ns
+        {'a': 50, 'b': 50}
+    """
+    # -- de-duplicate by span ID, in span-ID order (makes every tie independent of input order)
+    uniq: list[Span] = []
+    prev_id = None
+    for span in sorted(spans, key=_SPAN_ID):
+        sid = span[0]
+        if sid == prev_id:
+            if span > uniq[-1]:
+                uniq[-1] = span
+            continue
+        prev_id = sid
+        uniq.append(span)
+    n = len(uniq)
+    index = {span[0]: i for i, span in enumerate(uniq)}
+    ids = [span[0] for span in uniq]
+    starts = [span[4] for span in uniq]
+    ends = [span[5] if span[5] > span[4] else span[4] for span in uniq]
+
+    # -- tree: children in span-ID order, then stably by start (ties stay in ID order)
+    children: dict[int, list[int]] = {}
+    parent = [-1] * n
+    get = index.get
+    for i, span in enumerate(uniq):
+        p = get(span[1])
+        if p is None or p == i:
+            continue
+        parent[i] = p
+        kids = children.get(p)
+        if kids is None:
+            children[p] = [i]
+        else:
+            kids.append(i)
+    start_of = starts.__getitem__
+    for kids in children.values():
+        if len(kids) > 1:
+            kids.sort(key=start_of)
+
+    # -- self time: duration minus the union of the children's intervals clipped to the span
+    self_time = {}
+    for i in range(n):
+        s, e = starts[i], ends[i]
+        kids = children.get(i)
+        if not kids:
+            self_time[ids[i]] = e - s
+            continue
+        covered = 0
+        cur_s = cur_e = s
+        for c in kids:  # sorted by start
+            cs = starts[c]
+            ce = ends[c]
+            if cs < s:
+                cs = s
+            if ce > e:
+                ce = e
+            if ce <= cs:
+                continue
+            if cs > cur_e:
+                covered += cur_e - cur_s
+                cur_s, cur_e = cs, ce
+            elif ce > cur_e:
+                cur_e = ce
+        covered += cur_e - cur_s
+        self_time[ids[i]] = e - s - covered
+
+    # -- roots: spans without a (present) parent; then clean-up top-down from the roots
+    root_list = [i for i in range(n) if parent[i] < 0]
+    eff_start = list(starts)
+    eff_end = list(ends)
+    kept: dict[int, list[int]] = {}
+    reached = [False] * n
+    excluded: list[int] = []
+    clipped: list[int] = []
+    count = _clean_up(root_list, uniq, children, eff_start, eff_end, kept, reached, excluded, clipped)
+    while count < n:  # spans caught in a parent cycle (or below one): cut the earliest loose
+        cut = min((i for i in range(n) if not reached[i]), key=lambda i: (starts[i], ids[i]))
+        children[parent[cut]].remove(cut)
+        parent[cut] = -1
+        root_list.append(cut)
+        count += _clean_up([cut], uniq, children, eff_start, eff_end, kept, reached, excluded, clipped)
+    root_list.sort(key=lambda i: (uniq[i][1] != "", starts[i], -ends[i], ids[i]))
+
+    # -- walk back from each root's end (iterative)
+    critical = dict.fromkeys(ids, 0)
+    end_of = eff_end.__getitem__
+    estart_of = eff_start.__getitem__
+    for kids in kept.values():
+        if len(kids) > 1:
+            kids.sort(key=estart_of)
+            kids.sort(key=end_of, reverse=True)
+    roots_out = []
+    for root in root_list:
+        rev: list[Section] = []
+        stack = [(root, eff_end[root], 0, True)]
+        pop = stack.pop
+        push = stack.append
+        while stack:
+            node, t, ptr, first = pop()
+            kids = kept.get(node)
+            pick = -1
+            if kids:
+                if first:
+                    pick = kids[0]
+                else:
+                    k = len(kids)
+                    while ptr < k:
+                        c = kids[ptr]
+                        if eff_end[c] < t:
+                            pick = c
+                            break
+                        ptr += 1
+            if pick >= 0:
+                ce = eff_end[pick]
+                if ce != t:
+                    rev.append(Section(ids[node], ce, t))
+                    critical[ids[node]] += t - ce
+                push((node, eff_start[pick], ptr + 1, False))
+                push((pick, ce, 0, True))
+            else:
+                s = eff_start[node]
+                if s != t:
+                    rev.append(Section(ids[node], s, t))
+                    critical[ids[node]] += t - s
+        rev.reverse()
+        roots_out.append(RootCriticalPath(ids[root], rev, uniq[root][1] != ""))
+
+    return TraceCriticalPath(
+        roots=roots_out,
+        spans={ids[i]: uniq[i] for i in range(n)},
+        self_time_ns=self_time,
+        critical_time_ns=critical,
+        excluded=frozenset(ids[i] for i in excluded),
+        clipped=frozenset(ids[i] for i in clipped),
+    )
+
+
+def _clean_up(
+    roots: list[int],
+    spans: list[Span],
+    children: dict[int, list[int]],
+    eff_start: list[int],
+    eff_end: list[int],
+    kept: dict[int, list[int]],
+    reached: list[bool],
+    excluded: list[int],
+    clipped: list[int],
+) -> int:
+    """Apply the clean-up rules below ``roots`` (indices into ``spans``), top-down.
+
+    Fills ``kept`` (node → kept children), clips ``eff_start``/``eff_end`` in place (ns), marks
+    ``reached`` and appends to ``excluded``/``clipped``. Returns how many spans were reached.
+    Rules from Jaeger UI's ``sanitizeOverFlowingChildren`` and ``filterBlockingSpans``.
+    """
+    count = 0
+    stack = list(roots)
+    drop: list[int] = []
+    while stack:
+        node = stack.pop()
+        reached[node] = True
+        count += 1
+        kids = children.get(node)
+        if not kids:
+            continue
+        ps = eff_start[node]
+        pe = eff_end[node]
+        producer = spans[node][6] == PRODUCER
+        mine = []
+        for c in kids:
+            cs = eff_start[c]
+            ce = eff_end[c]
+            if cs >= pe or ce <= ps or (producer and spans[c][6] == CONSUMER):
+                drop.append(c)
+                continue
+            if cs < ps or ce > pe:
+                eff_start[c] = cs if cs > ps else ps
+                eff_end[c] = ce if ce < pe else pe
+                clipped.append(c)
+            mine.append(c)
+            stack.append(c)
+        if mine:
+            kept[node] = mine
+    while drop:  # dropped spans and their whole subtrees
+        node = drop.pop()
+        reached[node] = True
+        count += 1
+        excluded.append(node)
+        kids = children.get(node)
+        if kids:
+            drop.extend(kids)
+    return count

@@ -1,0 +1,158 @@
+"""Bottleneck ranking with baseline vs the injected faults of the Online Boutique data.
+
+``python -m bench.analysis_accuracy`` — for every latency fault listed with trace files in
+``<data>/<day>/ground_truth.csv`` (data: ``$CHAINOTEL_ONLINEBOUTIQUE`` or
+``/work/shared/data/onlineboutique``):
+
+- fault window: traces whose root starts in ``[inject, inject + 180 s)`` from the minute files
+  that overlap it (the README's "files overlapping [inject, inject+180 s]");
+- baseline window: traces starting in ``[inject - 600 s, inject)`` from that day's minute files
+  that are not another fault's window; fewer than 200 such traces → the fault-free
+  ``baseline/`` minute instead;
+- ranking: :func:`analyzer.analysis.bottlenecks.rank_bottlenecks` by service with that baseline;
+  the rank of the injected service gives top-1 / top-3 accuracy.
+
+The OTLP JSON files are decoded by the analyzer's own ingest decoder
+(``analyzer.ingest.otlp_json.parse_request`` + ``analyzer.ingest.otlp.decode_request``) and
+turned into spans exactly as stored rows are (:func:`analyzer.analysis.model.span_from_history`).
+Prints a Markdown table, plus the accuracy of the plain ``Δ`` score for comparison.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from analyzer.analysis.critical_path import analyze_trace
+from analyzer.analysis.model import Span, group_by_trace, span_from_history
+
+DATA = Path(os.environ.get("CHAINOTEL_ONLINEBOUTIQUE", "/work/shared/data/onlineboutique"))
+FAULT_S = 180
+BASELINE_S = 600
+MIN_BASELINE_TRACES = 200
+
+
+@dataclass(frozen=True)
+class Fault:
+    """One injected latency fault: ``inject_s`` Unix seconds, its minute files (paths)."""
+
+    day: str
+    inject_s: int
+    service: str
+    fault_type: str
+    files: tuple[Path, ...]
+
+
+def load_spans(path: Path) -> list[Span]:
+    """Spans of one OTLP JSON (``.json`` or ``.json.gz``) file, via the analyzer's decoder."""
+    from analyzer.ingest.otlp import COLUMNS, decode_request
+    from analyzer.ingest.otlp_json import parse_request
+
+    raw = path.read_bytes()
+    if path.suffix == ".gz":
+        raw = gzip.decompress(raw)
+    cols = dict(zip(COLUMNS, decode_request(parse_request(raw)).columns))
+    return [
+        span_from_history(*row)
+        for row in zip(
+            cols["trace_id"], cols["request_id"], cols["parent_span_id"], cols["service_name"],
+            cols["operation"], cols["span_kind"], cols["event_type"], cols["timestamp"],
+            cols["duration_ns"], cols["chain"], cols["peer_service"],
+        )
+    ]
+
+
+def latency_faults(data: Path = DATA) -> list[Fault]:
+    """Every latency fault of ``ground_truth.csv`` that has minute files, in file order."""
+    out = []
+    for gt in sorted(data.glob("*/ground_truth.csv")):
+        with gt.open() as fh:
+            for row in csv.DictReader(fh):
+                listed = row["files_overlapping_inject_to_plus_180s"].split()
+                if row["latency_fault"] != "True" or not listed:
+                    continue
+                files = tuple(gt.parent / Path(f).name.replace("_trace.csv.gz", "_otlp.json.gz") for f in listed)
+                out.append(Fault(gt.parent.name, int(row["inject_timestamp"]), row["service"], row["fault_type"], files))
+    return out
+
+
+class TraceCache:
+    """Loads minute files once: ``traces(files, since_s, until_s)`` → ``[[Span, ...], ...]``
+    for the traces whose earliest span starts in ``[since_s, until_s)`` (Unix seconds)."""
+
+    def __init__(self) -> None:
+        self._files: dict[Path, dict[str, list[Span]]] = {}
+
+    def traces(self, files, since_s: float | None = None, until_s: float | None = None) -> list[list[Span]]:
+        merged: dict[str, list[Span]] = {}
+        for f in files:
+            if f not in self._files:
+                self._files[f] = group_by_trace(load_spans(f))
+            for tid, spans in self._files[f].items():
+                merged.setdefault(tid, []).extend(spans)
+        lo = None if since_s is None else since_s * 10**9
+        hi = None if until_s is None else until_s * 10**9
+        out = []
+        for spans in merged.values():
+            start = min(s.start_ns for s in spans)
+            if (lo is None or start >= lo) and (hi is None or start < hi):
+                out.append(spans)
+        return out
+
+
+def windows(fault: Fault, faults: list[Fault], cache: TraceCache, data: Path = DATA):
+    """``(fault traces, baseline traces, baseline source)`` for one fault (see module doc)."""
+    current = cache.traces(fault.files, fault.inject_s, fault.inject_s + FAULT_S)
+    others = {f for other in faults if other != fault for f in other.files}
+    day_files = [f for f in sorted((data / fault.day).glob("*_otlp.json.gz")) if f not in others]
+    base = cache.traces(day_files, fault.inject_s - BASELINE_S, fault.inject_s)
+    source = "before injection"
+    if len(base) < MIN_BASELINE_TRACES:
+        base = cache.traces(sorted((data / "baseline").glob("*_otlp.json.gz")))
+        source = "baseline/"
+    return current, base, source
+
+
+def rank_of(fault: Fault, current, base, plain_delta: bool = False) -> tuple[int, list[str]]:
+    """Rank (1-based; 0 if absent) of the injected service and the ranked service names."""
+    cur = contributions(analyze_trace(t) for t in current)
+    bas = contributions(analyze_trace(t) for t in base)
+    ranking = rank_bottlenecks(cur, bas).ranking
+    if plain_delta:
+        ranking = sorted(ranking, key=lambda e: -(e.delta_ms_per_trace or 0.0))
+    names = [e.service for e in ranking]
+    return (names.index(fault.service) + 1 if fault.service in names else 0), names
+
+
+def main() -> int:
+    if not DATA.is_dir():
+        print(f"no data at {DATA}; set CHAINOTEL_ONLINEBOUTIQUE", file=sys.stderr)
+        return 1
+    faults = latency_faults()
+    cache = TraceCache()
+    print("| day | injected service | fault | traces (fault / baseline) | baseline | rank | top 3 |")
+    print("|---|---|---|---|---|---|---|")
+    top1 = top3 = plain1 = plain3 = 0
+    for fault in faults:
+        current, base, source = windows(fault, faults, cache)
+        rank, names = rank_of(fault, current, base)
+        prank, _ = rank_of(fault, current, base, plain_delta=True)
+        top1 += rank == 1
+        top3 += 1 <= rank <= 3
+        plain1 += prank == 1
+        plain3 += 1 <= prank <= 3
+        print(f"| {fault.day} | {fault.service} | {fault.fault_type} | {len(current)} / {len(base)} | {source} "
+              f"| {rank or '-'} | {', '.join(names[:3])} |")
+    n = len(faults)
+    print(f"\nscore Δ·Δ/current: top-1 {top1}/{n} ({top1 / n:.0%}), top-3 {top3}/{n} ({top3 / n:.0%})")
+    print(f"plain Δ:          top-1 {plain1}/{n} ({plain1 / n:.0%}), top-3 {plain3}/{n} ({plain3 / n:.0%})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
