@@ -1,0 +1,447 @@
+"""``chainotel demo``: the whole product on one machine, in one command.
+
+Starts ``chainotel-analyzer serve`` on its embedded chDB store (a fresh data directory), starts the
+five trading-platform services of ``examples/`` under ``opentelemetry-instrument`` (configured by
+environment variables only), drives a bounded number of requests with a progress bar, prints the
+chain report, and stops everything it started — at the end, or on Ctrl-C (``--keep-running`` leaves
+the stack up until Ctrl-C). Register on a typer app with :func:`register`.
+
+:class:`Stack` is the reusable part: the end-to-end tests and ``bench/load.py`` start the same
+processes through it, on free 127.0.0.1 ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Literal
+
+import httpx
+import typer
+
+Mode = Literal["chainotel", "otel", "none"]
+
+
+@dataclass(frozen=True)
+class DemoService:
+    """One demo service: ``service.name``, module in ``examples/`` and default port."""
+
+    name: str
+    module: str
+    port: int
+
+    @property
+    def env_key(self) -> str:
+        """The ``DEMO_<NAME>_URL`` variable other services read this service's URL from."""
+        return "DEMO_" + self.name.upper().replace("-", "_") + "_URL"
+
+
+SERVICES: tuple[DemoService, ...] = (
+    DemoService("api-gateway", "api_gateway", 8000),
+    DemoService("data-bridge", "data_bridge", 8001),
+    DemoService("ai-provider", "ai_provider", 8005),
+    DemoService("trading-engine", "trading_engine", 8007),
+    DemoService("database-service", "database_service", 8008),
+)
+
+
+def examples_dir() -> Path:
+    """Directory of the demo services: ``CHAINOTEL_DEMO_DIR``, else ``examples/`` of the source tree.
+
+    Raises ``FileNotFoundError`` saying how to fix it when neither exists (e.g. a wheel install).
+    """
+    candidates = [Path(os.environ["CHAINOTEL_DEMO_DIR"])] if os.environ.get("CHAINOTEL_DEMO_DIR") else []
+    candidates.append(Path(__file__).resolve().parents[2] / "examples")
+    for path in candidates:
+        if (path / "api_gateway.py").exists():
+            return path
+    raise FileNotFoundError(f"demo services not found in {', '.join(map(str, candidates))}; "
+                            "run from a source checkout or set CHAINOTEL_DEMO_DIR to the examples/ directory")
+
+
+def load_traffic() -> ModuleType:
+    """The traffic generator ``examples/traffic.py`` as a module (it is not an installed package)."""
+    path = examples_dir() / "traffic.py"
+    spec = importlib.util.spec_from_file_location("chainotel_demo_traffic", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault(spec.name, module)
+    spec.loader.exec_module(module)
+    return sys.modules[spec.name]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def _bin(name: str) -> str:
+    """A console script of this environment (beside the interpreter), else from PATH."""
+    local = Path(sys.executable).parent / name
+    found = str(local) if local.exists() else shutil.which(name)
+    if not found:
+        raise FileNotFoundError(f"{name} not found; install chainotel with its extras: pip install 'chainotel[analyzer,instrument]'")
+    return found
+
+
+@dataclass
+class Process:
+    """A child process with its output in a log file; :meth:`stop` ends it (SIGTERM, then SIGKILL)."""
+
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.popen.poll() is None:
+            self.popen.send_signal(signal.SIGTERM)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    """The analyzer and the five demo services as local processes on 127.0.0.1.
+
+    - ``workdir``: logs (``<name>.log``) and the analyzer's chDB data (``data/``).
+    - ``mode``: ``"chainotel"`` (``opentelemetry-instrument`` with the chainotel distro),
+      ``"otel"`` (``opentelemetry-instrument``; the caller picks distro/configurator in ``extra_env``)
+      or ``"none"`` (plain uvicorn, no tracing).
+    - ``ports``: service name → port; default: the well-known ports when ``free_ports`` is false,
+      else ports the OS hands out. ``analyzer_http_port``/``analyzer_grpc_port`` likewise (4318/4317).
+    - ``slow`` (``DEMO_SLOW``, e.g. ``"ai-provider:200ms"``), ``error_rate``, ``seed``: fault injection.
+    - ``with_analyzer``: start ``chainotel-analyzer serve``; else spans go to ``otlp_endpoint``.
+
+    Use as a context manager; every process it started is stopped on exit, also on errors.
+    Raises ``RuntimeError`` with the process's last log lines when something does not come up.
+    """
+
+    workdir: Path
+    mode: Mode = "chainotel"
+    free_ports: bool = True
+    slow: str = ""
+    error_rate: float = 0.02
+    seed: int = 42
+    with_analyzer: bool = True
+    otlp_endpoint: str | None = None
+    extra_env: dict[str, str] = field(default_factory=dict)
+    ports: dict[str, int] = field(default_factory=dict)
+    analyzer_http_port: int = 0
+    analyzer_grpc_port: int = 0
+    processes: list[Process] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.workdir = Path(self.workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        for svc in SERVICES:
+            self.ports.setdefault(svc.name, free_port() if self.free_ports else svc.port)
+        if self.with_analyzer:
+            self.analyzer_http_port = self.analyzer_http_port or (free_port() if self.free_ports else 4318)
+            self.analyzer_grpc_port = self.analyzer_grpc_port or (free_port() if self.free_ports else 4317)
+
+    # -- addresses --------------------------------------------------------------------------------
+    def url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.ports[service]}"
+
+    @property
+    def analyzer_url(self) -> str:
+        return f"http://127.0.0.1:{self.analyzer_http_port}"
+
+    def entry(self):
+        """Entry URLs for the traffic generator (``traffic.Entry``)."""
+        return load_traffic().Entry(self.url("api-gateway"), self.url("data-bridge"), self.url("ai-provider"))
+
+    # -- life cycle ---------------------------------------------------------------------------------
+    def __enter__(self) -> Stack:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _spawn(self, name: str, cmd: list[str], env: dict[str, str]) -> Process:
+        log = self.workdir / f"{name}.log"
+        with open(log, "wb") as out:
+            popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                     cwd=self.workdir, start_new_session=True)
+        proc = Process(name, popen, log)
+        self.processes.append(proc)
+        return proc
+
+    def _wait_healthy(self, proc: Process, url: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.popen.poll() is not None:
+                raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}; last log lines ({proc.log}):\n{proc.tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"{proc.name} not healthy at {url} after {timeout:.0f} s; last log lines ({proc.log}):\n{proc.tail()}")
+
+    def base_env(self) -> dict[str, str]:
+        """The parent's environment without OTEL_* (so a user's settings do not leak into the demo)."""
+        return {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+
+    def service_env(self, svc: DemoService) -> dict[str, str]:
+        """Environment of one demo service: downstream URLs, faults and — unless ``mode == "none"`` —
+        the ``OTEL_*`` settings that make ``opentelemetry-instrument`` export to the analyzer."""
+        env = self.base_env()
+        env.update({other.env_key: self.url(other.name) for other in SERVICES})
+        env.update(DEMO_SLOW=self.slow, DEMO_ERROR_RATE=str(self.error_rate), DEMO_SEED=str(self.seed))
+        if self.mode != "none":
+            env.update(
+                OTEL_SERVICE_NAME=svc.name,
+                OTEL_TRACES_EXPORTER="otlp",
+                OTEL_METRICS_EXPORTER="none",
+                OTEL_LOGS_EXPORTER="none",
+                OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+                OTEL_EXPORTER_OTLP_ENDPOINT=self.otlp_endpoint or self.analyzer_url,
+                OTEL_BSP_SCHEDULE_DELAY="200",
+            )
+        if self.mode == "chainotel":
+            env.update(OTEL_PYTHON_DISTRO="chainotel", OTEL_PYTHON_CONFIGURATOR="chainotel")
+        env.update(self.extra_env)
+        return env
+
+    def start_analyzer(self) -> None:
+        data = self.workdir / "data"
+        cmd = [_bin("chainotel-analyzer"), "serve", "--host", "127.0.0.1", "--grpc-port", str(self.analyzer_grpc_port),
+               "--http-port", str(self.analyzer_http_port), "--clickhouse-url", f"chdb://{data.resolve()}"]
+        proc = self._spawn("analyzer", cmd, self.base_env())
+        self._wait_healthy(proc, f"{self.analyzer_url}/health", timeout=90)
+
+    def start_services(self) -> None:
+        app_dir = str(examples_dir())
+        prefix = [] if self.mode == "none" else [_bin("opentelemetry-instrument")]
+        started = []
+        for svc in SERVICES:
+            cmd = prefix + [sys.executable, "-m", "uvicorn", "--app-dir", app_dir, f"{svc.module}:app",
+                            "--host", "127.0.0.1", "--port", str(self.ports[svc.name]), "--no-access-log", "--log-level", "warning"]
+            started.append((svc, self._spawn(svc.name, cmd, self.service_env(svc))))
+        for svc, proc in started:
+            self._wait_healthy(proc, f"{self.url(svc.name)}/health", timeout=60)
+
+    def start(self) -> None:
+        if self.with_analyzer:
+            self.start_analyzer()
+        self.start_services()
+
+    def stop(self) -> None:
+        """Stop the services first (their span processors flush on SIGTERM), the analyzer last."""
+        for proc in reversed(self.processes):
+            proc.stop()
+        self.processes.clear()
+
+
+# --- the report -------------------------------------------------------------------------------------
+
+def _pick(row: dict, *names: str, default=None):
+    for name in names:
+        if row.get(name) is not None:
+            return row[name]
+    return default
+
+
+def _ms(value) -> str:
+    return "-" if value is None else f"{float(value):.1f}"
+
+
+def _pct(value) -> str:
+    if value is None:
+        return "-"
+    value = float(value)
+    return f"{value * 100:.1f}%" if value <= 1.0 else f"{value:.1f}%"
+
+
+def wait_until_stored(client, chain_ids: list[str], timeout: float = 30.0) -> int:
+    """Poll the analyzer until the traces of ``chain_ids`` can be read back (their critical path
+    answers); return how many were found. Spans leave the services every 200 ms (OTEL_BSP_SCHEDULE_DELAY)."""
+    from chainotel.cli.client import AnalyzerError
+
+    deadline = time.monotonic() + timeout
+    pending = list(chain_ids)
+    while pending and time.monotonic() < deadline:
+        still = []
+        for cid in pending:
+            try:
+                client.critical_path(cid)
+            except AnalyzerError:
+                still.append(cid)
+        pending = still
+        if pending:
+            time.sleep(0.5)
+    return len(chain_ids) - len(pending)
+
+
+def chain_report(client, results: list, since: float) -> list:
+    """Rich renderables of the chain report over the window starting at ``since`` (Unix seconds):
+    per chain (traces, p50/p95 ms, error rate, SLA compliance, health, top bottleneck), the slowest
+    trace's critical-path waterfall, anomalies. ``results`` are the traffic generator's results."""
+    from rich.table import Table
+
+    from chainotel.cli.client import AnalyzerError, anomalies_table, waterfall
+
+    parts: list = []
+    health_rows: dict[str, dict] = {}
+    try:
+        doc = client.health()
+        rows = doc if isinstance(doc, list) else next((doc[k] for k in ("chains", "health", "items") if isinstance(doc.get(k), list)), [])
+        health_rows = {str(_pick(r, "chain", "chain_id", "id")): r for r in rows}
+    except AnalyzerError as exc:
+        parts.append(f"[yellow]health overview unavailable: {exc}[/]")
+
+    table = Table(title="chains in this run", title_justify="left")
+    for col in ("chain", "name", "traces", "p50 ms", "p95 ms", "error rate", "SLA compliance", "health", "top bottleneck"):
+        table.add_column(col, justify="right" if col.endswith(("ms", "rate", "traces", "compliance")) else "left")
+    for chain in sorted({r.chain for r in results}):
+        h = health_rows.get(chain, {})
+        top = "-"
+        try:
+            ranking = client.bottlenecks(str(int(since)), chain=chain).get("ranking", [])
+            if ranking:
+                best = ranking[0]
+                top = f"{best.get('service')}{' ' + best['operation'] if best.get('operation') else ''} ({_pct(best.get('share'))})"
+        except AnalyzerError as exc:
+            top = f"unavailable ({str(exc)[:40]})"
+        status = _pick(h, "status", "health_status", default="-")
+        score = _pick(h, "health_score", "score")
+        table.add_row(chain, str(_pick(h, "name", default="")), str(_pick(h, "traces", "trace_count", "count", default="-")),
+                      _ms(_pick(h, "p50_ms", "p50")), _ms(_pick(h, "p95_ms", "p95")),
+                      _pct(_pick(h, "error_rate")), _pct(_pick(h, "sla_compliance", "sla_compliance_rate")),
+                      f"{status}{f' ({score:.0f})' if isinstance(score, (int, float)) else ''}", top)
+    parts.append(table)
+
+    ok = [r for r in results if r.ok]
+    if ok:
+        slowest = max(ok, key=lambda r: r.duration_ms)
+        try:
+            parts.append(f"\n[bold]Slowest request[/]: {slowest.chain} {slowest.flow}, {slowest.duration_ms:.1f} ms, chain {slowest.chain_id}")
+            parts.append(waterfall(client.critical_path(slowest.chain_id)))
+        except AnalyzerError as exc:
+            parts.append(f"[yellow]critical path of {slowest.chain_id} unavailable: {exc}[/]")
+    try:
+        parts.append(anomalies_table(client.anomalies()))
+    except AnalyzerError as exc:
+        parts.append(f"[yellow]anomalies unavailable: {exc}[/]")
+    return parts
+
+
+def next_steps(analyzer_url: str, example_chain_id: str | None) -> str:
+    cid = example_chain_id or "<chain-id>"
+    env = "" if analyzer_url == "http://127.0.0.1:4318" else f"CHAINOTEL_ANALYZER_URL={analyzer_url} "
+    return "\n".join([
+        "[bold]Where to look next[/]",
+        f"  API (OpenAPI)     {analyzer_url}/docs",
+        f"  critical path     {analyzer_url}/api/v1/traces/{cid}/critical-path",
+        f"  health            {analyzer_url}/api/v1/analytics/chains/health/overview",
+        f"  bottlenecks       {analyzer_url}/api/v1/analytics/bottlenecks?chain=A2&since=15m",
+        f"  CLI               {env}chainotel trace {cid}",
+        f"                    {env}chainotel bottlenecks --chain A2 --since 15m",
+        f"                    {env}chainotel health | anomalies | impact ai-provider | monitor",
+    ])
+
+
+# --- the command -------------------------------------------------------------------------------------
+
+def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave the stack up after the report until Ctrl-C."),
+         requests: int = typer.Option(300, "--requests", min=1, max=100_000, help="Number of requests to drive."),
+         concurrency: int = typer.Option(8, "--concurrency", min=1, max=200, help="Requests in flight."),
+         slow: str = typer.Option("ai-provider:200ms", "--slow", help="Injected slowdown, service:duration ('' for none)."),
+         error_rate: float = typer.Option(0.02, "--error-rate", min=0.0, max=1.0, help="Injected failure probability per call."),
+         data_dir: Path = typer.Option(None, "--data-dir", help="Analyzer data directory (default: a fresh temporary one)."),
+         free_ports: bool = typer.Option(False, "--free-ports", help="Use any free ports instead of 4317/4318 and 8000-8008.")) -> None:
+    """Run the trading-platform demo end to end and print the chain report."""
+    import asyncio
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from chainotel.cli.client import AnalyzerClient
+
+    console = Console()
+    traffic = load_traffic()
+    workdir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="chainotel-demo-"))
+    wanted = [svc.port for svc in SERVICES] + [4317, 4318]
+    if not free_ports and not all(port_is_free(p) for p in wanted):
+        console.print("[yellow]some of the ports 4317, 4318, 8000-8008 are in use: using free ports instead[/]")
+        free_ports = True
+    stack = Stack(workdir, mode="chainotel", free_ports=free_ports, slow=slow, error_rate=error_rate)
+    try:
+        with console.status("starting the analyzer (embedded ClickHouse) and five services…"):
+            stack.start()
+        console.print(f"analyzer {stack.analyzer_url}   data {workdir / 'data'}   logs {workdir}")
+        console.print("services " + "  ".join(f"{n} :{p}" for n, p in stack.ports.items()) + (f"   slowed: {slow}" if slow else ""))
+        since = time.time() - 1
+        counts = {"ok": 0, "failed": 0}
+        with Progress(TextColumn("[bold]traffic"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+                      TimeElapsedColumn(), console=console) as progress:
+            task = progress.add_task("traffic", total=requests, detail="")
+
+            def on_result(r) -> None:
+                counts["ok" if r.ok else "failed"] += 1
+                progress.update(task, advance=1, detail=f"ok {counts['ok']}  failed {counts['failed']}")
+
+            results = asyncio.run(traffic.drive(stack.entry(), requests, concurrency, deadline_s=600, on_result=on_result))
+        client = AnalyzerClient(stack.analyzer_url)
+        try:
+            with console.status("waiting for the last spans to be stored…"):
+                sample = [r.chain_id for r in results if r.ok][-20:]
+                wait_until_stored(client, sample)
+            for part in chain_report(client, results, since):
+                console.print(part)
+        finally:
+            client.close()
+        console.print(next_steps(stack.analyzer_url, next((r.chain_id for r in results if r.chain == "A2" and r.ok), None)))
+        if keep_running:
+            console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        console.print("\ninterrupted")
+    except (RuntimeError, FileNotFoundError) as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from exc
+    finally:
+        with console.status("stopping everything the demo started…"):
+            stack.stop()
+        console.print("stopped.")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``demo`` to ``app``."""
+    app.command("demo")(demo)
