@@ -22,11 +22,11 @@ def validate(file: Path = typer.Argument(..., help="Catalog YAML file.")) -> Non
     except CatalogError as exc:
         for problem in exc.problems:
             err.print(f"[red]error[/red] {problem}", highlight=False, soft_wrap=True)
-        err.print(f"{file}: invalid ({len(exc.problems)} error(s))", highlight=False)
+        err.print(f"{file}: invalid ({len(exc.problems)} error(s))", highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     for suggestion in catalog.suggestions():
         out.print(f"[yellow]suggestion[/yellow] {suggestion}", highlight=False, soft_wrap=True)
-    out.print(f"{file}: valid, {len(catalog)} chains", highlight=False)
+    out.print(f"{file}: valid, {len(catalog)} chains", highlight=False, soft_wrap=True)
 
 
 @app.command("list")

@@ -1,0 +1,149 @@
+"""ChainSpanProcessor, XChainPropagator and XChainIdGenerator in-process with the real SDK
+(in-memory exporter): decision table lifecycle, bounds, baggage, one-shot requested trace IDs."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+
+import pytest
+from opentelemetry import baggage, context
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+
+from chainotel import attributes as attr
+from chainotel.catalog import parse_catalog
+from chainotel.id_generator import XChainIdGenerator
+from chainotel.processor import ChainSpanProcessor
+from chainotel.propagator import XChainPropagator
+
+CATALOG = parse_catalog(
+    """
+chains:
+  - {id: B3, name: Trading, category: service_communication, max_duration_ms: 1,
+     match: [{service: svc, route: "/trade*"}]}
+  - {id: D1, name: Inference, category: ai_ml_processing, max_duration_ms: 1,
+     match: [{span_name: "ml.inference*"}]}
+""",
+    "test",
+)
+
+
+@pytest.fixture
+def setup():
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(CATALOG, max_traces=4)
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc"}), id_generator=XChainIdGenerator())
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return provider.get_tracer("t"), processor, exporter
+
+
+def by_name(exporter):
+    return {s.name: s for s in exporter.get_finished_spans()}
+
+
+def test_entry_span_decides_and_children_inherit(setup):
+    tracer, processor, exporter = setup
+    with tracer.start_as_current_span("GET /trade", kind=SpanKind.SERVER, attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("child"):
+            pass
+        assert len(processor._decisions) == 1
+    assert not processor._decisions  # dropped when the local root ended
+    spans = by_name(exporter)
+    assert spans["child"].attributes[attr.CHAIN_ID] == "B3"
+    assert spans["GET /trade"].attributes[attr.CHAIN_INSTANCE_ID] == str(uuid.UUID(int=spans["child"].context.trace_id))
+
+
+def test_first_matching_span_decides_later_spans(setup):
+    tracer, _, exporter = setup
+    with tracer.start_as_current_span("GET /other", kind=SpanKind.SERVER):
+        with tracer.start_as_current_span("before"):
+            pass
+        with tracer.start_as_current_span("ml.inference.run"):
+            with tracer.start_as_current_span("after"):
+                pass
+    spans = by_name(exporter)
+    assert attr.CHAIN_ID not in spans["GET /other"].attributes
+    assert attr.CHAIN_ID not in spans["before"].attributes
+    assert spans["ml.inference.run"].attributes[attr.CHAIN_ID] == "D1"
+    assert spans["after"].attributes[attr.CHAIN_ID] == "D1"
+
+
+def test_upstream_baggage_wins_over_rules(setup):
+    tracer, _, exporter = setup
+    ctx = baggage.set_baggage(attr.BAGGAGE_CHAIN_ID, "C7", context.Context())  # unknown here: no name
+    with tracer.start_as_current_span("GET /trade", context=ctx, attributes={"http.route": "/trade"}):
+        pass
+    s = by_name(exporter)["GET /trade"]
+    assert s.attributes[attr.CHAIN_ID] == "C7"
+    assert s.attributes[attr.CHAIN_CATEGORY] == "user_experience"
+    assert attr.CHAIN_NAME not in s.attributes
+
+
+def test_decision_table_is_bounded(setup):
+    tracer, processor, _ = setup
+    open_spans = [tracer.start_span(f"root{i}") for i in range(10)]
+    assert len(processor._decisions) == 4
+    for span in open_spans:
+        span.end()
+    assert not processor._decisions
+
+
+def test_requested_trace_id_is_one_shot_and_per_context(setup):
+    tracer, _, _ = setup
+    propagator = XChainPropagator()
+    results = {}
+
+    def request(chain: uuid.UUID):
+        ctx = propagator.extract({attr.HEADER_CHAIN_ID: str(chain)})
+        token = context.attach(ctx)
+        try:
+            first = tracer.start_span("server", context=ctx)
+            second = tracer.start_span("another root", context=ctx)
+            results[chain] = (first.get_span_context().trace_id, second.get_span_context().trace_id, first.parent)
+            first.end()
+            second.end()
+        finally:
+            context.detach(token)
+
+    chains = [uuid.uuid4() for _ in range(8)]
+    threads = [threading.Thread(target=request, args=(c,)) for c in chains]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for chain in chains:
+        first, second, parent = results[chain]
+        assert first == chain.int and parent is None
+        assert second != chain.int
+
+
+def test_inject_writes_chain_id_and_baggage_once(setup):
+    tracer, _, _ = setup
+    propagator = XChainPropagator()
+    with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("client") as client:
+            carrier: dict[str, str] = {}
+            propagator.inject(carrier)
+            assert carrier[attr.HEADER_CHAIN_ID] == str(uuid.UUID(int=client.get_span_context().trace_id))
+            assert carrier["baggage"] == "chain.id=B3"
+            with_baggage = baggage.set_baggage(attr.BAGGAGE_CHAIN_ID, "B3")
+            carrier = {}
+            propagator.inject(carrier, context=with_baggage)
+            assert "baggage" not in carrier  # the baggage propagator already carries it
+
+
+def test_extract_never_raises():
+    class Broken:
+        def get(self, carrier, key):
+            raise RuntimeError("bad getter")
+
+        def keys(self, carrier):
+            return []
+
+    ctx = context.Context()
+    assert XChainPropagator().extract({}, ctx, Broken()) is ctx
