@@ -11,7 +11,8 @@ Where the critical path is computed. The rules follow Jaeger UI's trace-view "cr
    - a child hanging over either edge of its parent is clipped to the parent;
    - a ``CONSUMER`` child of a ``PRODUCER`` span is non-blocking and left out with its subtree.
 2. **Walk back** from the parent's end ``t``: take the child with the latest end before ``t``
-   (ties: the earliest start, then the smaller span ID), give the parent the section
+   (ties: the earliest start after clipping, then the earliest recorded start — Jaeger UI's
+   child order — then the smaller span ID), give the parent the section
    ``[child.end, t]``, walk into that child over its whole interval, set ``t = child.start`` and
    repeat; with no such child the parent gets ``[parent.start, t]``. As in Jaeger UI, the first
    pick in a span takes the child that ends last (a child clipped to end exactly at the
