@@ -50,21 +50,24 @@ class Fault:
 
 def load_spans(path: Path) -> list[Span]:
     """Spans of one OTLP JSON (``.json`` or ``.json.gz``) file, via the analyzer's decoder."""
-    from analyzer.ingest.otlp import COLUMNS, decode_request
+    import pyarrow as pa
+
+    from analyzer.ingest.otlp import decode_request
     from analyzer.ingest.otlp_json import parse_request
 
     raw = path.read_bytes()
     if path.suffix == ".gz":
         raw = gzip.decompress(raw)
-    cols = dict(zip(COLUMNS, decode_request(parse_request(raw)).columns))
-    return [
-        span_from_history(*row)
-        for row in zip(
-            cols["trace_id"], cols["request_id"], cols["parent_span_id"], cols["service_name"],
-            cols["operation"], cols["span_kind"], cols["event_type"], cols["timestamp"],
-            cols["duration_ns"], cols["chain"], cols["peer_service"],
-        )
+    table = decode_request(parse_request(raw)).table
+    if table is None:
+        return []
+    names = ("trace_id", "request_id", "parent_span_id", "service_name", "operation", "span_kind",
+             "event_type", "timestamp", "duration_ns", "chain", "peer_service")  # fmt: skip
+    cols = [
+        table.column(n).cast(pa.int64()).to_pylist() if n == "timestamp" else table.column(n).to_pylist()
+        for n in names
     ]
+    return [span_from_history(*row) for row in zip(*cols)]
 
 
 def latency_faults(data: Path = DATA) -> list[Fault]:

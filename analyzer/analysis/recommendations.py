@@ -1,0 +1,145 @@
+"""Optimisation recommendations with evidence, from the critical paths of a chain's traces.
+
+Rules (each recommendation carries the numbers it rests on):
+
+- ``parallelize`` — a span whose critical path runs through two or more of its remote calls
+  (children in other services) one after another, with no overlap: nothing in the trace shows a
+  data dependency between them, so they could run concurrently. Reported when the pattern is in
+  at least ``MIN_TRACE_SHARE`` of the traces; the estimated saving per trace is the critical time
+  of those calls minus the longest one (what concurrency would save at best), averaged (**ms**).
+Calls are named by their callee (:func:`analyzer.analysis.attribution.callee_of`).
+
+- ``n_plus_one`` — one parent span calling the same ``(service, operation)`` at least
+  ``N_PLUS_ONE_MIN_CALLS`` times within a trace (the N+1 query / call pattern); evidence: traces
+  affected, calls per affected trace, time spent in those calls per affected trace (**ms**).
+- ``sla_breach`` — with an SLA (``max_duration_ms``), among traces slower than it the service
+  holding the largest share of the critical path (call hops charged to the callee), when that
+  share is at least ``SLA_DOMINANCE_SHARE``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from analyzer.analysis.attribution import callee_of, critical_by_operation
+from analyzer.analysis.critical_path import TraceCriticalPath
+
+MIN_TRACE_SHARE = 0.2
+N_PLUS_ONE_MIN_CALLS = 5
+SLA_DOMINANCE_SHARE = 0.5
+
+
+def recommend(results: Sequence[TraceCriticalPath], max_duration_ms: float | None = None) -> list[dict]:
+    """Recommendations for one chain's traces: ``[{"type", "service", "operation", "message",
+    "evidence": {...}}]``, ordered by estimated benefit (ms per trace) descending."""
+    n = len(results)
+    if not n:
+        return []
+    parallel: dict[tuple, list] = {}
+    nplus: dict[tuple, list] = {}
+    for r in results:
+        spans = r.spans
+        callees = callee_of(spans)
+
+        def target(span):
+            callee = callees.get(span.span_id, span)
+            return (callee.service, callee.operation)
+
+        children: dict[str, list] = {}
+        for s in spans.values():
+            if s.parent_span_id in spans:
+                children.setdefault(s.parent_span_id, []).append(s)
+        seen_par = set()
+        seen_np = set()
+        for pid, kids in children.items():
+            parent = spans[pid]
+            remote = sorted(
+                (k for k in kids if r.critical_time_ns.get(k.span_id) or _subtree_on_path(k, children, r)),
+                key=lambda k: k.start_ns,
+            )
+            remote = [k for k in remote if k.service != parent.service or _remote_child(k, children)]
+            seq = [a for a, b in zip(remote, remote[1:]) if a.end_ns <= b.start_ns]
+            if len(remote) >= 2 and len(seq) == len(remote) - 1:
+                key = (parent.service, parent.operation, tuple(target(k) for k in remote))
+                if key not in seen_par:
+                    seen_par.add(key)
+                    durs = [k.duration_ns for k in remote]
+                    parallel.setdefault(key, []).append((sum(durs) - max(durs), r))
+            counts: dict[tuple, list] = {}
+            for k in kids:
+                counts.setdefault(target(k), []).append(k)
+            for (svc, op), calls in counts.items():
+                if len(calls) >= N_PLUS_ONE_MIN_CALLS and (pid, svc, op) not in seen_np:
+                    seen_np.add((pid, svc, op))
+                    nplus.setdefault((parent.service, parent.operation, svc, op), []).append(
+                        (len(calls), sum(c.duration_ns for c in calls))
+                    )
+    out = []
+    for (psvc, pop, calls), hits in parallel.items():
+        if len(hits) / n < MIN_TRACE_SHARE:
+            continue
+        saving = sum(h[0] for h in hits) / len(hits) / 1e6
+        names = [f"{s}:{o}" for s, o in calls]
+        out.append({
+            "type": "parallelize", "service": psvc, "operation": pop,
+            "message": f"{psvc}:{pop} calls {', '.join(names)} one after another on the critical path; "
+                       f"run them concurrently if they do not depend on each other",
+            "evidence": {"traces": len(hits), "trace_share": len(hits) / n, "calls": names,
+                         "estimated_saving_ms_per_trace": saving},
+            "_benefit": saving * len(hits) / n,
+        })  # fmt: skip
+    for (psvc, pop, svc, op), hits in nplus.items():
+        per_trace_ms = sum(h[1] for h in hits) / len(hits) / 1e6
+        calls = sum(h[0] for h in hits) / len(hits)
+        out.append({
+            "type": "n_plus_one", "service": svc, "operation": op,
+            "message": f"{psvc}:{pop} calls {svc}:{op} {calls:.1f} times per trace; batch them into one call",
+            "evidence": {"traces": len(hits), "trace_share": len(hits) / n, "caller": f"{psvc}:{pop}",
+                         "calls_per_trace": calls, "time_in_calls_ms_per_trace": per_trace_ms},
+            "_benefit": per_trace_ms * (1 - 1 / calls) * len(hits) / n,
+        })  # fmt: skip
+    if max_duration_ms is not None:
+        slow = [r for r in results if _duration_ms(r) > max_duration_ms]
+        if slow:
+            totals: dict[str, int] = {}
+            for r in slow:
+                for (svc, _), ns in critical_by_operation(r).items():
+                    totals[svc] = totals.get(svc, 0) + ns
+            total = sum(totals.values())
+            svc, ns = max(totals.items(), key=lambda kv: (kv[1], kv[0]))
+            share = ns / total if total else 0.0
+            if share >= SLA_DOMINANCE_SHARE:
+                out.append({
+                    "type": "sla_breach", "service": svc, "operation": None,
+                    "message": f"{svc} holds {share:.0%} of the critical path of the {len(slow)} traces "
+                               f"slower than the SLA ({max_duration_ms:g} ms): start there",
+                    "evidence": {"breaching_traces": len(slow), "traces": n, "critical_share": share,
+                                 "critical_ms_per_breaching_trace": ns / len(slow) / 1e6},
+                    "_benefit": ns / n / 1e6,
+                })  # fmt: skip
+    out.sort(key=lambda d: -d["_benefit"])
+    for d in out:
+        d["evidence"]["benefit_ms_per_trace"] = d.pop("_benefit")
+    return out
+
+
+def _duration_ms(r: TraceCriticalPath) -> float:
+    if not r.roots:
+        return 0.0
+    root = r.spans[r.roots[0].root_span_id]
+    return root.duration_ns / 1e6
+
+
+def _remote_child(span, children) -> bool:
+    return any(k.service != span.service for k in children.get(span.span_id, ()))
+
+
+def _subtree_on_path(span, children, r) -> bool:
+    """True if ``span`` or a descendant has critical time (iterative)."""
+    stack = [span]
+    while stack:
+        s = stack.pop()
+        if r.critical_time_ns.get(s.span_id):
+            return True
+        stack.extend(children.get(s.span_id, ()))
+    return False
