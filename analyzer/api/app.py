@@ -22,6 +22,8 @@ from analyzer.settings import AnalyzerSettings
 
 def routers() -> list[APIRouter]:
     """Every router of the app, in mount order. Register new routers here."""
+    from analyzer.api.analytics import router as analytics_router
+    from analyzer.api.chains import router as chains_router
     from analyzer.api.health import router as health_router
     from analyzer.ingest.http import router as otlp_router
 
@@ -29,6 +31,8 @@ def routers() -> list[APIRouter]:
         otlp_router,  # POST /v1/traces (OTLP/HTTP)
         health_router,  # GET /health
         # analysis routers (issue 4) go below this line
+        chains_router,  # /api/v1/chains..., /api/v1/traces/{chain_id}/critical-path
+        analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
     ]
 
 

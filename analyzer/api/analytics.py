@@ -1,0 +1,298 @@
+"""Analysis endpoints over a time window: bottlenecks, health, performance, anomalies, impact,
+recommendations and the dependency graph of a chain.
+
+Where the HTTP layer of the analysis lives; the computing is in :mod:`analyzer.analysis` and the
+SQL in :mod:`analyzer.store.queries`. Times (``since``/``until``/``baseline_*``) are RFC 3339
+(``2022-08-22T04:27:03Z``) or Unix seconds (``1661142423``, decimals allowed); traces of any date
+work (imported history). Bad parameters → 422 with the reason.
+
+Example::
+
+    GET /api/v1/analytics/bottlenecks?since=1661142423&until=1661142603&baseline_since=1661273940&baseline_until=1661274000
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+from decimal import Decimal, InvalidOperation
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+
+from analyzer.analysis import anomalies as anomaly_rules
+from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from analyzer.analysis.critical_path import analyze_trace
+from analyzer.analysis.graph import dependency_graph
+from analyzer.analysis.health import chain_health
+from analyzer.analysis.impact import service_impact
+from analyzer.analysis.recommendations import recommend
+from analyzer.api.deps import get_store
+from analyzer.store import queries
+from analyzer.store.client import Store
+
+router = APIRouter(prefix="/api/v1", tags=["analysis"])
+
+CHAIN_PATTERN = r"^[A-E][1-9][0-9]*$"
+
+
+def parse_time(value: str, name: str) -> int:
+    """RFC 3339 or Unix seconds → Unix **nanoseconds**; 422 naming ``name`` otherwise."""
+    text = value.strip()
+    try:
+        return int(Decimal(text) * 10**9)
+    except InvalidOperation:
+        pass
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise HTTPException(422, f"{name}: {value!r} is neither RFC 3339 nor Unix seconds") from None
+    if dt.tzinfo is None:
+        raise HTTPException(422, f"{name}: {value!r} has no time zone offset (RFC 3339 needs 'Z' or ±hh:mm)")
+    return int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
+
+
+def window(since: str | None, until: str | None, default_s: int, prefix: str = "") -> tuple[int, int]:
+    """``(since_ns, until_ns)``; missing ``until`` = now, missing ``since`` = ``until - default_s``."""
+    until_ns = parse_time(until, f"{prefix}until") if until else time.time_ns()
+    since_ns = parse_time(since, f"{prefix}since") if since else until_ns - default_s * 10**9
+    if since_ns >= until_ns:
+        raise HTTPException(422, f"{prefix}since must be before {prefix}until")
+    return since_ns, until_ns
+
+
+def _iso(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def _window_doc(since_ns: int, until_ns: int) -> dict:
+    return {"since": _iso(since_ns), "until": _iso(until_ns), "since_unix_nano": since_ns, "until_unix_nano": until_ns}
+
+
+def _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_until, limit, max_traces):
+    if group_by not in ("service", "operation"):
+        raise HTTPException(422, f"group_by must be 'service' or 'operation', got {group_by!r}")
+    if (baseline_since is None) != (baseline_until is None):
+        raise HTTPException(422, "baseline_since and baseline_until go together")
+    s, u = window(since, until, 3600)
+    total, traces = queries.window_traces(store.client, s, u, chain, max_traces)
+    cur = contributions((analyze_trace(t) for t in traces.values()), group_by)
+    base_doc = None
+    base = None
+    if baseline_since is not None:
+        bs, bu = window(baseline_since, baseline_until, 3600, "baseline_")
+        btotal, btraces = queries.window_traces(store.client, bs, bu, chain, max_traces)
+        base = contributions((analyze_trace(t) for t in btraces.values()), group_by)
+        base_doc = {**_window_doc(bs, bu), "traces": btotal, "analysed_traces": len(btraces)}
+    ranking = rank_bottlenecks(cur, base, group_by, limit)
+    entries = []
+    for e in ranking.ranking:
+        d = {"service": e.service}
+        if group_by == "operation":
+            d["operation"] = e.operation
+        d.update(critical_ms_per_trace=e.critical_ms_per_trace, share=e.share, p95_ms=e.p95_ms,
+                 delta_ms_per_trace=e.delta_ms_per_trace, score=e.score)  # fmt: skip
+        entries.append(d)
+    return {
+        "window": {**_window_doc(s, u), "analysed_traces": len(traces)},
+        "baseline": base_doc,
+        "traces": total,
+        "chain": chain,
+        "group_by": group_by,
+        "ranking": entries,
+    }
+
+
+@router.get("/analytics/bottlenecks")
+def bottlenecks(
+    since: str | None = None,
+    until: str | None = None,
+    chain: str | None = Query(None, pattern=CHAIN_PATTERN),
+    group_by: str = "service",
+    baseline_since: str | None = None,
+    baseline_until: str | None = None,
+    limit: int = Query(20, ge=1, le=1000),
+    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    store: Store = Depends(get_store),
+):
+    """Services (or operations) ranked by critical-path contribution; with a baseline window,
+    by increase over it (score ``Δ·Δ/current``, see :mod:`analyzer.analysis.bottlenecks`).
+    Call hops (client → server gaps) are charged to the callee. Default window: the last hour."""
+    return _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_until, limit, max_traces)
+
+
+@router.get("/chains/{chain}/bottlenecks")
+def chain_bottlenecks(
+    chain: str,
+    since: str | None = None,
+    until: str | None = None,
+    group_by: str = "service",
+    baseline_since: str | None = None,
+    baseline_until: str | None = None,
+    limit: int = Query(20, ge=1, le=1000),
+    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    store: Store = Depends(get_store),
+):
+    """:func:`bottlenecks` for one chain definition (``A1``–``E7``)."""
+    _known_chain(store, chain)
+    return _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_until, limit, max_traces)
+
+
+def _known_chain(store: Store, chain: str) -> dict:
+    import re
+
+    if not re.fullmatch(CHAIN_PATTERN, chain):
+        raise HTTPException(422, f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_PATTERN})")
+    defs = queries.chain_definitions(store.client, chain)
+    if not defs:
+        raise HTTPException(404, f"unknown chain {chain!r}")
+    return defs[0]["definition"]
+
+
+@router.get("/chains/{chain}/dependency-graph")
+def chain_dependency_graph(
+    chain: str,
+    since: str | None = None,
+    until: str | None = None,
+    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    store: Store = Depends(get_store),
+):
+    """Caller → callee graph of a chain's traces in the window (default: last hour), with call
+    counts and caller-side latency (ms)."""
+    _known_chain(store, chain)
+    s, u = window(since, until, 3600)
+    total, traces = queries.window_traces(store.client, s, u, chain, max_traces)
+    return {"chain": chain, "window": _window_doc(s, u), "traces": total, **dependency_graph(traces.values())}
+
+
+def _health_rows(store: Store, s: int, u: int) -> list[dict]:
+    by_chain: dict[str, list[dict]] = {}
+    for row in queries.trace_summaries(store.client, s, u):
+        by_chain.setdefault(row["chain"], []).append(row)
+    out = []
+    for d in queries.chain_definitions(store.client):
+        rows = by_chain.get(d["id"], [])
+        h = chain_health(
+            d["id"], [r["duration_ns"] / 1e6 for r in rows], sum(1 for r in rows if r["errors"]),
+            sum(1 for r in rows if r["root_error"]), (u - s) / 1e9, d["definition"].get("max_duration_ms"),
+        )  # fmt: skip
+        out.append({"name": d["definition"].get("name", ""), **{k: getattr(h, k) for k in h.__slots__}})
+    return out
+
+
+@router.get("/analytics/chains/health/overview")
+def health_overview(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
+    """Health of every registered chain over the window (default: last hour): throughput, error
+    rate, p50/p95/p99 (ms), SLA compliance, score 0–100 and status (formula in
+    :mod:`analyzer.analysis.health`)."""
+    s, u = window(since, until, 3600)
+    chains = _health_rows(store, s, u)
+    summary = {k: sum(1 for c in chains if c["status"] == k) for k in ("healthy", "degraded", "unhealthy", "no_data")}
+    return {"window": _window_doc(s, u), "summary": summary, "chains": chains}
+
+
+@router.get("/analytics/performance/real-time")
+def performance(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
+    """Traffic of the last 5 minutes (or the window): ``active_chains`` (chains with traces),
+    ``average_duration`` (ms, over all traces), throughput and error rate, per chain too."""
+    s, u = window(since, until, 300)
+    rows = queries.trace_summaries(store.client, s, u)
+    minutes = (u - s) / 6e10
+    per: dict[str, list] = {}
+    for r in rows:
+        per.setdefault(r["chain"], []).append(r)
+    chains = [
+        {"chain": c, "traces": len(v), "throughput_per_min": len(v) / minutes,
+         "average_duration": sum(r["duration_ns"] for r in v) / len(v) / 1e6,
+         "error_rate": sum(1 for r in v if r["errors"]) / len(v)}
+        for c, v in sorted(per.items())
+    ]  # fmt: skip
+    n = len(rows)
+    return {
+        "window": _window_doc(s, u),
+        "active_chains": sum(1 for c in per if c),
+        "traces": n,
+        "throughput_per_min": n / minutes,
+        "average_duration": sum(r["duration_ns"] for r in rows) / n / 1e6 if n else 0.0,
+        "error_rate": sum(1 for r in rows if r["errors"]) / n if n else 0.0,
+        "chains": chains,
+    }
+
+
+@router.get("/analytics/anomalies/detect")
+def anomalies(
+    until: str | None = None,
+    window_minutes: int = Query(5, ge=1, le=1440),
+    baseline_buckets: int = Query(12, ge=3, le=288),
+    store: Store = Depends(get_store),
+):
+    """Latency / error-rate / throughput anomalies of every chain and service: the last
+    ``window_minutes`` before ``until`` vs the ``baseline_buckets`` windows of equal length before
+    it (method and thresholds in :mod:`analyzer.analysis.anomalies`)."""
+    _, u = window(None, until, 60)
+    bucket_s = window_minutes * 60
+    s = u - (baseline_buckets + 1) * bucket_s * 10**9
+    found = []
+    for scope, rows, key, count in (
+        ("chain", queries.chain_buckets(store.client, s, u, bucket_s), "chain", "traces"),
+        ("service", queries.service_buckets(store.client, s, u, bucket_s), "service", "calls"),
+    ):
+        series: dict[str, dict[int, anomaly_rules.Bucket]] = {}
+        for r in rows:
+            series.setdefault(r[key], {})[int(r["bucket"])] = anomaly_rules.Bucket(
+                r[count] / window_minutes, r["errors"] / window_minutes, float(r["p95_ms"] or 0.0)
+            )
+        empty = anomaly_rules.Bucket(0.0, 0.0, 0.0)
+        for name, buckets in series.items():
+            history = [buckets.get(i, empty) for i in range(baseline_buckets)]
+            found += anomaly_rules.detect(scope, name, buckets.get(baseline_buckets, empty), history)
+    return {
+        "window": _window_doc(u - bucket_s * 10**9, u),
+        "baseline": _window_doc(s, u - bucket_s * 10**9),
+        "anomalies": [{k: getattr(a, k) for k in a.__slots__} for a in found],
+    }
+
+
+@router.get("/analytics/services/{service}/impact")
+def impact(
+    service: str,
+    since: str | None = None,
+    until: str | None = None,
+    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    store: Store = Depends(get_store),
+):
+    """The chains ``service`` takes part in and its share of their critical path (call hops into
+    it count as its own), over the window (default: last hour)."""
+    s, u = window(since, until, 3600)
+    _, traces = queries.window_traces(store.client, s, u, None, max_traces)
+    per_chain: dict[str, list] = {}
+    for spans in traces.values():
+        chain = max((sp.chain for sp in spans), default="")
+        per_chain.setdefault(chain, []).extend(contributions([analyze_trace(spans)]))
+    chains = service_impact(service, per_chain)
+    if not chains:
+        raise HTTPException(404, f"service {service!r} has no spans in the window")
+    return {"service": service, "window": _window_doc(s, u), "chains": chains}
+
+
+@router.get("/analytics/optimization/recommendations")
+def recommendations(
+    since: str | None = None,
+    until: str | None = None,
+    chain: str | None = Query(None, pattern=CHAIN_PATTERN),
+    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    store: Store = Depends(get_store),
+):
+    """Recommendations with evidence (parallelizable calls, N+1, the service dominating SLA
+    breaches) per chain over the window (default: last hour); rules in
+    :mod:`analyzer.analysis.recommendations`."""
+    s, u = window(since, until, 3600)
+    slas = {d["id"]: d["definition"].get("max_duration_ms") for d in queries.chain_definitions(store.client)}
+    _, traces = queries.window_traces(store.client, s, u, chain, max_traces)
+    per_chain: dict[str, list] = {}
+    for spans in traces.values():
+        per_chain.setdefault(max((sp.chain for sp in spans), default=""), []).append(analyze_trace(spans))
+    out = []
+    for c, results in sorted(per_chain.items()):
+        for rec in recommend(results, slas.get(c)):
+            out.append({"chain": c, **rec})
+    return {"window": _window_doc(s, u), "recommendations": out}

@@ -1,0 +1,167 @@
+"""Chain registry (CRUD over ``chain_definitions``) and per chain instance (one trace) views:
+events, analysis and critical path.
+
+Chain instance IDs (``{chain_id}``) are the trace ID as a UUID or 32 hex digits
+(:func:`chainotel.ids.parse_chain_id`); an unknown instance → 404, a malformed one → 422.
+Chain definitions are validated by :class:`chainotel.catalog.ChainDefinition` (422 names the
+field); ``PUT`` writes version + 1, ``DELETE`` writes a deletion marker (version + 1).
+
+Example::
+
+    GET /api/v1/traces/3f2504e0-4f89-11d3-9a0c-0305e82c3301/critical-path
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Response
+
+from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from analyzer.analysis.critical_path import analyze_trace
+from analyzer.analysis.graph import dependency_graph
+from analyzer.api.deps import get_store
+from analyzer.store import queries
+from analyzer.store.client import Store
+from chainotel.catalog import ChainDefinition
+from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
+
+router = APIRouter(prefix="/api/v1", tags=["chains"])
+
+
+def _trace_id(chain_id: str) -> str:
+    try:
+        return f"{parse_chain_id(chain_id):032x}"
+    except InvalidChainId as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def _spans(store: Store, chain_id: str):
+    trace_id = _trace_id(chain_id)
+    spans = queries.trace_spans(store.client, trace_id)
+    if not spans:
+        raise HTTPException(404, f"unknown chain instance {chain_id!r}")
+    return trace_id, spans
+
+
+@router.get("/chains/events/{chain_id}")
+def events(chain_id: str, store: Store = Depends(get_store)):
+    """``{"chain_id", "events": [chain_history rows in time order]}``."""
+    trace_id = _trace_id(chain_id)
+    rows = queries.trace_events(store.client, trace_id)
+    if not rows:
+        raise HTTPException(404, f"unknown chain instance {chain_id!r}")
+    return {"chain_id": format_chain_id(int(trace_id, 16)), "events": rows}
+
+
+@router.get("/chains/analysis/{chain_id}")
+def analysis(chain_id: str, store: Store = Depends(get_store)):
+    """``{"chain_id", "total_duration" (ms), "service_count", "success_rate" (share of spans
+    without error), "bottlenecks", "dependency_graph", "critical_path"}`` of one chain instance."""
+    trace_id, spans = _spans(store, chain_id)
+    r = analyze_trace(spans)
+    main = r.roots[0]
+    root = r.spans[main.root_span_id]
+    ranking = rank_bottlenecks(contributions([r]))
+    return {
+        "chain_id": format_chain_id(int(trace_id, 16)),
+        "total_duration": root.duration_ns / 1e6,
+        "service_count": len({s.service for s in spans}),
+        "success_rate": sum(1 for s in r.spans.values() if not s.is_error) / len(r.spans),
+        "bottlenecks": [
+            {"service": e.service, "critical_ms": e.critical_ms_per_trace, "share": e.share} for e in ranking.ranking
+        ],
+        "dependency_graph": dependency_graph([list(r.spans.values())]),
+        "critical_path": [_section(r, s) for s in main.sections],
+    }
+
+
+def _section(r, sec) -> dict:
+    span = r.spans[sec.span_id]
+    return {"span_id": sec.span_id, "service": span.service, "operation": span.operation,
+            "start_unix_nano": sec.start_ns, "end_unix_nano": sec.end_ns}  # fmt: skip
+
+
+@router.get("/traces/{chain_id}/critical-path")
+def critical_path(chain_id: str, store: Store = Depends(get_store)):
+    """Critical path of one chain instance (Jaeger UI's semantics; orphan subtrees as extra roots
+    after the main root), with self and critical time per span. Integers are exact **ns**."""
+    trace_id, spans = _spans(store, chain_id)
+    r = analyze_trace(spans)
+    main = r.spans[r.roots[0].root_span_id]
+    roots = []
+    for root in r.roots:
+        per: dict[str, int] = {}
+        for sec in root.sections:
+            svc = r.spans[sec.span_id].service
+            per[svc] = per.get(svc, 0) + sec.end_ns - sec.start_ns
+        total = sum(per.values())
+        roots.append({
+            "root_span_id": root.root_span_id,
+            "sections": [_section(r, s) for s in root.sections],
+            "by_service": [{"service": k, "critical_ms": v / 1e6, "share": v / total if total else 0.0}
+                           for k, v in sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))],
+        })  # fmt: skip
+    return {
+        "chain_id": format_chain_id(int(trace_id, 16)),
+        "trace_id": trace_id,
+        "chain": max((s.chain for s in spans), default=""),
+        "duration_ms": main.duration_ns / 1e6,
+        "roots": roots,
+        "spans": [
+            {"span_id": s.span_id, "parent_span_id": s.parent_span_id, "service": s.service, "operation": s.operation,
+             "start_unix_nano": s.start_ns, "duration_ns": s.duration_ns, "self_time_ns": r.self_time_ns[s.span_id],
+             "critical_time_ns": r.critical_time_ns[s.span_id]}
+            for s in sorted(r.spans.values(), key=lambda s: (s.start_ns, s.span_id))
+        ],  # fmt: skip
+    }
+
+
+# --- registry ----------------------------------------------------------------------------------
+
+
+@router.get("/chains")
+def list_chains(store: Store = Depends(get_store)):
+    """Every current chain definition: ``{"chains": [{"id", "version", "source", "updated_at", "definition"}]}``."""
+    return {"chains": queries.chain_definitions(store.client)}
+
+
+@router.get("/chains/{chain}")
+def get_chain(chain: str, store: Store = Depends(get_store)):
+    """One chain definition (404 if unknown or deleted)."""
+    found = queries.chain_definitions(store.client, chain)
+    if not found:
+        raise HTTPException(404, f"unknown chain {chain!r}")
+    return found[0]
+
+
+@router.post("/chains", status_code=201)
+def create_chain(body: ChainDefinition, store: Store = Depends(get_store)):
+    """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
+    latest = queries.latest_version(store.client, body.id)
+    if latest is not None and not latest[1]:
+        raise HTTPException(409, f"chain {body.id!r} exists; use PUT /api/v1/chains/{body.id} to change it")
+    version = 1 if latest is None else latest[0] + 1
+    queries.write_definition(store.client, body.model_dump(mode="json"), version)
+    return queries.chain_definitions(store.client, body.id)[0]
+
+
+@router.put("/chains/{chain}")
+def update_chain(chain: str, body: ChainDefinition, store: Store = Depends(get_store)):
+    """Replace a chain definition: version + 1 (404 if unknown; 422 if the body's ``id`` differs)."""
+    if body.id != chain:
+        raise HTTPException(422, f"id: body id {body.id!r} does not match the path {chain!r}")
+    latest = queries.latest_version(store.client, chain)
+    if latest is None or latest[1]:
+        raise HTTPException(404, f"unknown chain {chain!r}")
+    queries.write_definition(store.client, body.model_dump(mode="json"), latest[0] + 1)
+    return queries.chain_definitions(store.client, chain)[0]
+
+
+@router.delete("/chains/{chain}", status_code=204)
+def delete_chain(chain: str, store: Store = Depends(get_store)):
+    """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
+    latest = queries.latest_version(store.client, chain)
+    if latest is None or latest[1]:
+        raise HTTPException(404, f"unknown chain {chain!r}")
+    current = queries.chain_definitions(store.client, chain)[0]["definition"]
+    queries.write_definition(store.client, current, latest[0] + 1, deleted=True)
+    return Response(status_code=204)

@@ -1,0 +1,186 @@
+"""Read-side SQL of the analysis endpoints — every query the analysis API runs is here.
+
+All values reach ClickHouse as bound parameters (clickhouse-connect ``parameters=`` with the
+server-side ``{name:Type}`` syntax); no SQL is ever built from request input. Times passed in
+are Unix **nanoseconds** (``int``); rows come back as :class:`analyzer.analysis.model.Span` or
+plain dicts.
+
+Tables (see ``analyzer/store/migrations``): ``chain_history`` (one row per span),
+``chain_traces`` (per-trace index, aggregate on read), ``chain_metrics`` (per-minute RED
+aggregates), ``chain_definitions`` (the registry, ReplacingMergeTree by version).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+from clickhouse_connect.driver.client import Client
+
+from analyzer.analysis.model import Span, span_from_history
+
+_SPAN_COLUMNS = (
+    "trace_id, request_id, parent_span_id, service_name, operation, span_kind, event_type, "
+    "toUnixTimestamp64Nano(timestamp) AS start_ns, duration_ns, chain, peer_service"
+)
+
+DEFAULT_MAX_TRACES = 5000
+"""Traces analysed per window at most; larger windows are sampled by trace-ID hash (uniform,
+deterministic), which keeps a bottleneck query over millions of spans within about a second."""
+
+
+def _dt(ns: int) -> datetime:
+    return datetime.fromtimestamp(ns // 10**9, tz=timezone.utc).replace(microsecond=(ns % 10**9) // 1000)
+
+
+def trace_spans(client: Client, trace_id: str) -> list[Span]:
+    """Every span of trace ``trace_id`` (32 lowercase hex), ``[]`` if unknown."""
+    rows = client.query(
+        f"SELECT {_SPAN_COLUMNS} FROM chain_history WHERE trace_id = {{trace_id:String}}",
+        parameters={"trace_id": trace_id},
+    ).result_rows
+    return [span_from_history(*r) for r in rows]
+
+
+def trace_events(client: Client, trace_id: str) -> list[dict]:
+    """``chain_history`` rows of one trace in time order (timestamp as RFC 3339 with ns, start
+    also as ``start_unix_nano``); attribute maps included."""
+    result = client.query(
+        "SELECT chain_id, trace_id, request_id, parent_span_id, service_name, operation, span_kind, "
+        "event_type, toUnixTimestamp64Nano(timestamp) AS start_unix_nano, duration_ns, endpoint, user_id, "
+        "chain, category, status_code, status_message, error_context, peer_service, span_attributes, "
+        "resource_attributes FROM chain_history WHERE trace_id = {trace_id:String} "
+        "ORDER BY timestamp, request_id",
+        parameters={"trace_id": trace_id},
+    )
+    out = []
+    for row in result.named_results():
+        row["chain_id"] = str(row["chain_id"])
+        ns = row["start_unix_nano"]
+        row["timestamp"] = _dt(ns).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"
+        out.append(row)
+    return out
+
+
+def window_traces(
+    client: Client,
+    since_ns: int,
+    until_ns: int,
+    chain: str | None = None,
+    max_traces: int = DEFAULT_MAX_TRACES,
+) -> tuple[int, dict[str, list[Span]]]:
+    """Traces whose first span starts in ``[since_ns, until_ns)`` (optionally of one ``chain``).
+
+    Returns ``(traces in the window, {trace_id: [Span, ...]})`` where the dict holds at most
+    ``max_traces`` traces, chosen by the smallest ``cityHash64(trace_id)`` (a uniform,
+    deterministic sample) when the window has more.
+    """
+    params = {"since": _dt(since_ns), "until": _dt(until_ns), "chain": chain or "", "any_chain": chain is None,
+              "limit": max_traces}  # fmt: skip
+    picked = (
+        "SELECT trace_id FROM chain_traces GROUP BY trace_id "
+        "HAVING min(start) >= {since:DateTime64(9)} AND min(start) < {until:DateTime64(9)} "
+        "AND ({any_chain:Bool} OR max(chain) = {chain:String})"
+    )
+    total = client.command(f"SELECT count() FROM ({picked})", parameters=params)
+    rows = client.query(
+        f"SELECT {_SPAN_COLUMNS} FROM chain_history WHERE trace_id IN "
+        f"(SELECT trace_id FROM ({picked}) ORDER BY cityHash64(trace_id) LIMIT {{limit:UInt32}})",
+        parameters=params,
+    ).result_rows
+    traces: dict[str, list[Span]] = {}
+    for r in rows:
+        span = span_from_history(*r)
+        traces.setdefault(span.trace_id, []).append(span)
+    return int(total), traces
+
+
+def trace_summaries(client: Client, since_ns: int, until_ns: int, chain: str | None = None) -> list[dict]:
+    """One row per trace starting in ``[since_ns, until_ns)``: ``chain``, ``trace_id``,
+    ``start_ns``, ``duration_ns``, ``errors`` (error spans), ``root_error`` (0/1)."""
+    rows = client.query(
+        "SELECT chain, trace_id, start_ns, duration_ns, errors, root_error FROM ("
+        " SELECT trace_id, max(chain) AS chain, min(toUnixTimestamp64Nano(timestamp)) AS start_ns,"
+        " max(toUnixTimestamp64Nano(timestamp) + duration_ns) - start_ns AS duration_ns,"
+        " countIf(event_type = 'error') AS errors,"
+        " max(event_type = 'error' AND parent_span_id = '') AS root_error"
+        " FROM chain_history WHERE timestamp >= {since:DateTime64(9)} - INTERVAL 1 HOUR"
+        " AND timestamp < {until:DateTime64(9)} GROUP BY trace_id)"
+        " WHERE start_ns >= {since_ns:Int64} AND start_ns < {until_ns:Int64}"
+        " AND ({any_chain:Bool} OR chain = {chain:String})",
+        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "since_ns": since_ns, "until_ns": until_ns,
+                    "chain": chain or "", "any_chain": chain is None},  # fmt: skip
+    ).named_results()
+    return list(rows)
+
+
+def chain_buckets(client: Client, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    """Per chain and bucket of ``bucket_s`` seconds from ``since_ns``: ``chain``, ``bucket``
+    (index), ``traces``, ``errors`` (traces with an error span), ``p95_ms`` of trace durations."""
+    return list(client.query(
+        "SELECT chain, intDiv(start_ns - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket, count() AS traces,"
+        " countIf(errors > 0) AS errors, quantile(0.95)(duration_ns) / 1e6 AS p95_ms FROM ("
+        " SELECT trace_id, max(chain) AS chain, min(toUnixTimestamp64Nano(timestamp)) AS start_ns,"
+        " max(toUnixTimestamp64Nano(timestamp) + duration_ns) - start_ns AS duration_ns,"
+        " countIf(event_type = 'error') AS errors FROM chain_history"
+        " WHERE timestamp >= {since:DateTime64(9)} AND timestamp < {until:DateTime64(9)} GROUP BY trace_id)"
+        " WHERE start_ns >= {since_ns:Int64} AND start_ns < {until_ns:Int64} GROUP BY chain, bucket",
+        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "since_ns": since_ns, "until_ns": until_ns,
+                    "bucket_ns": bucket_s * 10**9},  # fmt: skip
+    ).named_results())
+
+
+def service_buckets(client: Client, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    """Per service and bucket (from ``chain_metrics``): ``service``, ``bucket``, ``calls``,
+    ``errors``, ``p95_ms`` (t-digest)."""
+    return list(client.query(
+        "SELECT service_name AS service, intDiv(toUnixTimestamp(minute) - {since_s:Int64}, {bucket_s:Int64}) AS bucket,"
+        " sum(calls) AS calls, sum(errors) AS errors,"
+        " quantileTDigestMerge(0.95)(duration_quantiles) / 1e6 AS p95_ms FROM chain_metrics"
+        " WHERE minute >= toDateTime({since_s:Int64}) AND minute < toDateTime({until_s:Int64})"
+        " GROUP BY service, bucket",
+        parameters={"since_s": since_ns // 10**9, "until_s": until_ns // 10**9, "bucket_s": bucket_s},
+    ).named_results())
+
+
+# --- chain registry (chain_definitions) ---------------------------------------------------------
+
+_DEF_COLUMNS = (
+    "id", "version", "name", "category", "description", "max_duration_ms", "definition",
+    "source", "catalog_version", "updated_at", "is_deleted",
+)  # fmt: skip
+
+
+def chain_definitions(client: Client, chain_id: str | None = None) -> list[dict]:
+    """Current (non-deleted) definitions, newest version per ID, ordered by ID: ``{"id",
+    "version", "source", "updated_at", "definition": {...}}``; only ``chain_id`` if given."""
+    rows = client.query(
+        "SELECT id, max(version) AS v, argMax(definition, version) AS d, argMax(source, version) AS s,"
+        " argMax(updated_at, version) AS u, argMax(is_deleted, version) AS del FROM chain_definitions"
+        " WHERE {all:Bool} OR id = {id:String} GROUP BY id HAVING del = 0 ORDER BY id",
+        parameters={"all": chain_id is None, "id": chain_id or ""},
+    ).result_rows
+    return [
+        {"id": r[0], "version": r[1], "source": r[3], "updated_at": r[4].isoformat(), "definition": json.loads(r[2])}
+        for r in rows
+    ]
+
+
+def latest_version(client: Client, chain_id: str) -> tuple[int, bool] | None:
+    """``(newest version, is_deleted)`` of ``chain_id``, ``None`` if it never existed."""
+    rows = client.query(
+        "SELECT max(version), argMax(is_deleted, version) FROM chain_definitions WHERE id = {id:String} GROUP BY id",
+        parameters={"id": chain_id},
+    ).result_rows
+    return (int(rows[0][0]), bool(rows[0][1])) if rows else None
+
+
+def write_definition(client: Client, doc: dict, version: int, deleted: bool = False) -> None:
+    """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc``."""
+    client.insert(
+        "chain_definitions",
+        [[doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
+          doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", datetime.now(timezone.utc),
+          1 if deleted else 0]],  # fmt: skip
+        column_names=_DEF_COLUMNS,
+    )
