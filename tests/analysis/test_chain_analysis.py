@@ -1,0 +1,120 @@
+"""Aggregation (CRISP), hop attribution, bottleneck ranking, health, anomalies, graph, impact and
+recommendations on hand-built traces."""
+
+from __future__ import annotations
+
+import pytest
+
+from analyzer.analysis import anomalies
+from analyzer.analysis.aggregate import chain_critical_path
+from analyzer.analysis.attribution import critical_by_operation
+from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from analyzer.analysis.critical_path import analyze_trace
+from analyzer.analysis.graph import dependency_graph
+from analyzer.analysis.health import chain_health
+from analyzer.analysis.impact import service_impact
+from analyzer.analysis.model import CLIENT, Span
+from analyzer.analysis.recommendations import recommend
+
+MS = 1_000_000
+
+
+def hop_trace(n: int, gap_ms: int, cart_ms: int = 2) -> list[Span]:
+    """frontend server → frontend client span → cart server span (kinds unknown, as in real data)."""
+    return [
+        Span(f"{n:04d}r", "", "frontend", "Recv", 0, 100 * MS, trace_id=f"t{n}"),
+        Span(f"{n:04d}c", f"{n:04d}r", "frontend", "CartService/GetCart", 10 * MS, (10 + 2 * gap_ms + cart_ms) * MS, trace_id=f"t{n}"),
+        Span(f"{n:04d}s", f"{n:04d}c", "cartservice", "GetCart", (10 + gap_ms) * MS, (10 + gap_ms + cart_ms) * MS, trace_id=f"t{n}"),
+    ]
+
+
+def test_call_hop_time_is_charged_to_the_callee():
+    r = analyze_trace(hop_trace(1, gap_ms=20))
+    ops = critical_by_operation(r)
+    assert ops[("cartservice", "GetCart")] == 42 * MS  # 2 ms server + 40 ms of network around it
+    assert ops[("frontend", "Recv")] == 58 * MS
+    assert sum(ops.values()) == 100 * MS
+
+
+def test_client_span_without_callee_goes_to_peer_service():
+    spans = [Span("r", "", "api", "GET", 0, 10), Span("c", "r", "api", "SELECT", 2, 8, CLIENT, peer_service="postgres")]
+    assert critical_by_operation(analyze_trace(spans)) == {("api", "GET"): 4, ("postgres", "SELECT"): 6}
+
+
+def test_ranking_with_baseline_names_what_got_slower():
+    base = contributions(analyze_trace(hop_trace(i, gap_ms=2)) for i in range(20))
+    slow = contributions(analyze_trace(hop_trace(i, gap_ms=30)) for i in range(20))
+    ranking = rank_bottlenecks(slow, base)
+    assert [e.service for e in ranking.ranking] == ["cartservice", "frontend"]
+    top = ranking.ranking[0]
+    assert top.delta_ms_per_trace == pytest.approx(56.0)
+    assert top.critical_ms_per_trace == pytest.approx(62.0)
+    assert top.score == pytest.approx(56.0 * 56.0 / 62.0)
+    plain = rank_bottlenecks(slow)
+    assert plain.baseline_traces is None and plain.ranking[0].score == plain.ranking[0].critical_ms_per_trace
+    assert sum(e.share for e in plain.ranking) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        contributions([], group_by="pod")
+
+
+def test_crisp_aggregation_per_call_path():
+    agg = chain_critical_path([analyze_trace(hop_trace(i, gap_ms=i)) for i in range(1, 5)])
+    assert agg["traces"] == 4
+    paths = {tuple(p["call_path"]): p for p in agg["by_call_path"]}
+    leaf = paths[("frontend:Recv", "frontend:CartService/GetCart", "cartservice:GetCart")]
+    assert leaf["per_trace_ms"] == pytest.approx(2.0) and leaf["traces"] == 4
+    client = paths[("frontend:Recv", "frontend:CartService/GetCart")]
+    assert client["total_ms"] == pytest.approx(2 * (1 + 2 + 3 + 4))
+    assert client["p50_ms"] == pytest.approx(5.0)
+
+
+def test_health_score_and_status():
+    h = chain_health("B1", [100.0] * 90 + [900.0] * 10, error_traces=10, root_error_traces=5, window_s=600,
+                     max_duration_ms=500)  # fmt: skip
+    assert h.throughput_per_min == 10 and h.error_rate == 0.1 and h.sla_compliance == 0.9
+    assert h.score == round(100 * (0.4 * 0.95 + 0.3 * 0.9 + 0.3 * 0.9)) == 92 and h.status == "healthy"
+    bad = chain_health("B1", [900.0] * 10, 10, 10, 60, 500)
+    assert bad.score == 0 and bad.status == "unhealthy"
+    assert chain_health("B1", [], 0, 0, 60).status == "no_data"
+    with pytest.raises(ValueError):
+        chain_health("B1", [1.0], 2, 0, 60)
+
+
+def test_anomalies_thresholds():
+    history = [anomalies.Bucket(100, 1, 50 + i % 3) for i in range(12)]
+    found = anomalies.detect("service", "cart", anomalies.Bucket(100, 1, 300), history)
+    assert [a.metric for a in found] == ["latency_p95_ms"] and found[0].severity == "critical"
+    assert anomalies.detect("service", "cart", anomalies.Bucket(100, 1, 54), history) == []
+    found = anomalies.detect("chain", "B1", anomalies.Bucket(100, 20, 50), history)
+    assert [a.metric for a in found] == ["error_rate"]
+    found = anomalies.detect("chain", "B1", anomalies.Bucket(10, 0, 50), history)
+    assert [(a.metric, a.direction) for a in found] == [("throughput_per_min", "down")]
+    assert anomalies.detect("chain", "B1", anomalies.Bucket(10, 0, 500), history[:2]) == []
+
+
+def test_dependency_graph_and_impact():
+    g = dependency_graph([hop_trace(i, gap_ms=5) for i in range(3)])
+    assert g["edges"] == [{"caller": "frontend", "callee": "cartservice", "calls": 3, "errors": 0,
+                           "avg_ms": 12.0, "p50_ms": 12.0, "p95_ms": 12.0}]  # fmt: skip
+    assert {n["service"] for n in g["nodes"]} == {"frontend", "cartservice"}
+    per_chain = {"B1": contributions(analyze_trace(hop_trace(i, gap_ms=5)) for i in range(3))}
+    impact = service_impact("cartservice", per_chain)
+    assert impact[0]["chain"] == "B1" and impact[0]["share"] == pytest.approx(0.12)
+    assert service_impact("nosuch", per_chain) == []
+
+
+def test_recommendations_n_plus_one_parallel_and_sla():
+    traces = []
+    for t in range(5):
+        spans = [Span(f"{t}r", "", "web", "GET /cart", 0, 1000 * MS)]
+        for i in range(6):  # six sequential calls of the same endpoint
+            s = (10 + 100 * i) * MS
+            spans.append(Span(f"{t}c{i}", f"{t}r", "web", "price", s, s + 90 * MS))
+            spans.append(Span(f"{t}s{i}", f"{t}c{i}", "pricing", "GetPrice", s + MS, s + 89 * MS))
+        traces.append(analyze_trace(spans))
+    recs = recommend(traces, max_duration_ms=500)
+    kinds = {r["type"]: r for r in recs}
+    assert kinds["n_plus_one"]["service"] == "pricing" and kinds["n_plus_one"]["evidence"]["calls_per_trace"] == 6
+    assert kinds["parallelize"]["evidence"]["estimated_saving_ms_per_trace"] == pytest.approx(450.0)
+    assert kinds["sla_breach"]["service"] == "pricing"
+    assert recommend([]) == []
