@@ -9,8 +9,8 @@ typer app with :func:`register`::
     client.register(app)
 
 Endpoints used (issue 4's analysis API): ``/api/v1/traces/{chain_id}/critical-path``,
-``/api/v1/analytics/chains/health/overview``, ``/api/v1/analytics/chains/performance/real-time``,
-``/api/v1/analytics/chains/anomalies/detect``, ``/api/v1/analytics/chains/services/{service}/impact``,
+``/api/v1/analytics/chains/health/overview``, ``/api/v1/analytics/performance/real-time``,
+``/api/v1/analytics/anomalies/detect``, ``/api/v1/analytics/services/{service}/impact``,
 ``/api/v1/analytics/bottlenecks``.
 """
 
@@ -33,9 +33,9 @@ DEFAULT_ANALYZER_URL = "http://127.0.0.1:4318"
 PATHS = {
     "critical_path": "/api/v1/traces/{chain_id}/critical-path",
     "health": "/api/v1/analytics/chains/health/overview",
-    "realtime": "/api/v1/analytics/chains/performance/real-time",
-    "anomalies": "/api/v1/analytics/chains/anomalies/detect",
-    "impact": "/api/v1/analytics/chains/services/{service}/impact",
+    "realtime": "/api/v1/analytics/performance/real-time",
+    "anomalies": "/api/v1/analytics/anomalies/detect",
+    "impact": "/api/v1/analytics/services/{service}/impact",
     "bottlenecks": "/api/v1/analytics/bottlenecks",
 }
 """Analyzer API paths, in one place."""
@@ -201,13 +201,19 @@ def _list_of(doc: Any, *keys: str) -> list[dict]:
     return []
 
 
-HEALTH_COLUMNS = ["chain", "chain_id", "name", "status", "health_score", "traces", "throughput", "error_rate",
+HEALTH_COLUMNS = ["chain", "name", "status", "score", "traces", "throughput_per_min", "error_rate",
                   "p50_ms", "p95_ms", "p99_ms", "sla_compliance", "max_duration_ms"]
 BOTTLENECK_COLUMNS = ["service", "operation", "critical_ms_per_trace", "share", "p95_ms", "delta_ms_per_trace", "score"]
 
 
-def health_table(doc: dict) -> Table:
-    return records_table("chain health", _list_of(doc, "chains", "health", "items"), HEALTH_COLUMNS)
+def health_table(doc: dict, with_no_data: bool = False) -> Table:
+    """Chains of a health overview; chains without traces (status ``no_data``) only on request."""
+    rows = [r for r in _list_of(doc, "chains") if with_no_data or r.get("status") != "no_data"]
+    table = records_table("chain health", rows, HEALTH_COLUMNS)
+    summary = doc.get("summary") or {}
+    if summary:
+        table.caption = "  ".join(f"{k} {v}" for k, v in summary.items())
+    return table
 
 
 def bottleneck_table(doc: dict, title: str = "bottlenecks") -> Table:
@@ -219,7 +225,7 @@ def bottleneck_table(doc: dict, title: str = "bottlenecks") -> Table:
 
 def anomalies_table(doc: dict) -> Table:
     return records_table("anomalies", _list_of(doc, "anomalies"),
-                         ["chain", "service", "metric", "kind", "severity", "value", "baseline", "score", "message"])
+                         ["scope", "key", "metric", "direction", "severity", "value", "baseline_mean", "z_score"])
 
 
 # --- commands --------------------------------------------------------------------------------------
@@ -250,9 +256,10 @@ def trace(chain_id: str = typer.Argument(..., help="Chain instance ID: a UUID or
     _run(analyzer, as_json, lambda c: c.critical_path(chain_id), waterfall)
 
 
-def health(analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
-    """Health of every chain: throughput, error rate, p50/p95/p99, SLA compliance, score, status."""
-    _run(analyzer, as_json, lambda c: c.health(), health_table)
+def health(all_chains: bool = typer.Option(False, "--all", help="Also list chains without traces (no_data)."),
+           analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
+    """Health of every chain over the last hour: throughput, error rate, p50/p95/p99, SLA compliance, score, status."""
+    _run(analyzer, as_json, lambda c: c.health(), lambda doc: health_table(doc, all_chains))
 
 
 def anomalies(analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
@@ -264,8 +271,8 @@ def impact(service: str = typer.Argument(..., help="service.name, e.g. ai-provid
            analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
     """The chains a service takes part in and its share of their critical path."""
     def render(doc: dict):
-        return records_table(f"impact of {service}", _list_of(doc, "chains", "impact"),
-                             ["chain", "name", "traces", "critical_ms_per_trace", "share", "p95_ms", "error_rate"])
+        return records_table(f"impact of {service}", _list_of(doc, "chains"),
+                             ["chain", "traces", "traces_with_service", "critical_ms_per_trace", "share", "p95_ms"])
     _run(analyzer, as_json, lambda c: c.impact(service), render)
 
 

@@ -270,22 +270,15 @@ class Stack:
 
 # --- the report -------------------------------------------------------------------------------------
 
-def _pick(row: dict, *names: str, default=None):
-    for name in names:
-        if row.get(name) is not None:
-            return row[name]
-    return default
-
-
 def _ms(value) -> str:
     return "-" if value is None else f"{float(value):.1f}"
 
 
 def _pct(value) -> str:
+    """A 0–1 rate as a percentage."""
     if value is None:
         return "-"
-    value = float(value)
-    return f"{value * 100:.1f}%" if value <= 1.0 else f"{value:.1f}%"
+    return f"{float(value) * 100:.1f}%"
 
 
 def wait_until_stored(client, chain_ids: list[str], timeout: float = 30.0) -> int:
@@ -320,8 +313,7 @@ def chain_report(client, results: list, since: float) -> list:
     health_rows: dict[str, dict] = {}
     try:
         doc = client.health()
-        rows = doc if isinstance(doc, list) else next((doc[k] for k in ("chains", "health", "items") if isinstance(doc.get(k), list)), [])
-        health_rows = {str(_pick(r, "chain", "chain_id", "id")): r for r in rows}
+        health_rows = {r["chain"]: r for r in doc.get("chains", [])}
     except AnalyzerError as exc:
         parts.append(f"[yellow]health overview unavailable: {exc}[/]")
 
@@ -338,12 +330,10 @@ def chain_report(client, results: list, since: float) -> list:
                 top = f"{best.get('service')}{' ' + best['operation'] if best.get('operation') else ''} ({_pct(best.get('share'))})"
         except AnalyzerError as exc:
             top = f"unavailable ({str(exc)[:40]})"
-        status = _pick(h, "status", "health_status", default="-")
-        score = _pick(h, "health_score", "score")
-        table.add_row(chain, str(_pick(h, "name", default="")), str(_pick(h, "traces", "trace_count", "count", default="-")),
-                      _ms(_pick(h, "p50_ms", "p50")), _ms(_pick(h, "p95_ms", "p95")),
-                      _pct(_pick(h, "error_rate")), _pct(_pick(h, "sla_compliance", "sla_compliance_rate")),
-                      f"{status}{f' ({score:.0f})' if isinstance(score, (int, float)) else ''}", top)
+        score = h.get("score")
+        table.add_row(chain, h.get("name", ""), str(h.get("traces", "-")), _ms(h.get("p50_ms")), _ms(h.get("p95_ms")),
+                      _pct(h.get("error_rate")), _pct(h.get("sla_compliance")),
+                      f"{h.get('status', '-')}{f' ({score})' if score is not None else ''}", top)
     parts.append(table)
 
     ok = [r for r in results if r.ok]
@@ -361,7 +351,8 @@ def chain_report(client, results: list, since: float) -> list:
     return parts
 
 
-def next_steps(analyzer_url: str, example_chain_id: str | None) -> str:
+def next_steps(analyzer_url: str, example_chain_id: str | None, since: float) -> str:
+    """The analyzer URLs and CLI commands to try next (``since``: Unix seconds of the run's start)."""
     cid = example_chain_id or "<chain-id>"
     env = "" if analyzer_url == "http://127.0.0.1:4318" else f"CHAINOTEL_ANALYZER_URL={analyzer_url} "
     return "\n".join([
@@ -369,7 +360,7 @@ def next_steps(analyzer_url: str, example_chain_id: str | None) -> str:
         f"  API (OpenAPI)     {analyzer_url}/docs",
         f"  critical path     {analyzer_url}/api/v1/traces/{cid}/critical-path",
         f"  health            {analyzer_url}/api/v1/analytics/chains/health/overview",
-        f"  bottlenecks       {analyzer_url}/api/v1/analytics/bottlenecks?chain=A2&since=15m",
+        f"  bottlenecks       {analyzer_url}/api/v1/analytics/bottlenecks?chain=A2&since={int(since)}",
         f"  CLI               {env}chainotel trace {cid}",
         f"                    {env}chainotel bottlenecks --chain A2 --since 15m",
         f"                    {env}chainotel health | anomalies | impact ai-provider | monitor",
@@ -426,7 +417,7 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
                 console.print(part)
         finally:
             client.close()
-        console.print(next_steps(stack.analyzer_url, next((r.chain_id for r in results if r.chain == "A2" and r.ok), None)))
+        console.print(next_steps(stack.analyzer_url, next((r.chain_id for r in results if r.chain == "A2" and r.ok), None), since))
         if keep_running:
             console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")
             while True:
