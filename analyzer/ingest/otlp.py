@@ -20,13 +20,13 @@ import json
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
 from chainotel import attributes as ca
 
 COLUMNS: tuple[str, ...] = (
-    "chain_id",
     "trace_id",
     "request_id",
     "parent_span_id",
@@ -48,7 +48,8 @@ COLUMNS: tuple[str, ...] = (
     "span_attributes",
     "resource_attributes",
 )
-"""Columns produced by :func:`decode_request`; the writer appends ``ingested_at`` and ``request_digest``."""
+"""Columns of :attr:`DecodedSpans.table`, in order. ``chain_id`` and ``ingested_at`` are filled by their
+column DEFAULTs in ClickHouse; the writer appends ``request_digest``."""
 
 SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 """``span_kind`` values, indexed by the OTLP ``Span.SpanKind`` number."""
@@ -65,11 +66,12 @@ _PEER_KEYS = ("peer.service", "server.address", "net.peer.name")
 class DecodedSpans:
     """Result of decoding one request.
 
-    ``columns``: one list per name in :data:`COLUMNS` (all of length ``count``); ``rejected``: number of
-    spans refused; ``error_message``: why (first few reasons), '' when none were refused.
+    ``table``: a ``pyarrow.Table`` with :data:`COLUMNS` (``count`` rows; ``timestamp`` is
+    ``timestamp[ns, UTC]``, ``duration_ns`` uint64, the attribute columns ``map<string, string>``);
+    ``rejected``: number of spans refused; ``error_message``: why (first reasons), '' when none were.
     """
 
-    columns: list[list] = field(default_factory=lambda: [[] for _ in COLUMNS])
+    table: pa.Table | None = None
     count: int = 0
     rejected: int = 0
     error_message: str = ""
@@ -119,8 +121,10 @@ def _attrs(kvs) -> dict[str, str]:
     out = {}
     for kv in kvs:
         v = kv.value
-        kind = v.WhichOneof("value")
-        out[kv.key] = v.string_value if kind == "string_value" else any_value_to_str(v)
+        text = v.string_value
+        if not text and v.WhichOneof("value") != "string_value":
+            text = any_value_to_str(v)
+        out[kv.key] = text
     return out
 
 
@@ -136,72 +140,116 @@ def _error_context(events) -> str:
     return "\n---\n".join(parts)
 
 
+_ROUTE, _USER, _CHAIN, _CATEGORY = "http.route", "enduser.id", ca.CHAIN_ID, ca.CHAIN_CATEGORY
+_SPECIAL = frozenset((_ROUTE, _USER, _CHAIN, _CATEGORY, *_PEER_KEYS))
+_STRING = pa.string()
+_MAP = pa.map_(pa.string(), pa.string())
+
+
+def _map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.MapArray:
+    return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, _STRING), pa.array(values, _STRING))
+
+
 def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
-    """Turn every valid span of ``request`` into one row of ``chain_history`` columns (see module doc)."""
-    out = DecodedSpans()
-    (
-        c_chain_id, c_trace, c_span, c_parent, c_service, c_op, c_kind, c_event, c_ts, c_dur, c_endpoint,
-        c_user, c_chain, c_category, c_status, c_status_msg, c_error, c_peer, c_scope, c_sattrs, c_rattrs,
-    ) = out.columns
+    """Turn every valid span of ``request`` into one row of ``chain_history`` columns (see module doc).
+
+    Cost matters here (it runs for every span received): one pass over each span's attributes fills
+    flat key/value lists for the map column and picks out the attributes with their own columns.
+    """
+    trace_ids, span_ids, parents, services, names, kinds_col, events_col = [], [], [], [], [], [], []
+    starts, durations, endpoints, users, chains, categories, statuses, status_msgs = [], [], [], [], [], [], [], []
+    errors, peers, scopes = [], [], []
+    s_off, s_keys, s_vals = [0], [], []
+    r_off, r_keys, r_vals = [0], [], []
     reasons: list[str] = []
     rejected = 0
-    categories = None
-    kinds, statuses = SPAN_KINDS, STATUS_CODES
+    catalog = None
+    kinds, statuses_names = SPAN_KINDS, STATUS_CODES
+    special = _SPECIAL
+    zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
     for rs in request.resource_spans:
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
+        rk, rv = list(rattrs.keys()), list(rattrs.values())
+        nr = len(rk)
         for ss in rs.scope_spans:
             scope = ss.scope.name
             for span in ss.spans:
                 tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
-                if len(tid) != 16 or tid == _ZERO_TRACE or len(sid) != 8 or sid == _ZERO_SPAN or (pid and len(pid) != 8):
+                if len(tid) != 16 or tid == zero_trace or len(sid) != 8 or sid == zero_span or (pid and len(pid) != 8):
                     rejected += 1
                     if len(reasons) < 3:
                         reasons.append(_why(span))
                     continue
-                sattrs = _attrs(span.attributes)
+                route = user = chain = category = peer = ""
+                for kv in span.attributes:
+                    key = kv.key
+                    v = kv.value
+                    text = v.string_value
+                    if not text and v.WhichOneof("value") != "string_value":
+                        text = any_value_to_str(v)
+                    s_keys.append(key)
+                    s_vals.append(text)
+                    if key in special:
+                        if key == _ROUTE:
+                            route = text
+                        elif key == _CHAIN:
+                            chain = text
+                        elif key == _CATEGORY:
+                            category = text
+                        elif key == _USER:
+                            user = text
+                        elif not peer or key == "peer.service":
+                            peer = text
+                s_off.append(len(s_keys))
+                r_keys.extend(rk)
+                r_vals.extend(rv)
+                r_off.append(r_off[-1] + nr)
                 kind = span.kind
-                code = span.status.code
+                status = span.status
+                code = status.code
                 start = span.start_time_unix_nano
                 end = span.end_time_unix_nano
                 name = span.name
-                chain = sattrs.get(ca.CHAIN_ID, "")
-                category = sattrs.get(ca.CHAIN_CATEGORY, "")
                 if chain and not category:
-                    if categories is None:
-                        categories = _catalog_categories()
-                    category = categories.get(chain, "")
-                c_chain_id.append(tid)
-                c_trace.append(tid.hex())
-                c_span.append(sid.hex())
-                c_parent.append(pid.hex() if pid and pid != _ZERO_SPAN else "")
-                c_service.append(service)
-                c_op.append(name)
-                c_kind.append(kinds[kind] if 0 <= kind < 6 else "unspecified")
-                c_event.append("error" if code == 2 else "complete")
-                c_ts.append(start)
-                c_dur.append(end - start if end > start else 0)
-                c_endpoint.append(sattrs.get("http.route") or name)
-                c_user.append(sattrs.get("enduser.id", ""))
-                c_chain.append(chain)
-                c_category.append(category)
-                c_status.append(statuses[code] if 0 <= code < 3 else "unset")
-                c_status_msg.append(span.status.message)
-                c_error.append(_error_context(span.events) if span.events else "")
-                peer = ""
-                if kind == 3 or kind == 4:
-                    for key in _PEER_KEYS:
-                        peer = sattrs.get(key, "")
-                        if peer:
-                            break
-                c_peer.append(peer)
-                c_scope.append(scope)
-                c_sattrs.append(sattrs)
-                c_rattrs.append(rattrs)
-    out.count = len(c_trace)
-    out.rejected = rejected
+                    if catalog is None:
+                        catalog = _catalog_categories()
+                    category = catalog.get(chain, "")
+                trace_ids.append(tid.hex())
+                span_ids.append(sid.hex())
+                parents.append(pid.hex() if pid and pid != zero_span else "")
+                services.append(service)
+                names.append(name)
+                kinds_col.append(kinds[kind] if 0 <= kind < 6 else "unspecified")
+                events_col.append("error" if code == 2 else "complete")
+                starts.append(start)
+                durations.append(end - start if end > start else 0)
+                endpoints.append(route or name)
+                users.append(user)
+                chains.append(chain)
+                categories.append(category)
+                statuses.append(statuses_names[code] if 0 <= code < 3 else "unset")
+                status_msgs.append(status.message)
+                errors.append(_error_context(span.events) if span.events else "")
+                peers.append(peer if kind == 3 or kind == 4 else "")
+                scopes.append(scope)
+    out = DecodedSpans(count=len(trace_ids), rejected=rejected)
     if rejected:
-        out.error_message = f"{rejected} span(s) rejected: " + "; ".join(reasons) + ("; ..." if rejected > len(reasons) else "")
+        more = "; ..." if rejected > len(reasons) else ""
+        out.error_message = f"{rejected} span(s) rejected: " + "; ".join(reasons) + more
+    if out.count:
+        s = _STRING
+        out.table = pa.Table.from_arrays(
+            [
+                pa.array(trace_ids, s), pa.array(span_ids, s), pa.array(parents, s), pa.array(services, s),
+                pa.array(names, s), pa.array(kinds_col, s), pa.array(events_col, s),
+                pa.array(starts, pa.timestamp("ns", tz="UTC")), pa.array(durations, pa.uint64()),
+                pa.array(endpoints, s), pa.array(users, s), pa.array(chains, s), pa.array(categories, s),
+                pa.array(statuses, s), pa.array(status_msgs, s), pa.array(errors, s), pa.array(peers, s),
+                pa.array(scopes, s), _map_array(s_off, s_keys, s_vals), _map_array(r_off, r_keys, r_vals),
+            ],
+            names=list(COLUMNS),
+        )  # fmt: skip
     return out
 
 

@@ -6,8 +6,8 @@ wait on the returned future, which resolves only after the batch holding the req
 so no span is acknowledged before it is stored.
 
 Batching: the writer thread takes the first waiting request, lingers up to ``batch_max_wait`` seconds
-(≤ 1 s) for more, and inserts at most ``batch_max_spans`` spans (≤ 10 000) in one column-oriented
-INSERT into ``chain_history`` (the materialized views fill ``chain_traces`` and ``chain_metrics`` in
+(≤ 1 s) for more, and inserts at most ``batch_max_spans`` spans (≤ 10 000) in one Arrow-format
+INSERT into ``chain_history`` (columns built by :func:`~analyzer.ingest.otlp.decode_request`) (the materialized views fill ``chain_traces`` and ``chain_metrics`` in
 the same INSERT). Requests are never split across INSERTs.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
@@ -40,13 +40,14 @@ import time
 from concurrent.futures import Future
 from dataclasses import dataclass
 
-from analyzer.ingest.otlp import COLUMNS, DecodedSpans
+import pyarrow as pa
+
+from analyzer.ingest.otlp import DecodedSpans
 from analyzer.settings import AnalyzerSettings
 from analyzer.store.client import Store
 
 log = logging.getLogger(__name__)
 
-INSERT_COLUMNS = (*COLUMNS, "ingested_at", "request_digest")
 _MAX_REMEMBERED = 500_000
 
 
@@ -234,20 +235,11 @@ class SpanWriter:
             committed.popitem(last=False)
 
     def _insert(self, batch: list[_Item]) -> None:
-        ncols = len(COLUMNS)
-        if len(batch) == 1:
-            columns = list(batch[0].spans.columns)
-        else:
-            columns = [[] for _ in range(ncols)]
-            for item in batch:
-                for dst, src in zip(columns, item.spans.columns):
-                    dst.extend(src)
-        total = len(columns[0])
-        digests: list[int] = []
-        for item in batch:
-            digests.extend([item.digest] * item.spans.count)
-        columns.append([int(time.time())] * total)
-        columns.append(digests)
-        self._client.insert("chain_history", columns, column_names=INSERT_COLUMNS, column_oriented=True)
-        self.spans_written += total
+        tables = [
+            item.spans.table.append_column("request_digest", pa.array([item.digest] * item.spans.count, pa.uint64()))
+            for item in batch
+        ]
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        self._client.insert_arrow("chain_history", table)
+        self.spans_written += table.num_rows
         self.inserts += 1

@@ -1,7 +1,8 @@
 -- chain_history: one row per span, written only by the analyzer's batching writer.
 --
 -- Column                meaning
--- chain_id              the chain instance: the trace ID as a UUID (trace 0123..ef -> 01234567-89ab-cdef-...)
+-- chain_id              the chain instance: the trace ID as a UUID (trace 0123..ef -> 01234567-89ab-cdef-...),
+--                       computed by its DEFAULT from trace_id
 -- trace_id              trace ID, 32 lowercase hex characters
 -- request_id            span ID, 16 lowercase hex characters
 -- parent_span_id        parent span ID (16 hex), '' for a root span
@@ -22,7 +23,8 @@
 -- scope_name            instrumentation scope name
 -- span_attributes       all span attributes as strings (ints/doubles/bools as text, arrays/kvlists as JSON)
 -- resource_attributes   all resource attributes, same encoding
--- ingested_at           when the analyzer stored the row (UTC seconds); retention (TTL) counts from here
+-- ingested_at           when the row was inserted (DEFAULT now(), UTC seconds, one value per INSERT);
+--                       retention (TTL) counts from here
 -- request_digest        64-bit digest of the OTLP request the row came in (no-duplicates-on-retry, see writer.py)
 --
 -- Partitioned by ingest day: one INSERT writes one part (old or skewed span timestamps never fan out
@@ -33,7 +35,9 @@
 -- runner (ALTER TABLE ... MODIFY TTL / REMOVE TTL), not here, because it is configuration.
 CREATE TABLE IF NOT EXISTS chain_history
 (
-    chain_id            UUID                                CODEC(ZSTD(1)),
+    chain_id            UUID DEFAULT toUUIDOrZero(concat(substring(trace_id, 1, 8), '-', substring(trace_id, 9, 4), '-',
+                            substring(trace_id, 13, 4), '-', substring(trace_id, 17, 4), '-', substring(trace_id, 21, 12)))
+                                                        CODEC(ZSTD(1)),
     trace_id            String                              CODEC(ZSTD(1)),
     request_id          String                              CODEC(ZSTD(1)),
     parent_span_id      String                              CODEC(ZSTD(1)),
@@ -54,7 +58,7 @@ CREATE TABLE IF NOT EXISTS chain_history
     scope_name          LowCardinality(String)              CODEC(ZSTD(1)),
     span_attributes     Map(LowCardinality(String), String) CODEC(ZSTD(1)),
     resource_attributes Map(LowCardinality(String), String) CODEC(ZSTD(1)),
-    ingested_at         DateTime('UTC')                     CODEC(Delta(4), ZSTD(1)),
+    ingested_at         DateTime('UTC') DEFAULT now()       CODEC(Delta(4), ZSTD(1)),
     request_digest      UInt64                              CODEC(ZSTD(1)),
     INDEX idx_trace_id trace_id TYPE bloom_filter(0.001) GRANULARITY 1,
     INDEX idx_timestamp timestamp TYPE minmax GRANULARITY 1,

@@ -1,0 +1,302 @@
+"""Ingest benchmark: OTLP/HTTP → chDB end to end, against a direct clickhouse-connect insert.
+
+``python -m bench.ingest [--requests N] [--senders 8] [--overload-seconds S]``
+
+1. **End to end**: a real ``chainotel-analyzer serve`` (one uvicorn worker, chDB in a temp dir);
+   ``--senders`` threads POST distinct 1 000-span ``application/x-protobuf`` requests (SDK-like spans:
+   HTTP server/client attributes, chain tags) until ``--requests`` are acknowledged; a 200 means the
+   spans are committed. Figure: spans/s = acknowledged spans / wall time.
+2. **Direct baseline** (same run, same rows): the requests decoded to columns up front (not timed),
+   then inserted with the writer's clickhouse-connect call (``insert_arrow``) into the same schema in
+   batches of 10 000 spans — the rate ClickHouse can take from Python, no HTTP and no decoding.
+3. **Overload**: ``--overload-senders`` threads flood the analyzer for ``--overload-seconds``; the
+   analyzer's RSS is sampled (``/proc/<pid>/status``) and must stay bounded (the queue bound holds);
+   503s are counted.
+4. **Bytes per span** on disk: ``system.parts`` (active parts) of ``chain_history`` and its views,
+   after ``OPTIMIZE ... FINAL``.
+
+Goals (issue 3): ≥ 50 000 spans/s end to end and ≥ 0.6 of the direct rate. Reported, not asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+SPANS_PER_REQUEST = 1000
+SERVICES = ["frontend", "checkout", "cart", "payment", "shipping", "currency", "email", "catalog"]
+ROUTES = ["/api/orders/{id}", "/api/cart", "/api/pay", "/api/ship", "/api/convert", "/api/products/{id}"]
+
+
+def _kv(key: str, value) -> KeyValue:
+    if isinstance(value, bool):
+        return KeyValue(key=key, value=AnyValue(bool_value=value))
+    if isinstance(value, int):
+        return KeyValue(key=key, value=AnyValue(int_value=value))
+    return KeyValue(key=key, value=AnyValue(string_value=value))
+
+
+def make_request(rng: random.Random, n: int = SPANS_PER_REQUEST) -> bytes:
+    """One serialized ExportTraceServiceRequest of ``n`` spans (traces of 10 spans, SDK-like attributes)."""
+    req = ExportTraceServiceRequest()
+    by_service: dict[str, list[Span]] = {}
+    base = time.time_ns() - 3_600_000_000_000
+    for t in range(n // 10):
+        trace_id = rng.randbytes(16)
+        chain = f"B{rng.randint(1, 8)}"
+        root_id = rng.randbytes(8)
+        start = base + rng.randint(0, 3_600_000_000_000)
+        for s in range(10):
+            service = SERVICES[s % len(SERVICES)]
+            span_id = root_id if s == 0 else rng.randbytes(8)
+            kind = 2 if s % 2 == 0 else 3
+            route = ROUTES[s % len(ROUTES)]
+            dur = rng.randint(100_000, 50_000_000)
+            span = Span(
+                trace_id=trace_id, span_id=span_id, parent_span_id=b"" if s == 0 else root_id,
+                name=f"GET {route}", kind=kind, start_time_unix_nano=start + s * 1000,
+                end_time_unix_nano=start + s * 1000 + dur,
+                attributes=[
+                    _kv("http.request.method", "GET"), _kv("http.route", route), _kv("url.path", route.replace("{id}", str(t))),
+                    _kv("http.response.status_code", 200), _kv("chain.id", chain), _kv("chain.category", "service_communication"),
+                    _kv("chain.name", "Checkout"), _kv("chain.instance_id", trace_id.hex()),
+                ] + ([_kv("server.address", SERVICES[(s + 1) % len(SERVICES)])] if kind == 3 else []),
+            )  # fmt: skip
+            span.status.code = 2 if rng.random() < 0.01 else 0
+            by_service.setdefault(service, []).append(span)
+    for service, spans in by_service.items():
+        rs = ResourceSpans(resource={"attributes": [_kv("service.name", service), _kv("telemetry.sdk.language", "python"),
+                                                     _kv("service.version", "1.2.3"), _kv("host.name", "bench-host")]})
+        rs.scope_spans.append(ScopeSpans(scope={"name": "opentelemetry.instrumentation.fastapi"}, spans=spans))
+        req.resource_spans.append(rs)
+    return req.SerializeToString()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def start_analyzer(data_dir: Path, port: int, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
+    exe = Path(sys.executable).with_name("chainotel-analyzer")
+    env = {**os.environ, **(env_extra or {})}
+    proc = subprocess.Popen(
+        [str(exe), "serve", "--host", "127.0.0.1", "--grpc-port", "-1", "--http-port", str(port),
+         "--clickhouse-url", f"chdb://{data_dir}", "--log-level", "warning"],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"analyzer exited: {proc.stderr.read().decode()[-2000:]}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise RuntimeError("analyzer did not become healthy in 60 s")
+
+
+def send_all(url: str, bodies: list[bytes], senders: int, time_limit: float) -> tuple[int, float, int]:
+    """Post every body once (retrying 503s) from ``senders`` threads; return (acked, seconds, 503s)."""
+    lock = threading.Lock()
+    todo = list(range(len(bodies)))
+    acked = [0]
+    busy = [0]
+    deadline = time.monotonic() + time_limit
+
+    def worker() -> None:
+        with httpx.Client(timeout=60) as client:
+            while time.monotonic() < deadline:
+                with lock:
+                    if not todo:
+                        return
+                    i = todo.pop()
+                r = client.post(url, content=bodies[i], headers={"Content-Type": "application/x-protobuf"})
+                with lock:
+                    if r.status_code == 200:
+                        acked[0] += 1
+                    else:
+                        busy[0] += 1
+                        todo.append(i)
+                if r.status_code != 200:
+                    time.sleep(0.05)
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(senders)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return acked[0], time.perf_counter() - t0, busy[0]
+
+
+def overload(url: str, pid: int, bodies: list[bytes], senders: int, seconds: float) -> tuple[int, int, int, int]:
+    """Flood for ``seconds``; return (RSS KiB before, max RSS KiB, 200s, 503s)."""
+    stop = time.monotonic() + seconds
+    counts = {"ok": 0, "busy": 0}
+    lock = threading.Lock()
+    rss0 = rss_kib(pid)
+    peak = [rss0]
+    rng = random.Random(7)
+
+    def worker() -> None:
+        with httpx.Client(timeout=60) as client:
+            while time.monotonic() < stop:
+                body = bodies[rng.randrange(len(bodies))] + make_suffix(rng)
+                r = client.post(url, content=body, headers={"Content-Type": "application/x-protobuf"})
+                with lock:
+                    counts["ok" if r.status_code == 200 else "busy"] += 1
+
+    def sampler() -> None:
+        while time.monotonic() < stop + 1:
+            peak[0] = max(peak[0], rss_kib(pid))
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=worker) for _ in range(senders)] + [threading.Thread(target=sampler)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return rss0, peak[0], counts["ok"], counts["busy"]
+
+
+def make_suffix(rng: random.Random) -> bytes:
+    """A tiny extra ResourceSpans (1 span) appended to a body so every flood request is distinct."""
+    extra = ExportTraceServiceRequest()
+    rs = extra.resource_spans.add()
+    rs.resource.attributes.append(_kv("service.name", "flood"))
+    sp = rs.scope_spans.add().spans.add()
+    sp.trace_id, sp.span_id, sp.name = rng.randbytes(16), rng.randbytes(8), "flood"
+    sp.start_time_unix_nano = sp.end_time_unix_nano = time.time_ns()
+    return extra.SerializeToString()  # concatenated protobuf messages merge: repeated fields append
+
+
+def direct_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float]:
+    """Insert the same rows with clickhouse-connect directly (batches of 10 000, the writer's Arrow
+    insert call); return (rows, seconds). Decoding happens before the clock starts."""
+    import pyarrow as pa
+
+    from analyzer.ingest.receive import decode_body
+    from analyzer.settings import AnalyzerSettings
+    from analyzer.store.client import open_store
+    from analyzer.store.migrations import migrate
+
+    decoded = [decode_body(b, is_json=False) for b in bodies]
+    batches = []
+    for i in range(0, len(decoded), 10):
+        tables = [d.table.append_column("request_digest", pa.array([i + k] * d.count, pa.uint64()))
+                  for k, d in enumerate(decoded[i : i + 10])]  # fmt: skip
+        batches.append(pa.concat_tables(tables))
+    store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
+    try:
+        migrate(store.client)
+        t0 = time.perf_counter()
+        rows = 0
+        for table in batches:
+            store.client.insert_arrow("chain_history", table)
+            rows += table.num_rows
+        return rows, time.perf_counter() - t0
+    finally:
+        store.close()
+
+
+def disk_usage(data_dir: Path) -> dict[str, tuple[int, int]]:
+    """table → (bytes on disk, rows) over active parts, after OPTIMIZE FINAL."""
+    from analyzer.settings import AnalyzerSettings
+    from analyzer.store.client import open_store
+
+    store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
+    try:
+        out = {}
+        for table in ("chain_history", "chain_traces", "chain_metrics"):
+            store.client.command(f"OPTIMIZE TABLE {table} FINAL")
+            row = store.client.query(
+                "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE active AND database = currentDatabase() "
+                "AND table = {t:String}", parameters={"t": table},
+            ).result_rows[0]  # fmt: skip
+            out[table] = (int(row[0]), int(row[1]))
+        return out
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--requests", type=int, default=200, help="1 000-span requests in the end-to-end run")
+    ap.add_argument("--senders", type=int, default=8)
+    ap.add_argument("--overload-senders", type=int, default=24)
+    ap.add_argument("--overload-seconds", type=float, default=10.0)
+    ap.add_argument("--time-limit", type=float, default=120.0, help="cap on the end-to-end run (s)")
+    args = ap.parse_args(argv)
+
+    rng = random.Random(42)
+    t = time.perf_counter()
+    bodies = [make_request(rng) for _ in range(args.requests)]
+    print(f"generated {len(bodies)} requests of {SPANS_PER_REQUEST} spans "
+          f"({sum(map(len, bodies)) / len(bodies) / 1024:.0f} KiB each) in {time.perf_counter() - t:.1f} s", flush=True)  # fmt: skip
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
+    try:
+        port = free_port()
+        proc = start_analyzer(tmp / "e2e", port)
+        url = f"http://127.0.0.1:{port}/v1/traces"
+        try:
+            send_all(url, bodies[:4], args.senders, 30)  # warm-up (also deduped later: same bodies)
+            acked, secs, busy = send_all(url, bodies[4:], args.senders, args.time_limit)
+            e2e_rate = acked * SPANS_PER_REQUEST / secs
+            print(f"end to end: {acked} requests in {secs:.2f} s ({busy} × 503)", flush=True)
+            rss0, rss_peak, ok, n503 = overload(url, proc.pid, bodies, args.overload_senders, args.overload_seconds)
+            print(f"overload: {ok} × 200, {n503} × 503, RSS {rss0 / 1024:.0f} → max {rss_peak / 1024:.0f} MiB", flush=True)
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        rows, dsecs = direct_insert(tmp / "direct", bodies[4:])
+        direct_rate = rows / dsecs
+        usage = disk_usage(tmp / "e2e")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    hist_bytes, hist_rows = usage["chain_history"]
+    views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0]
+    ratio = e2e_rate / direct_rate
+    print()
+    print("| figure | value | goal |")
+    print("|---|---|---|")
+    print(f"| end to end, OTLP/HTTP protobuf, {args.senders} senders × 1 000-span requests | {e2e_rate:,.0f} spans/s | ≥ 50 000 |")
+    print(f"| direct clickhouse-connect insert, same rows, 10 000/insert | {direct_rate:,.0f} spans/s | baseline |")
+    print(f"| end to end / direct | {ratio:.2f} | ≥ 0.6 |")
+    print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
+    print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
+    print(f"| + chain_traces + chain_metrics bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
