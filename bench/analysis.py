@@ -64,8 +64,10 @@ def main() -> int:
     for lo, hi in ((10, 50), (50, 200), (200, 500), (10, 500)):
         traces = [generate_trace(rng, rng.randint(lo, hi), i) for i in range(max(40, 60_000 // ((lo + hi) // 2)))]
         spans = sum(len(t) for t in traces)
-        best = min(measure(traces) for _ in range(3))
-        base = min(baseline(traces) for _ in range(3))
+        best = base = float("inf")
+        for _ in range(5):  # interleaved, best of 5: both see the same machine load
+            best = min(best, measure(traces))
+            base = min(base, baseline(traces))
         rate = spans / best
         ok = rate >= GOAL_SPANS_PER_S
         all_ok &= ok

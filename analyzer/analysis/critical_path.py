@@ -34,7 +34,7 @@ Everything is iterative (no recursion: traces can be thousands of spans deep). A
 from __future__ import annotations
 
 from collections.abc import Sequence
-from operator import itemgetter
+from operator import itemgetter, sub
 from typing import NamedTuple
 
 from analyzer.analysis.model import CONSUMER, PRODUCER, Span
@@ -101,50 +101,38 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
         >>> r.self_time_ns
         {'a': 50, 'b': 50}
     """
-    # -- de-duplicate by span ID, in span-ID order (makes every tie independent of input order)
-    uniq: list[Span] = []
-    prev_id = None
-    for span in sorted(spans, key=_SPAN_ID):
-        sid = span[0]
-        if sid == prev_id:
-            if span > uniq[-1]:
-                uniq[-1] = span
-            continue
-        prev_id = sid
-        uniq.append(span)
-    n = len(uniq)
-    index = {span[0]: i for i, span in enumerate(uniq)}
+    # -- spans in span-ID order (makes every tie independent of input order); duplicates: keep one
+    uniq: list[Span] = sorted(spans, key=_SPAN_ID)
     ids = [span[0] for span in uniq]
+    index = dict(zip(ids, range(len(ids))))
+    if len(index) != len(ids):
+        uniq = _deduplicate(uniq)
+        ids = [span[0] for span in uniq]
+        index = dict(zip(ids, range(len(ids))))
+    n = len(uniq)
     starts = [span[4] for span in uniq]
     ends = [span[5] if span[5] > span[4] else span[4] for span in uniq]
 
     # -- tree: children in span-ID order, then stably by start (ties stay in ID order)
     children: dict[int, list[int]] = {}
-    parent = [-1] * n
-    get = index.get
-    for i, span in enumerate(uniq):
-        p = get(span[1])
+    parent = list(map(index.get, [span[1] for span in uniq]))
+    for i, p in enumerate(parent):
         if p is None or p == i:
+            parent[i] = -1
             continue
-        parent[i] = p
         kids = children.get(p)
         if kids is None:
             children[p] = [i]
         else:
             kids.append(i)
     start_of = starts.__getitem__
-    for kids in children.values():
-        if len(kids) > 1:
-            kids.sort(key=start_of)
 
     # -- self time: duration minus the union of the children's intervals clipped to the span
-    self_time = {}
-    for i in range(n):
+    self_time = dict(zip(ids, map(sub, ends, starts)))
+    for i, kids in children.items():
+        if len(kids) > 1:
+            kids.sort(key=start_of)
         s, e = starts[i], ends[i]
-        kids = children.get(i)
-        if not kids:
-            self_time[ids[i]] = e - s
-            continue
         covered = 0
         cur_s = cur_e = s
         for c in kids:  # sorted by start
@@ -165,20 +153,23 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
         self_time[ids[i]] = e - s - covered
 
     # -- roots: spans without a (present) parent; then clean-up top-down from the roots
-    root_list = [i for i in range(n) if parent[i] < 0]
+    root_list = [i for i, p in enumerate(parent) if p < 0]
     eff_start = list(starts)
     eff_end = list(ends)
     kept: dict[int, list[int]] = {}
-    reached = [False] * n
     excluded: list[int] = []
     clipped: list[int] = []
-    count = _clean_up(root_list, uniq, children, eff_start, eff_end, kept, reached, excluded, clipped)
+    count = _clean_up(root_list, uniq, children, eff_start, eff_end, kept, excluded, clipped)
     while count < n:  # spans caught in a parent cycle (or below one): cut the earliest loose
-        cut = min((i for i in range(n) if not reached[i]), key=lambda i: (starts[i], ids[i]))
+        reached = set(root_list)
+        reached.update(excluded)
+        for kids in kept.values():
+            reached.update(kids)
+        cut = min((i for i in range(n) if i not in reached), key=lambda i: (starts[i], ids[i]))
         children[parent[cut]].remove(cut)
         parent[cut] = -1
         root_list.append(cut)
-        count += _clean_up([cut], uniq, children, eff_start, eff_end, kept, reached, excluded, clipped)
+        count += _clean_up([cut], uniq, children, eff_start, eff_end, kept, excluded, clipped)
     root_list.sort(key=lambda i: (uniq[i][1] != "", starts[i], -ends[i], ids[i]))
 
     # -- walk back from each root's end (iterative)
@@ -227,7 +218,7 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
 
     return TraceCriticalPath(
         roots=roots_out,
-        spans={ids[i]: uniq[i] for i in range(n)},
+        spans=dict(zip(ids, uniq)),
         self_time_ns=self_time,
         critical_time_ns=critical,
         excluded=frozenset(ids[i] for i in excluded),
@@ -242,14 +233,13 @@ def _clean_up(
     eff_start: list[int],
     eff_end: list[int],
     kept: dict[int, list[int]],
-    reached: list[bool],
     excluded: list[int],
     clipped: list[int],
 ) -> int:
     """Apply the clean-up rules below ``roots`` (indices into ``spans``), top-down.
 
     Fills ``kept`` (node → kept children), clips ``eff_start``/``eff_end`` in place (ns), marks
-    ``reached`` and appends to ``excluded``/``clipped``. Returns how many spans were reached.
+    appends to ``excluded``/``clipped``. Returns how many spans were reached.
     Rules from Jaeger UI's ``sanitizeOverFlowingChildren`` and ``filterBlockingSpans``.
     """
     count = 0
@@ -257,7 +247,6 @@ def _clean_up(
     drop: list[int] = []
     while stack:
         node = stack.pop()
-        reached[node] = True
         count += 1
         kids = children.get(node)
         if not kids:
@@ -282,10 +271,24 @@ def _clean_up(
             kept[node] = mine
     while drop:  # dropped spans and their whole subtrees
         node = drop.pop()
-        reached[node] = True
         count += 1
         excluded.append(node)
         kids = children.get(node)
         if kids:
             drop.extend(kids)
     return count
+
+
+def _deduplicate(ordered: list[Span]) -> list[Span]:
+    """Spans sorted by ID with repeated IDs collapsed to the greatest span tuple (a choice that
+    does not depend on input order)."""
+    out: list[Span] = []
+    prev_id = None
+    for span in ordered:
+        if span[0] == prev_id:
+            if span > out[-1]:
+                out[-1] = span
+            continue
+        prev_id = span[0]
+        out.append(span)
+    return out

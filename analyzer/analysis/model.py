@@ -24,6 +24,7 @@ CONSUMER = "CONSUMER"
 SPAN_KINDS = (UNSPECIFIED, INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER)
 
 _KIND_BY_NUMBER = dict(enumerate(SPAN_KINDS))
+_KIND_BY_STORED = {k.lower(): k for k in SPAN_KINDS}  # chain_history.span_kind values
 
 
 def span_kind(value: object) -> str:
@@ -110,7 +111,7 @@ def span_from_history(
         operation,
         start_ns,
         start_ns + duration_ns,
-        span_kind(kind),
+        _KIND_BY_STORED.get(kind) or span_kind(kind),
         event_type == "error",
         trace_id,
         chain,
