@@ -155,16 +155,22 @@ def records_table(title: str, rows: Iterable[dict], preferred: list[str] | None 
     return table
 
 
-def waterfall(doc: dict, width: int = 40) -> Group:
+def waterfall(doc: dict, width: int = 40, min_share: float = 0.01) -> Group:
     """Render a ``/critical-path`` answer: the span waterfall (offset, duration, self and critical
-    time, all in ms) with a bar per span, critical sections per root, and the per-service share."""
-    spans = sorted(doc.get("spans", []), key=lambda s: s["start_unix_nano"])
-    t0 = min((s["start_unix_nano"] for s in spans), default=0)
-    t1 = max((s["start_unix_nano"] + s["duration_ns"] for s in spans), default=t0 + 1)
+    time, all in ms) with a bar per span, the critical path per root, and the per-service share.
+
+    Spans shorter than ``min_share`` of the trace that are off the critical path are hidden, and
+    consecutive critical sections of the same span are joined; captions say how many were left out.
+    """
+    all_spans = sorted(doc.get("spans", []), key=lambda s: s["start_unix_nano"])
+    t0 = min((s["start_unix_nano"] for s in all_spans), default=0)
+    t1 = max((s["start_unix_nano"] + s["duration_ns"] for s in all_spans), default=t0 + 1)
     scale = width / max(t1 - t0, 1)
     depth: dict[str, int] = {}
-    for s in spans:
+    for s in all_spans:
         depth[s["span_id"]] = depth.get(s.get("parent_span_id") or "", -1) + 1
+    floor = min_share * (t1 - t0)
+    spans = [s for s in all_spans if max(s.get("critical_time_ns", 0), s["duration_ns"]) >= floor]
     table = Table(title=f"trace {doc.get('trace_id', '')}  chain {doc.get('chain') or '-'}  "
                         f"{doc.get('duration_ms', 0):.1f} ms", title_justify="left")
     for col, justify in (("service", "left"), ("operation", "left"), ("start ms", "right"), ("dur ms", "right"),
@@ -178,14 +184,26 @@ def waterfall(doc: dict, width: int = 40) -> Group:
         table.add_row(s.get("service", ""), "  " * depth[s["span_id"]] + s.get("operation", ""),
                       f"{(s['start_unix_nano'] - t0) / 1e6:.1f}", f"{s['duration_ns'] / 1e6:.1f}",
                       f"{s.get('self_time_ns', 0) / 1e6:.1f}", f"{s.get('critical_time_ns', 0) / 1e6:.1f}", bar)
+    if len(spans) < len(all_spans):
+        table.caption = f"{len(all_spans) - len(spans)} short spans off the critical path hidden (--json shows all)"
     parts: list[Any] = [table]
     for i, root in enumerate(doc.get("roots", [])):
         crit = Table(title=("critical path" if i == 0 else f"critical path of detached subtree {root.get('root_span_id')}"),
                      title_justify="left")
         for col in ("service", "operation", "ms on critical path"):
             crit.add_column(col, justify="right" if col.startswith("ms") else "left")
+        joined: list[list] = []  # [span_id, service, operation, ns]
         for sec in root.get("sections", []):
-            crit.add_row(sec["service"], sec["operation"], f"{(sec['end_unix_nano'] - sec['start_unix_nano']) / 1e6:.1f}")
+            ns = sec["end_unix_nano"] - sec["start_unix_nano"]
+            if joined and joined[-1][0] == sec["span_id"]:
+                joined[-1][3] += ns
+            else:
+                joined.append([sec["span_id"], sec["service"], sec["operation"], ns])
+        shown = [j for j in joined if j[3] >= floor]
+        for _, service, operation, ns in shown:
+            crit.add_row(service, operation, f"{ns / 1e6:.1f}")
+        if len(shown) < len(joined):
+            crit.caption = f"{len(joined) - len(shown)} sections under {min_share:.0%} of the trace hidden"
         parts.append(crit)
         parts.append(records_table("critical time by service", root.get("by_service", []), ["service", "critical_ms", "share"]))
     return Group(*parts)

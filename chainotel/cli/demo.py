@@ -318,8 +318,8 @@ def chain_report(client, results: list, since: float) -> list:
         parts.append(f"[yellow]health overview unavailable: {exc}[/]")
 
     table = Table(title="chains in this run", title_justify="left")
-    for col in ("chain", "name", "traces", "p50 ms", "p95 ms", "error rate", "SLA compliance", "health", "top bottleneck"):
-        table.add_column(col, justify="right" if col.endswith(("ms", "rate", "traces", "compliance")) else "left")
+    for col in ("chain", "traces", "p50 ms", "p95 ms", "errors", "in SLA", "health", "top bottleneck"):
+        table.add_column(col, justify="left" if col in ("chain", "health", "top bottleneck") else "right")
     for chain in sorted({r.chain for r in results}):
         h = health_rows.get(chain, {})
         top = "-"
@@ -327,13 +327,13 @@ def chain_report(client, results: list, since: float) -> list:
             ranking = client.bottlenecks(str(int(since)), chain=chain).get("ranking", [])
             if ranking:
                 best = ranking[0]
-                top = f"{best.get('service')}{' ' + best['operation'] if best.get('operation') else ''} ({_pct(best.get('share'))})"
+                top = f"{best.get('service')}{' ' + best['operation'] if best.get('operation') else ''} {_pct(best.get('share'))}"
         except AnalyzerError as exc:
             top = f"unavailable ({str(exc)[:40]})"
         score = h.get("score")
-        table.add_row(chain, h.get("name", ""), str(h.get("traces", "-")), _ms(h.get("p50_ms")), _ms(h.get("p95_ms")),
+        table.add_row(chain, str(h.get("traces", "-")), _ms(h.get("p50_ms")), _ms(h.get("p95_ms")),
                       _pct(h.get("error_rate")), _pct(h.get("sla_compliance")),
-                      f"{h.get('status', '-')}{f' ({score})' if score is not None else ''}", top)
+                      f"{h.get('status', '-')}{f' {score}' if score is not None else ''}", top)
     parts.append(table)
 
     ok = [r for r in results if r.ok]
@@ -345,7 +345,9 @@ def chain_report(client, results: list, since: float) -> list:
         except AnalyzerError as exc:
             parts.append(f"[yellow]critical path of {slowest.chain_id} unavailable: {exc}[/]")
     try:
-        parts.append(anomalies_table(client.anomalies()))
+        found = client.anomalies()
+        found["anomalies"] = sorted(found.get("anomalies", []), key=lambda a: -abs(a.get("z_score") or 0))[:10]
+        parts.append(anomalies_table(found))
     except AnalyzerError as exc:
         parts.append(f"[yellow]anomalies unavailable: {exc}[/]")
     return parts
@@ -417,7 +419,8 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
                 console.print(part)
         finally:
             client.close()
-        console.print(next_steps(stack.analyzer_url, next((r.chain_id for r in results if r.chain == "A2" and r.ok), None), since))
+        example = next((r.chain_id for r in results if r.chain == "A2" and r.ok), None)
+        console.print(next_steps(stack.analyzer_url, example, since), soft_wrap=True)
         if keep_running:
             console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")
             while True:
