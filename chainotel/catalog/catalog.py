@@ -143,6 +143,13 @@ class Catalog:
         """:meth:`match` over rules already filtered by :meth:`rules_for_service`."""
         if not rules:
             return None
+        return Catalog.match_key(rules, Catalog.span_key(span_name, attributes))
+
+    @staticmethod
+    def span_key(span_name: str, attributes: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+        """``(span_name, route, method)``: all a rule looks at besides the service (see
+        :class:`MatchRule` for the attribute fallbacks). Low-cardinality for server spans, so
+        callers may cache match results by it."""
         route = attributes.get("http.route")
         if route is None:
             for key in _PATH_KEYS:
@@ -156,6 +163,14 @@ class Catalog:
             if method is not None:
                 method = str(method).upper()
                 break
+        return span_name, route, method
+
+    @staticmethod
+    def match_key(
+        rules: tuple[tuple[MatchRule, ChainDefinition], ...], key: tuple[str, str | None, str | None]
+    ) -> ChainDefinition | None:
+        """The chain of the first rule in ``rules`` matching ``key`` (from :meth:`span_key`)."""
+        span_name, route, method = key
         for rule, chain in rules:
             if rule.matches(span_name, route, method):
                 return chain

@@ -1,84 +1,11 @@
-"""Fixtures for the distro tests: an OTLP sink and real services started with
-``opentelemetry-instrument uvicorn`` (environment variables only, 127.0.0.1, ephemeral ports)."""
+"""Fixtures for the distro tests: an OTLP sink and real services (see :mod:`tests.distro.services`)."""
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import httpx
 import pytest
 
 from tests.distro.otlp_sink import OtlpSink
-
-APPS = Path(__file__).parent / "apps"
-BIN = Path(sys.executable).parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Service:
-    """A uvicorn process under ``opentelemetry-instrument``; ``url``, ``log()`` (stderr+stdout)."""
-
-    def __init__(self, module: str, env: dict[str, str], tmp: Path, workers: int = 1):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.logfile = tmp / f"{module}-{self.port}.log"
-        clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CHAINOTEL_"))}
-        args = [str(BIN / "opentelemetry-instrument"), str(BIN / "uvicorn"), f"{module}:app",
-                "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
-        if workers > 1:
-            args += ["--workers", str(workers)]
-        self._log = open(self.logfile, "wb")
-        self.proc = subprocess.Popen(
-            args, cwd=APPS, env={**clean, **env}, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{self.url}/plain", timeout=1)
-                break
-            except httpx.TransportError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"{module} did not start:\n{self.log()}")
-                time.sleep(0.1)
-
-    def log(self) -> str:
-        return self.logfile.read_text(errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self._log.close()
-
-
-def otel_env(sink: OtlpSink, service: str, **extra: str) -> dict[str, str]:
-    """The environment a user sets (README), exporting OTLP/HTTP to ``sink``."""
-    return {
-        "OTEL_SERVICE_NAME": service,
-        "OTEL_PYTHON_DISTRO": "chainotel",
-        "OTEL_PYTHON_CONFIGURATOR": "chainotel",
-        "OTEL_EXPORTER_OTLP_ENDPOINT": sink.endpoint,
-        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-        "OTEL_BSP_SCHEDULE_DELAY": "50",
-        "CHAINOTEL_CATALOG": str(APPS / "chains.yaml"),
-        **extra,
-    }
+from tests.distro.services import Service, otel_env
 
 
 @pytest.fixture(scope="module")

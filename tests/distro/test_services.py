@@ -11,7 +11,7 @@ import pytest
 
 from chainotel import attributes as attr
 from chainotel.ids import format_chain_id, parse_chain_id
-from tests.distro.conftest import APPS, otel_env
+from tests.distro.services import APPS, otel_env
 
 SERVER = 2  # OTLP Span.SpanKind SPAN_KIND_SERVER
 CHAIN_ATTRS = (attr.CHAIN_ID, attr.CHAIN_CATEGORY, attr.CHAIN_NAME, attr.CHAIN_INSTANCE_ID)
