@@ -1,0 +1,79 @@
+"""Decoding rules in-process: gzip caps, OTLP/JSON hex IDs, span validation, migrations and retention."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from analyzer.ingest.otlp import decode_request
+from analyzer.ingest.otlp_json import InvalidRequest, parse_request
+from analyzer.ingest.receive import BodyTooLarge, gunzip_capped
+from tests.ingest.conftest import open_db
+from tests.ingest.otlp_data import request
+
+
+def test_gunzip_caps_output_and_reads_all_members():
+    assert gunzip_capped(gzip.compress(b"ab") + gzip.compress(b"cd"), 10) == b"abcd"
+    assert gunzip_capped(gzip.compress(b"x" * 100), 100) == b"x" * 100
+    with pytest.raises(BodyTooLarge):
+        gunzip_capped(gzip.compress(b"x" * 101), 100)
+    with pytest.raises(BodyTooLarge):
+        gunzip_capped(gzip.compress(b"a") + gzip.compress(b"\0" * 1_000_000), 1000)
+    with pytest.raises(InvalidRequest, match="truncated"):
+        gunzip_capped(gzip.compress(b"x" * 1000)[:-12], 10_000)
+
+
+def test_json_hex_ids_snake_case_and_bad_hex():
+    doc = {"resource_spans": [{"scope_spans": [{"spans": [
+        {"trace_id": "0af7651916cd43dd8448eb211c80319c", "span_id": "b7ad6b7169203331", "name": "a", "kind": 2},
+        {"traceId": "zz" * 16, "spanId": "b7ad6b7169203332", "name": "b", "kind": "SPAN_KIND_CLIENT"},
+    ]}]}]}  # fmt: skip
+    req = parse_request(json.dumps(doc).encode())
+    spans = req.resource_spans[0].scope_spans[0].spans
+    assert spans[0].trace_id.hex() == "0af7651916cd43dd8448eb211c80319c" and spans[0].kind == 2
+    assert spans[1].trace_id == b"" and spans[1].kind == 3
+    decoded = decode_request(req)
+    assert decoded.count == 1 and decoded.rejected == 1 and "trace_id must be 16 bytes, got 0" in decoded.error_message
+    with pytest.raises(InvalidRequest, match="JSON object"):
+        parse_request(b"[1, 2]")
+    with pytest.raises(InvalidRequest, match="ExportTraceServiceRequest"):
+        parse_request(b'{"resourceSpans": [{"scopeSpans": [{"spans": [{"startTimeUnixNano": "soon"}]}]}]}')
+
+
+def test_invalid_parent_id_and_attribute_encoding():
+    req = request(n_traces=1, spans_per_trace=2)
+    spans = req.resource_spans[0].scope_spans[0].spans
+    spans[1].parent_span_id = b"\x01\x02"
+    a = spans[0].attributes.add()
+    a.key, a.value.double_value = "ratio", 0.25
+    b = spans[0].attributes.add()
+    b.key = "list"
+    b.value.array_value.values.add().string_value = "x"
+    b.value.array_value.values.add().int_value = 3
+    c = spans[0].attributes.add()
+    c.key, c.value.bool_value = "flag", True
+    decoded = decode_request(req)
+    assert decoded.count == 1 and decoded.rejected == 1 and "parent_span_id" in decoded.error_message
+    attrs = dict(decoded.table.column("span_attributes")[0].as_py())
+    assert attrs["ratio"] == "0.25" and attrs["list"] == '["x",3]' and attrs["flag"] == "true"
+    assert decoded.table.column("peer_service")[0].as_py() == ""  # a server span has no peer
+
+
+def test_migrations_are_idempotent_and_retention_follows_settings(tmp_path):
+    from analyzer.store.migrations import apply_retention, migrate
+
+    with open_db(tmp_path / "db") as db:
+        assert migrate(db) == [1, 2, 3, 4]
+        assert migrate(db) == []
+
+        def ttl(table: str) -> str:
+            return db.command("SELECT engine_full FROM system.tables WHERE name = {t:String}", parameters={"t": table})
+
+        apply_retention(db, 7)
+        assert all("TTL ingested_at + toIntervalDay(7)" in ttl(t) for t in ("chain_history", "chain_traces", "chain_metrics"))
+        apply_retention(db, 30)
+        assert "toIntervalDay(30)" in ttl("chain_history")
+        apply_retention(db, 0)
+        assert "TTL" not in ttl("chain_history") and "TTL" not in ttl("chain_metrics")

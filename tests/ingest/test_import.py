@@ -1,0 +1,74 @@
+"""``chainotel-analyzer import``: a real Online Boutique OTLP/JSON file and a Jaeger JSON file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+from tests.ingest.conftest import ANALYZER, open_db
+
+BOUTIQUE = Path("/work/shared/data/onlineboutique/baseline")
+
+JAEGER = {
+    "data": [{
+        "traceID": "a1b2c3d4e5f60718",  # a 64-bit Jaeger trace ID: left-padded to 32 hex
+        "spans": [
+            {"traceID": "a1b2c3d4e5f60718", "spanID": "1111111111111111", "operationName": "GET /checkout",
+             "references": [], "startTime": 1661273974730641, "duration": 2500, "processID": "p1",
+             "tags": [{"key": "span.kind", "type": "string", "value": "server"},
+                      {"key": "http.route", "type": "string", "value": "/checkout"},
+                      {"key": "http.status_code", "type": "int64", "value": 500},
+                      {"key": "error", "type": "bool", "value": True}],
+             "logs": [{"timestamp": 1661273974731000, "fields": [
+                 {"key": "event", "type": "string", "value": "exception"},
+                 {"key": "exception.type", "type": "string", "value": "TimeoutError"},
+                 {"key": "exception.message", "type": "string", "value": "payment timed out"}]}]},
+            {"traceID": "a1b2c3d4e5f60718", "spanID": "2222222222222222", "operationName": "Charge",
+             "references": [{"refType": "CHILD_OF", "traceID": "a1b2c3d4e5f60718", "spanID": "1111111111111111"}],
+             "startTime": 1661273974730700, "duration": 1200, "processID": "p2",
+             "tags": [{"key": "span.kind", "type": "string", "value": "client"},
+                      {"key": "peer.service", "type": "string", "value": "paymentservice"}]},
+        ],
+        "processes": {"p1": {"serviceName": "frontend", "tags": [{"key": "hostname", "type": "string", "value": "h1"}]},
+                      "p2": {"serviceName": "checkoutservice", "tags": []}},
+    }]
+}  # fmt: skip
+
+
+def test_import_onlineboutique_and_jaeger(analyzer_factory, tmp_path):
+    boutique = sorted(BOUTIQUE.glob("*_otlp.json.gz"))[0]
+    jaeger = tmp_path / "jaeger.json"
+    jaeger.write_text(json.dumps(JAEGER))
+    a = analyzer_factory()
+    run = subprocess.run(
+        [ANALYZER, "import", "--endpoint", a.http, str(boutique), str(jaeger)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    stored = int(run.stdout.split("stored ")[1].split()[0])
+    assert "rejected 0 spans" in run.stdout and stored > 20_000
+    assert f"{jaeger}: jaeger, 2 stored, 0 rejected" in run.stderr.replace("\n", "")
+    # importing again stores nothing twice (each chunk is a retry of an acknowledged request)
+    again = subprocess.run([ANALYZER, "import", "--endpoint", a.http, str(jaeger)], capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0
+    # an unreadable file is reported, the exit code says so
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"something": "else"}')
+    bad = subprocess.run([ANALYZER, "import", "--endpoint", a.http, str(broken)], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 1 and "neither an OTLP/JSON" in bad.stderr
+    a.stop()
+    with open_db(a.data_dir) as db:
+        assert db.command("SELECT count() FROM chain_history") == stored
+        services = {r[0] for r in db.query("SELECT DISTINCT service_name FROM chain_history").result_rows}
+        assert {"frontend", "cartservice", "checkoutservice"} <= services
+        rows = db.query(
+            "SELECT request_id, parent_span_id, service_name, span_kind, event_type, duration_ns, endpoint, "
+            "peer_service, error_context, span_attributes['http.status_code'], resource_attributes['hostname'] "
+            "FROM chain_history WHERE trace_id = '0000000000000000a1b2c3d4e5f60718' ORDER BY timestamp"
+        ).result_rows  # fmt: skip
+        assert rows == [
+            ("1111111111111111", "", "frontend", "server", "error", 2_500_000, "/checkout", "", "TimeoutError: payment timed out", "500", "h1"),
+            ("2222222222222222", "1111111111111111", "checkoutservice", "client", "complete", 1_200_000, "Charge", "paymentservice", "", "", ""),
+        ]  # fmt: skip
+        # traces recorded in 2022 are kept: retention counts from ingest time
+        assert db.command("SELECT toYear(min(timestamp)) FROM chain_history") == 2022
