@@ -31,8 +31,12 @@ def callee_of(spans: dict[str, Span]) -> dict[str, Span]:
     smaller span ID), or a synthetic span for ``peer.service`` on a childless ``CLIENT`` span.
     """
     best: dict[str, Span] = {}
+    peers = []
+    get = spans.get
     for span in spans.values():
-        parent = spans.get(span.parent_span_id)
+        if span.kind == CLIENT and span.peer_service:
+            peers.append(span)
+        parent = get(span.parent_span_id)
         if parent is None or parent.service == span.service or span.kind == CONSUMER:
             continue
         if parent.kind not in _CALLER_KINDS:
@@ -40,8 +44,8 @@ def callee_of(spans: dict[str, Span]) -> dict[str, Span]:
         cur = best.get(parent.span_id)
         if cur is None or (span.duration_ns, cur.span_id) > (cur.duration_ns, span.span_id):
             best[parent.span_id] = span
-    for span in spans.values():
-        if span.kind == CLIENT and span.peer_service and span.span_id not in best:
+    for span in peers:
+        if span.span_id not in best:
             best[span.span_id] = span._replace(service=span.peer_service, kind=SERVER)
     return best
 

@@ -1,7 +1,7 @@
 """Health of a chain over a window: RED figures, SLA compliance and a 0–100 score.
 
-Inputs are per-trace facts the store already has (``chain_traces``): duration (**ms**), whether
-any span failed, whether the root span failed.
+Inputs are counts and duration percentiles over the window's traces, which the store computes
+from its per-trace index (``chain_traces``) without shipping every trace to Python.
 
 Definitions (all over the traces of the window):
 
@@ -18,10 +18,7 @@ traces; ``healthy`` if score ≥ 90; ``degraded`` if score ≥ 70; else ``unheal
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-
-from analyzer.analysis.stats import percentiles
 
 HEALTHY_MIN_SCORE = 90
 DEGRADED_MIN_SCORE = 70
@@ -49,32 +46,35 @@ class ChainHealth:
 
 def chain_health(
     chain: str,
-    durations_ms: Sequence[float],
+    traces: int,
     error_traces: int,
     root_error_traces: int,
+    within_sla: int,
+    p50_ms: float,
+    p95_ms: float,
+    p99_ms: float,
     window_s: float,
     max_duration_ms: float | None = None,
 ) -> ChainHealth:
-    """Health of ``chain`` from its traces' durations (**ms**) and error counts.
+    """Health of ``chain`` from per-window trace counts and duration percentiles (**ms**).
 
     ``error_traces``: traces with any error span; ``root_error_traces``: traces whose root span
-    failed; ``window_s``: window length in **seconds** (> 0). Raises ``ValueError`` if
-    ``window_s <= 0`` or a count exceeds the number of traces.
+    failed; ``within_sla``: traces with duration ≤ ``max_duration_ms`` (ignored without an SLA);
+    ``window_s``: window length in **seconds** (> 0). Raises ``ValueError`` if ``window_s <= 0``
+    or a count is outside ``[0, traces]``.
     """
     if window_s <= 0:
         raise ValueError(f"window_s must be > 0, got {window_s}")
-    n = len(durations_ms)
-    if error_traces > n or root_error_traces > n or error_traces < 0 or root_error_traces < 0:
-        raise ValueError("error counts must be within [0, number of traces]")
-    if n == 0:
+    if any(not 0 <= c <= traces for c in (error_traces, root_error_traces, within_sla)):
+        raise ValueError("error_traces, root_error_traces and within_sla must be within [0, traces]")
+    if traces == 0:
         return ChainHealth(chain, 0, 0.0, 1.0, 0.0, 1.0, 0.0, 0.0, 0.0, max_duration_ms, 1.0, None, "no_data")
-    avail = 1 - root_error_traces / n
-    err = error_traces / n
-    sla = 1.0 if max_duration_ms is None else sum(1 for d in durations_ms if d <= max_duration_ms) / n
+    avail = 1 - root_error_traces / traces
+    err = error_traces / traces
+    sla = 1.0 if max_duration_ms is None else within_sla / traces
     score = round(100 * (WEIGHTS[0] * avail + WEIGHTS[1] * (1 - err) + WEIGHTS[2] * sla))
     status = "healthy" if score >= HEALTHY_MIN_SCORE else "degraded" if score >= DEGRADED_MIN_SCORE else "unhealthy"
-    p = percentiles(durations_ms)
     return ChainHealth(
-        chain, n, n / (window_s / 60), avail, err, 1 - err, p["p50"], p["p95"], p["p99"],
+        chain, traces, traces / (window_s / 60), avail, err, 1 - err, p50_ms, p95_ms, p99_ms,
         max_duration_ms, sla, score, status,
     )  # fmt: skip

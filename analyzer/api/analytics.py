@@ -13,6 +13,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
@@ -138,8 +139,6 @@ def chain_bottlenecks(
 
 
 def _known_chain(store: Store, chain: str) -> dict:
-    import re
-
     if not re.fullmatch(CHAIN_PATTERN, chain):
         raise HTTPException(422, f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_PATTERN})")
     defs = queries.chain_definitions(store.client, chain)
@@ -164,19 +163,8 @@ def chain_dependency_graph(
     return {"chain": chain, "window": _window_doc(s, u), "traces": total, **dependency_graph(traces.values())}
 
 
-def _health_rows(store: Store, s: int, u: int) -> list[dict]:
-    by_chain: dict[str, list[dict]] = {}
-    for row in queries.trace_summaries(store.client, s, u):
-        by_chain.setdefault(row["chain"], []).append(row)
-    out = []
-    for d in queries.chain_definitions(store.client):
-        rows = by_chain.get(d["id"], [])
-        h = chain_health(
-            d["id"], [r["duration_ns"] / 1e6 for r in rows], sum(1 for r in rows if r["errors"]),
-            sum(1 for r in rows if r["root_error"]), (u - s) / 1e9, d["definition"].get("max_duration_ms"),
-        )  # fmt: skip
-        out.append({"name": d["definition"].get("name", ""), **{k: getattr(h, k) for k in h.__slots__}})
-    return out
+def _registry(store: Store) -> dict[str, dict]:
+    return {d["id"]: d["definition"] for d in queries.chain_definitions(store.client)}
 
 
 @router.get("/analytics/chains/health/overview")
@@ -185,35 +173,43 @@ def health_overview(since: str | None = None, until: str | None = None, store: S
     rate, p50/p95/p99 (ms), SLA compliance, score 0–100 and status (formula in
     :mod:`analyzer.analysis.health`)."""
     s, u = window(since, until, 3600)
-    chains = _health_rows(store, s, u)
+    registry = _registry(store)
+    figures = {r["chain"]: r for r in queries.chain_figures(
+        store.client, s, u, {k: d.get("max_duration_ms") for k, d in registry.items()})}  # fmt: skip
+    chains = []
+    for chain, definition in registry.items():
+        f = figures.get(chain)
+        h = chain_health(
+            chain, f["traces"] if f else 0, f["error_traces"] if f else 0, f["root_error_traces"] if f else 0,
+            f["within_sla"] if f else 0, f["p50_ms"] if f else 0.0, f["p95_ms"] if f else 0.0,
+            f["p99_ms"] if f else 0.0, (u - s) / 1e9, definition.get("max_duration_ms"),
+        )  # fmt: skip
+        chains.append({"name": definition.get("name", ""), **{k: getattr(h, k) for k in h.__slots__}})
     summary = {k: sum(1 for c in chains if c["status"] == k) for k in ("healthy", "degraded", "unhealthy", "no_data")}
     return {"window": _window_doc(s, u), "summary": summary, "chains": chains}
 
 
 @router.get("/analytics/performance/real-time")
 def performance(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
-    """Traffic of the last 5 minutes (or the window): ``active_chains`` (chains with traces),
-    ``average_duration`` (ms, over all traces), throughput and error rate, per chain too."""
+    """Traffic of the last 5 minutes (or the window): ``active_chains`` (chain definitions with
+    traces), ``average_duration`` (ms, over all traces), throughput and error rate, per chain too
+    (``chain`` ``""`` = traces without a chain)."""
     s, u = window(since, until, 300)
-    rows = queries.trace_summaries(store.client, s, u)
     minutes = (u - s) / 6e10
-    per: dict[str, list] = {}
-    for r in rows:
-        per.setdefault(r["chain"], []).append(r)
+    rows = queries.chain_figures(store.client, s, u)
     chains = [
-        {"chain": c, "traces": len(v), "throughput_per_min": len(v) / minutes,
-         "average_duration": sum(r["duration_ns"] for r in v) / len(v) / 1e6,
-         "error_rate": sum(1 for r in v if r["errors"]) / len(v)}
-        for c, v in sorted(per.items())
+        {"chain": r["chain"], "traces": r["traces"], "throughput_per_min": r["traces"] / minutes,
+         "average_duration": r["avg_ms"], "p95_ms": r["p95_ms"], "error_rate": r["error_traces"] / r["traces"]}
+        for r in rows
     ]  # fmt: skip
-    n = len(rows)
+    n = sum(r["traces"] for r in rows)
     return {
         "window": _window_doc(s, u),
-        "active_chains": sum(1 for c in per if c),
+        "active_chains": sum(1 for r in rows if r["chain"]),
         "traces": n,
         "throughput_per_min": n / minutes,
-        "average_duration": sum(r["duration_ns"] for r in rows) / n / 1e6 if n else 0.0,
-        "error_rate": sum(1 for r in rows if r["errors"]) / n if n else 0.0,
+        "average_duration": sum(r["avg_ms"] * r["traces"] for r in rows) / n if n else 0.0,
+        "error_rate": sum(r["error_traces"] for r in rows) / n if n else 0.0,
         "chains": chains,
     }
 
@@ -286,7 +282,7 @@ def recommendations(
     breaches) per chain over the window (default: last hour); rules in
     :mod:`analyzer.analysis.recommendations`."""
     s, u = window(since, until, 3600)
-    slas = {d["id"]: d["definition"].get("max_duration_ms") for d in queries.chain_definitions(store.client)}
+    slas = {k: d.get("max_duration_ms") for k, d in _registry(store).items()}
     _, traces = queries.window_traces(store.client, s, u, chain, max_traces)
     per_chain: dict[str, list] = {}
     for spans in traces.values():

@@ -24,9 +24,10 @@ _SPAN_COLUMNS = (
     "toUnixTimestamp64Nano(timestamp) AS start_ns, duration_ns, chain, peer_service"
 )
 
-DEFAULT_MAX_TRACES = 5000
+DEFAULT_MAX_TRACES = 1000
 """Traces analysed per window at most; larger windows are sampled by trace-ID hash (uniform,
-deterministic), which keeps a bottleneck query over millions of spans within about a second."""
+deterministic). 1 000 traces put a per-trace mean within a few percent of its standard deviation
+(standard error σ/√1000 ≈ 0.03 σ) and keep a bottleneck query over millions of spans near a second."""
 
 
 def _dt(ns: int) -> datetime:
@@ -95,23 +96,35 @@ def window_traces(
     return int(total), traces
 
 
-def trace_summaries(client: Client, since_ns: int, until_ns: int, chain: str | None = None) -> list[dict]:
-    """One row per trace starting in ``[since_ns, until_ns)``: ``chain``, ``trace_id``,
-    ``start_ns``, ``duration_ns``, ``errors`` (error spans), ``root_error`` (0/1)."""
+def chain_figures(
+    client: Client, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None
+) -> list[dict]:
+    """Per chain, over the traces starting in ``[since_ns, until_ns)`` (read from the per-trace
+    index ``chain_traces``): ``chain``, ``traces``, ``error_traces`` (any error span),
+    ``root_error_traces`` (root span failed), ``within_sla`` (duration ≤ ``slas[chain]`` ms; all
+    traces when the chain has no SLA), ``avg_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms`` of trace
+    durations (exact, linear interpolation like numpy's default)."""
+    slas = {k: v for k, v in (slas or {}).items() if v is not None}
     rows = client.query(
-        "SELECT chain, trace_id, start_ns, duration_ns, errors, root_error FROM ("
-        " SELECT trace_id, max(chain) AS chain, min(toUnixTimestamp64Nano(timestamp)) AS start_ns,"
-        " max(toUnixTimestamp64Nano(timestamp) + duration_ns) - start_ns AS duration_ns,"
-        " countIf(event_type = 'error') AS errors,"
-        " max(event_type = 'error' AND parent_span_id = '') AS root_error"
-        " FROM chain_history WHERE timestamp >= {since:DateTime64(9)} - INTERVAL 1 HOUR"
-        " AND timestamp < {until:DateTime64(9)} GROUP BY trace_id)"
-        " WHERE start_ns >= {since_ns:Int64} AND start_ns < {until_ns:Int64}"
-        " AND ({any_chain:Bool} OR chain = {chain:String})",
-        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "since_ns": since_ns, "until_ns": until_ns,
-                    "chain": chain or "", "any_chain": chain is None},  # fmt: skip
+        "SELECT chain, count() AS traces, countIf(errs > 0) AS error_traces,"
+        " countIf(errs > 0 AND trace_id IN (SELECT trace_id FROM chain_history WHERE parent_span_id = ''"
+        "  AND event_type = 'error' AND timestamp >= {since:DateTime64(9)} - INTERVAL 1 HOUR"
+        "  AND timestamp < {until:DateTime64(9)})) AS root_error_traces,"
+        " countIf(dur_ms <= transform(chain, {ids:Array(String)}, {slas:Array(Float64)}, inf)) AS within_sla,"
+        " avg(dur_ms) AS avg_ms, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q FROM ("
+        "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
+        "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
+        "  FROM chain_traces GROUP BY trace_id"
+        "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)})"
+        " GROUP BY chain ORDER BY chain",
+        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "ids": list(slas),
+                    "slas": [float(v) for v in slas.values()]},  # fmt: skip
     ).named_results()
-    return list(rows)
+    out = []
+    for r in rows:
+        q = r.pop("q")
+        out.append({**r, "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]})
+    return out
 
 
 def chain_buckets(client: Client, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:

@@ -180,3 +180,53 @@ def test_health_performance_anomalies_impact_graph(api):
     assert api.get("/api/v1/analytics/services/nosuchservice/impact", params=window).status_code == 404
     openapi = api.get("/openapi.json").json()["paths"]
     assert "/api/v1/traces/{chain_id}/critical-path" in openapi and "/api/v1/analytics/bottlenecks" in openapi
+
+
+def _otlp_chain_traces(chain: str, t0_s: int, durations_ms: list[int], root_errors: list[bool]) -> dict:
+    """OTLP JSON: one trace per duration, gateway → (client) → backend, tagged with ``chain.id``."""
+    spans_gw, spans_be = [], []
+    for n, (dur, err) in enumerate(zip(durations_ms, root_errors)):
+        tid = f"{0xC0FFEE:08x}{t0_s:016x}{n:08x}"
+        start = (t0_s + n) * 10**9
+        attrs = [{"key": "chain.id", "value": {"stringValue": chain}}]
+        status = {"code": 2} if err else {}
+        spans_gw.append({"traceId": tid, "spanId": f"{n:08x}00000001", "name": "GET /api", "kind": 2,
+                         "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + dur * 10**6),
+                         "attributes": attrs, "status": status})  # fmt: skip
+        spans_gw.append({"traceId": tid, "spanId": f"{n:08x}00000002", "parentSpanId": f"{n:08x}00000001",
+                         "name": "GET backend", "kind": 3, "startTimeUnixNano": str(start + 10**6),
+                         "endTimeUnixNano": str(start + (dur - 1) * 10**6), "attributes": attrs})  # fmt: skip
+        spans_be.append({"traceId": tid, "spanId": f"{n:08x}00000003", "parentSpanId": f"{n:08x}00000002",
+                         "name": "GET /work", "kind": 2, "startTimeUnixNano": str(start + 2 * 10**6),
+                         "endTimeUnixNano": str(start + (dur - 2) * 10**6), "attributes": attrs})  # fmt: skip
+
+    def rs(service, spans):
+        return {"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}]}  # fmt: skip
+
+    return {"resourceSpans": [rs("gateway", spans_gw), rs("backend", spans_be)]}
+
+
+def test_chain_health_performance_and_chain_views_from_tagged_traces(api):
+    sla = api.get("/api/v1/chains/B1").json()["definition"]["max_duration_ms"]
+    t0 = 1_500_000_000
+    durations = [sla // 2] * 6 + [sla * 3] * 2
+    errors = [False] * 7 + [True]
+    r = api.post("/v1/traces", json=_otlp_chain_traces("B1", t0, durations, errors))
+    assert r.status_code == 200, r.text
+    window = {"since": t0, "until": t0 + 60}
+    health = {c["chain"]: c for c in api.get("/api/v1/analytics/chains/health/overview", params=window).json()["chains"]}
+    b1 = health["B1"]
+    assert b1["traces"] == 8 and b1["error_rate"] == pytest.approx(1 / 8) and b1["availability"] == pytest.approx(7 / 8)
+    assert b1["sla_compliance"] == pytest.approx(6 / 8) and b1["throughput_per_min"] == pytest.approx(8.0)
+    assert b1["score"] == round(100 * (0.4 * 7 / 8 + 0.3 * 7 / 8 + 0.3 * 6 / 8)) and b1["status"] == "degraded"
+    assert b1["p99_ms"] == pytest.approx(float(sla * 3)) and health["A1"]["status"] == "no_data"
+    perf = api.get("/api/v1/analytics/performance/real-time", params=window).json()
+    assert perf["active_chains"] == 1 and perf["traces"] == 8
+    assert perf["average_duration"] == pytest.approx(sum(durations) / 8)
+    ranking = api.get("/api/v1/chains/B1/bottlenecks", params=window).json()
+    assert ranking["traces"] == 8 and ranking["ranking"][0]["service"] == "backend"  # the hop goes to the callee
+    graph = api.get("/api/v1/chains/B1/dependency-graph", params=window).json()
+    assert [(e["caller"], e["callee"], e["calls"]) for e in graph["edges"]] == [("gateway", "backend", 8)]
+    recs = api.get("/api/v1/analytics/optimization/recommendations", params={**window, "chain": "B1"}).json()
+    assert any(x["type"] == "sla_breach" and x["service"] == "backend" for x in recs["recommendations"])

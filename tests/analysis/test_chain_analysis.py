@@ -69,15 +69,21 @@ def test_crisp_aggregation_per_call_path():
 
 
 def test_health_score_and_status():
-    h = chain_health("B1", [100.0] * 90 + [900.0] * 10, error_traces=10, root_error_traces=5, window_s=600,
-                     max_duration_ms=500)  # fmt: skip
+    h = chain_health("B1", traces=100, error_traces=10, root_error_traces=5, within_sla=90, p50_ms=100.0,
+                     p95_ms=900.0, p99_ms=900.0, window_s=600, max_duration_ms=500)  # fmt: skip
     assert h.throughput_per_min == 10 and h.error_rate == 0.1 and h.sla_compliance == 0.9
     assert h.score == round(100 * (0.4 * 0.95 + 0.3 * 0.9 + 0.3 * 0.9)) == 92 and h.status == "healthy"
-    bad = chain_health("B1", [900.0] * 10, 10, 10, 60, 500)
+    bad = chain_health("B1", 10, 10, 10, 0, 900.0, 900.0, 900.0, 60, 500)
     assert bad.score == 0 and bad.status == "unhealthy"
-    assert chain_health("B1", [], 0, 0, 60).status == "no_data"
+    mid = chain_health("B1", 10, 2, 0, 5, 1.0, 1.0, 1.0, 60, 500)
+    assert mid.score == round(100 * (0.4 + 0.3 * 0.8 + 0.3 * 0.5)) == 79 and mid.status == "degraded"
+    no_sla = chain_health("B1", 10, 0, 0, 0, 1.0, 1.0, 1.0, 60)
+    assert no_sla.sla_compliance == 1.0 and no_sla.score == 100
+    assert chain_health("B1", 0, 0, 0, 0, 0.0, 0.0, 0.0, 60).status == "no_data"
     with pytest.raises(ValueError):
-        chain_health("B1", [1.0], 2, 0, 60)
+        chain_health("B1", 1, 2, 0, 0, 0.0, 0.0, 0.0, 60)
+    with pytest.raises(ValueError):
+        chain_health("B1", 1, 0, 0, 0, 0.0, 0.0, 0.0, 0)
 
 
 def test_anomalies_thresholds():
