@@ -52,8 +52,11 @@ class AnalyzerSettings(BaseSettings):
     # --- writer ----------------------------------------------------------------------------------
     queue_max_spans: int = Field(100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE.")
     batch_max_spans: int = Field(10_000, gt=0, description="Most spans per INSERT (each INSERT writes one part).")
+    batch_min_spans: int = Field(
+        1000, gt=0, description="With this many spans waiting an INSERT starts at once (no linger)."
+    )
     batch_max_wait: float = Field(
-        0.05, ge=0, le=1.0, description="Longest a span waits (s) for more spans before its INSERT starts."
+        0.2, ge=0, le=1.0, description="Longest the writer lingers (s) for batch_min_spans before an INSERT."
     )
     commit_timeout: float = Field(30.0, gt=0, description="A request not committed after this (s) gets 503.")
     retry_after: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")

@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
             send_all(url, bodies[:4], args.senders, 30)  # warm-up (also deduped later: same bodies)
             acked, secs, busy = send_all(url, bodies[4:], args.senders, args.time_limit)
             e2e_rate = acked * SPANS_PER_REQUEST / secs
+            queue = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["write_queue"]
+            per_insert = queue["spans_written"] / max(queue["inserts"], 1)
             print(f"end to end: {acked} requests in {secs:.2f} s ({busy} × 503)", flush=True)
             rss0, rss_peak, ok, n503 = overload(url, proc.pid, bodies, args.overload_senders, args.overload_seconds)
             print(f"overload: {ok} × 200, {n503} × 503, RSS {rss0 / 1024:.0f} → max {rss_peak / 1024:.0f} MiB", flush=True)
@@ -292,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| end to end, OTLP/HTTP protobuf, {args.senders} senders × 1 000-span requests | {e2e_rate:,.0f} spans/s | ≥ 50 000 |")
     print(f"| direct clickhouse-connect insert, same rows, 10 000/insert | {direct_rate:,.0f} spans/s | baseline |")
     print(f"| end to end / direct | {ratio:.2f} | ≥ 0.6 |")
+    print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
     print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
     print(f"| + chain_traces + chain_metrics bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")

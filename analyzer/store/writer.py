@@ -5,9 +5,11 @@ part. Receivers (HTTP and gRPC handlers) call :meth:`SpanWriter.submit` with a d
 wait on the returned future, which resolves only after the batch holding the request is committed —
 so no span is acknowledged before it is stored.
 
-Batching: the writer thread takes the first waiting request, lingers up to ``batch_max_wait`` seconds
-(≤ 1 s) for more, and inserts at most ``batch_max_spans`` spans (≤ 10 000) in one Arrow-format
-INSERT into ``chain_history`` (columns built by :func:`~analyzer.ingest.otlp.decode_request`) (the materialized views fill ``chain_traces`` and ``chain_metrics`` in
+Batching: when fewer than ``batch_min_spans`` spans are waiting, the writer lingers up to
+``batch_max_wait`` seconds (≤ 1 s) after the first one for more (few, larger parts under light load);
+otherwise it starts at once (under load the queue refills while an INSERT runs, so batches grow by
+themselves and the writer never idles). Each INSERT takes what is waiting, at most
+``batch_max_spans`` spans (≤ 10 000), in one Arrow-format INSERT into ``chain_history`` (columns built by :func:`~analyzer.ingest.otlp.decode_request`) (the materialized views fill ``chain_traces`` and ``chain_metrics`` in
 the same INSERT). Requests are never split across INSERTs.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
@@ -172,7 +174,7 @@ class SpanWriter:
                     return None
                 self._cond.wait(1.0)
             deadline = time.monotonic() + s.batch_max_wait
-            while self._queued_spans < s.batch_max_spans and not self._stopping:
+            while self._queued_spans < s.batch_min_spans and not self._stopping:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
