@@ -15,7 +15,8 @@
 The OTLP JSON files are decoded by the analyzer's own ingest decoder
 (``analyzer.ingest.otlp_json.parse_request`` + ``analyzer.ingest.otlp.decode_request``) and
 turned into spans exactly as stored rows are (:func:`analyzer.analysis.model.span_from_history`).
-Prints a Markdown table, plus the accuracy of the plain ``Δ`` score for comparison.
+Prints a Markdown table, plus for comparison the accuracy of the plain ``Δ`` score and of the
+naive attribution that charges every span's critical time to its own service.
 """
 
 from __future__ import annotations
@@ -121,10 +122,31 @@ def windows(fault: Fault, faults: list[Fault], cache: TraceCache, data: Path = D
     return current, base, source
 
 
-def rank_of(fault: Fault, current, base, plain_delta: bool = False) -> tuple[int, list[str]]:
-    """Rank (1-based; 0 if absent) of the injected service and the ranked service names."""
-    cur = contributions(analyze_trace(t) for t in current)
-    bas = contributions(analyze_trace(t) for t in base)
+def _by_own_service(traces) -> list[dict]:
+    """Per-trace critical time by the span's own service — no call-hop attribution (the naive
+    method the README's network_delay trap is about), for comparison only."""
+    out = []
+    for t in traces:
+        r = analyze_trace(t)
+        per: dict[str, int] = {}
+        for sid, ns in r.critical_time_ns.items():
+            if ns:
+                svc = r.spans[sid].service
+                per[svc] = per.get(svc, 0) + ns
+        out.append(per)
+    return out
+
+
+def rank_of(fault: Fault, current, base, plain_delta: bool = False, hops: bool = True) -> tuple[int, list[str]]:
+    """Rank (1-based; 0 if absent) of the injected service and the ranked service names.
+
+    ``plain_delta``: rank by ``Δ`` instead of the product's score; ``hops=False``: charge each
+    span's critical time to its own service (no call-hop attribution)."""
+    if hops:
+        cur = contributions(analyze_trace(t) for t in current)
+        bas = contributions(analyze_trace(t) for t in base)
+    else:
+        cur, bas = _by_own_service(current), _by_own_service(base)
     ranking = rank_bottlenecks(cur, bas).ranking
     if plain_delta:
         ranking = sorted(ranking, key=lambda e: -(e.delta_ms_per_trace or 0.0))
@@ -140,11 +162,14 @@ def main() -> int:
     cache = TraceCache()
     print("| day | injected service | fault | traces (fault / baseline) | baseline | rank | top 3 |")
     print("|---|---|---|---|---|---|---|")
-    top1 = top3 = plain1 = plain3 = 0
+    top1 = top3 = plain1 = plain3 = naive1 = naive3 = 0
     for fault in faults:
         current, base, source = windows(fault, faults, cache)
         rank, names = rank_of(fault, current, base)
         prank, _ = rank_of(fault, current, base, plain_delta=True)
+        nrank, _ = rank_of(fault, current, base, hops=False)
+        naive1 += nrank == 1
+        naive3 += 1 <= nrank <= 3
         top1 += rank == 1
         top3 += 1 <= rank <= 3
         plain1 += prank == 1
@@ -154,6 +179,8 @@ def main() -> int:
     n = len(faults)
     print(f"\nscore Δ·Δ/current: top-1 {top1}/{n} ({top1 / n:.0%}), top-3 {top3}/{n} ({top3 / n:.0%})")
     print(f"plain Δ:          top-1 {plain1}/{n} ({plain1 / n:.0%}), top-3 {plain3}/{n} ({plain3 / n:.0%})")
+    print(f"no hop attribution (each span's own service): top-1 {naive1}/{n} ({naive1 / n:.0%}), "
+          f"top-3 {naive3}/{n} ({naive3 / n:.0%})")
     return 0
 
 
