@@ -36,20 +36,37 @@ router = APIRouter(prefix="/api/v1", tags=["analysis"])
 CHAIN_PATTERN = r"^[A-E][1-9][0-9]*$"
 
 
+MAX_NS = 2**63 - 1  # DateTime64(9) reaches 2262-04-11
+
+
 def parse_time(value: str, name: str) -> int:
-    """RFC 3339 or Unix seconds → Unix **nanoseconds**; 422 naming ``name`` otherwise."""
+    """RFC 3339 or Unix seconds → Unix **nanoseconds**; 422 naming ``name`` otherwise.
+
+    Accepts ``2022-08-22T04:27:03Z``, ``2022-08-22T06:27:03.5+02:00``, ``1661142423``,
+    ``1661142423.25``; refuses NaN, infinities, negative times and times past 2262 (the end of
+    ClickHouse's ``DateTime64(9)``).
+    """
     text = value.strip()
+    ns = None
     try:
-        return int(Decimal(text) * 10**9)
+        number = Decimal(text)
     except InvalidOperation:
-        pass
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise HTTPException(422, f"{name}: {value!r} is neither RFC 3339 nor Unix seconds") from None
-    if dt.tzinfo is None:
-        raise HTTPException(422, f"{name}: {value!r} has no time zone offset (RFC 3339 needs 'Z' or ±hh:mm)")
-    return int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
+        number = None
+    if number is not None:
+        if not number.is_finite():
+            raise HTTPException(422, f"{name}: {value!r} is not a finite number of seconds")
+        ns = int(number * 10**9)
+    else:
+        try:
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise HTTPException(422, f"{name}: {value!r} is neither RFC 3339 nor Unix seconds") from None
+        if dt.tzinfo is None:
+            raise HTTPException(422, f"{name}: {value!r} has no time zone offset (RFC 3339 needs 'Z' or ±hh:mm)")
+        ns = int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
+    if not 0 <= ns <= MAX_NS:
+        raise HTTPException(422, f"{name}: {value!r} is outside 1970-01-01 .. 2262-04-11")
+    return ns
 
 
 def window(since: str | None, until: str | None, default_s: int, prefix: str = "") -> tuple[int, int]:
