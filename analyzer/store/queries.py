@@ -76,18 +76,21 @@ def window_traces(
     ``max_traces`` traces, chosen by the smallest ``cityHash64(trace_id)`` (a uniform,
     deterministic sample) when the window has more.
     """
-    params = {"since": _dt(since_ns), "until": _dt(until_ns), "chain": chain or "", "any_chain": chain is None,
-              "limit": max_traces}  # fmt: skip
-    picked = (
-        "SELECT trace_id FROM chain_traces GROUP BY trace_id "
-        "HAVING min(start) >= {since:DateTime64(9)} AND min(start) < {until:DateTime64(9)} "
-        "AND ({any_chain:Bool} OR max(chain) = {chain:String})"
-    )
-    total = client.command(f"SELECT count() FROM ({picked})", parameters=params)
+    picked = client.query(
+        "SELECT trace_id, count() OVER () AS total FROM ("
+        " SELECT trace_id FROM chain_traces GROUP BY trace_id"
+        " HAVING min(start) >= {since:DateTime64(9)} AND min(start) < {until:DateTime64(9)}"
+        " AND ({any_chain:Bool} OR max(chain) = {chain:String}))"
+        " ORDER BY cityHash64(trace_id) LIMIT {limit:UInt32}",
+        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "chain": chain or "", "any_chain": chain is None,
+                    "limit": max_traces},  # fmt: skip
+    ).result_rows
+    if not picked:
+        return 0, {}
+    total = picked[0][1]
     rows = client.query(
-        f"SELECT {_SPAN_COLUMNS} FROM chain_history WHERE trace_id IN "
-        f"(SELECT trace_id FROM ({picked}) ORDER BY cityHash64(trace_id) LIMIT {{limit:UInt32}})",
-        parameters=params,
+        f"SELECT {_SPAN_COLUMNS} FROM chain_history WHERE trace_id IN {{ids:Array(String)}}",
+        parameters={"ids": [r[0] for r in picked]},
     ).result_rows
     traces: dict[str, list[Span]] = {}
     for r in rows:
