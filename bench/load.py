@@ -29,6 +29,7 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -159,6 +160,10 @@ def main(argv: list[str] | None = None) -> int:
         s = summary[mode]
         print(f"| {mode} | {s['ok']}/{s['sent']} | {s['spans']} | {s['rps']:.0f} | {s['p50']:.1f} | {s['p95']:.1f} | {s['p99']:.1f} "
               f"| {s['rps'] / base['rps']:.3f} | {s['p95'] / base['p95']:.3f} | {s['p99'] / base['p99']:.3f} |")
+    for mode in modes:
+        failed = Counter(r.status for run in runs[mode] for r in run["results"] if not r.ok)
+        if failed:
+            print(f"failed requests ({mode}): " + ", ".join(f"{n}× status {st or 'transport error'}" for st, n in sorted(failed.items())))
     stored = [run["stored"] for run in runs["chainotel"]]
     found, checked = sum(s[0] for s in stored), sum(s[1] for s in stored)
     print(f"\nchains stored (chainotel): {found}/{checked} successful requests found under their X-Chain-ID "
