@@ -31,19 +31,22 @@ def callee_of(spans: dict[str, Span]) -> dict[str, Span]:
     smaller span ID), or a synthetic span for ``peer.service`` on a childless ``CLIENT`` span.
     """
     best: dict[str, Span] = {}
+    length: dict[str, int] = {}
     peers = []
     get = spans.get
-    for span in spans.values():
-        if span.kind == CLIENT and span.peer_service:
+    for span in spans.values():  # Span fields by index: 0 id, 1 parent, 2 service, 4 start, 5 end, 6 kind
+        kind = span[6]
+        if kind == CLIENT and span[10]:
             peers.append(span)
-        parent = get(span.parent_span_id)
-        if parent is None or parent.service == span.service or span.kind == CONSUMER:
+        parent = get(span[1])
+        if parent is None or parent[2] == span[2] or kind == CONSUMER or parent[6] not in _CALLER_KINDS:
             continue
-        if parent.kind not in _CALLER_KINDS:
-            continue
-        cur = best.get(parent.span_id)
-        if cur is None or (span.duration_ns, cur.span_id) > (cur.duration_ns, span.span_id):
-            best[parent.span_id] = span
+        pid = parent[0]
+        dur = span[5] - span[4] if span[5] > span[4] else 0
+        cur = best.get(pid)
+        if cur is None or dur > length[pid] or (dur == length[pid] and span[0] < cur[0]):
+            best[pid] = span
+            length[pid] = dur
     for span in peers:
         if span.span_id not in best:
             best[span.span_id] = span._replace(service=span.peer_service, kind=SERVER)

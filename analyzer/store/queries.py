@@ -17,12 +17,16 @@ from datetime import datetime, timezone
 
 from clickhouse_connect.driver.client import Client
 
-from analyzer.analysis.model import Span, span_from_history
+from analyzer.analysis.model import Span
 
 _SPAN_COLUMNS = (
-    "trace_id, request_id, parent_span_id, service_name, operation, span_kind, event_type, "
-    "toUnixTimestamp64Nano(timestamp) AS start_ns, duration_ns, chain, peer_service"
+    "request_id, parent_span_id, toString(service_name), toString(operation), "
+    "toUnixTimestamp64Nano(timestamp) AS start_ns, start_ns + duration_ns, upper(span_kind), "
+    "event_type = 'error', trace_id, toString(chain), toString(peer_service)"
 )
+"""``chain_history`` columns in :class:`~analyzer.analysis.model.Span` field order — the same
+mapping as :func:`~analyzer.analysis.model.span_from_history`, done by ClickHouse so that rows
+become spans with ``Span._make`` alone."""
 
 DEFAULT_MAX_TRACES = 1000
 """Traces analysed per window at most; larger windows are sampled by trace-ID hash (uniform,
@@ -40,7 +44,7 @@ def trace_spans(client: Client, trace_id: str) -> list[Span]:
         f"SELECT {_SPAN_COLUMNS} FROM chain_history WHERE trace_id = {{trace_id:String}}",
         parameters={"trace_id": trace_id},
     ).result_rows
-    return [span_from_history(*r) for r in rows]
+    return list(map(Span._make, rows))
 
 
 def trace_events(client: Client, trace_id: str) -> list[dict]:
@@ -93,9 +97,12 @@ def window_traces(
         parameters={"ids": [r[0] for r in picked]},
     ).result_rows
     traces: dict[str, list[Span]] = {}
-    for r in rows:
-        span = span_from_history(*r)
-        traces.setdefault(span.trace_id, []).append(span)
+    for span in map(Span._make, rows):
+        bucket = traces.get(span[8])
+        if bucket is None:
+            traces[span[8]] = [span]
+        else:
+            bucket.append(span)
     return int(total), traces
 
 
