@@ -14,36 +14,17 @@ data-bridge ``/api/v1/market-data/ingest`` (A1), model clients to ai-provider ``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
-import httpx
-from fastapi import FastAPI, WebSocket, WebSocketDisconnect
+from fastapi import WebSocket, WebSocketDisconnect
 
-from demo_env import Faults, checked, downstream
+from demo_service import checked, downstream, service_app
 
 SERVICE = "api-gateway"
 DATA_BRIDGE = downstream("data-bridge", 8001)
 AI_PROVIDER = downstream("ai-provider", 8005)
 TRADING = downstream("trading-engine", 8007)
 DATABASE = downstream("database-service", 8008)
-faults = Faults(SERVICE)
-http: httpx.AsyncClient
-
-
-@contextlib.asynccontextmanager
-async def lifespan(_app: FastAPI):
-    global http
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        http = client
-        yield
-
-
-app = FastAPI(title=SERVICE, lifespan=lifespan)
-
-
-@app.get("/health")
-async def health() -> dict:
-    return {"service": SERVICE, "status": "ok"}
+app, http, faults = service_app(SERVICE)
 
 
 @app.get("/health/services")

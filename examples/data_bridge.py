@@ -3,41 +3,21 @@
 ``POST /api/v1/market-data/ingest`` (the feed handlers' entry point: chain A1) normalises a batch
 of ticks, then stores it in database-service and notifies trading-engine in parallel
 (``asyncio.gather``). ``GET /market-data/{symbol}`` serves a
-quote. Downstream URLs come from ``DEMO_*_URL`` (see ``demo_env``).
+quote. Downstream URLs come from ``DEMO_*_URL`` (see ``demo_service``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 
-import httpx
-from fastapi import FastAPI
 
-from demo_env import Faults, checked, downstream
+from demo_service import checked, downstream, service_app
 
 SERVICE = "data-bridge"
 DATABASE = downstream("database-service", 8008)
 TRADING = downstream("trading-engine", 8007)
-faults = Faults(SERVICE)
-http: httpx.AsyncClient
-
-
-@contextlib.asynccontextmanager
-async def lifespan(_app: FastAPI):
-    global http
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        http = client
-        yield
-
-
-app = FastAPI(title=SERVICE, lifespan=lifespan)
-
-
-@app.get("/health")
-async def health() -> dict:
-    return {"service": SERVICE, "status": "ok"}
+app, http, faults = service_app(SERVICE)
 
 
 @app.get("/market-data/{symbol}")

@@ -8,14 +8,12 @@ from __future__ import annotations
 
 import itertools
 
-from fastapi import FastAPI
 from pydantic import BaseModel
 
-from demo_env import Faults
+from demo_service import service_app
 
 SERVICE = "database-service"
-app = FastAPI(title=SERVICE)
-faults = Faults(SERVICE)
+app, _http, faults = service_app(SERVICE)  # no downstream calls
 _order_ids = itertools.count(1)
 _ticks: dict[str, dict] = {}
 
@@ -26,11 +24,6 @@ class Order(BaseModel):
     side: str
     quantity: float
     price: float | None = None
-
-
-@app.get("/health")
-async def health() -> dict:
-    return {"service": SERVICE, "status": "ok"}
 
 
 @app.get("/db/positions/{account}")

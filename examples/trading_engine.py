@@ -8,34 +8,14 @@ from fresh ticks (called by data-bridge during market-data ingest).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
-import httpx
-from fastapi import FastAPI
 
-from demo_env import Faults, checked, downstream
+from demo_service import checked, downstream, service_app
 
 SERVICE = "trading-engine"
 DATA_BRIDGE = downstream("data-bridge", 8001)
 DATABASE = downstream("database-service", 8008)
-faults = Faults(SERVICE)
-http: httpx.AsyncClient
-
-
-@contextlib.asynccontextmanager
-async def lifespan(_app: FastAPI):
-    global http
-    async with httpx.AsyncClient(timeout=10.0) as client:
-        http = client
-        yield
-
-
-app = FastAPI(title=SERVICE, lifespan=lifespan)
-
-
-@app.get("/health")
-async def health() -> dict:
-    return {"service": SERVICE, "status": "ok"}
+app, http, faults = service_app(SERVICE)
 
 
 @app.post("/trading/orders")

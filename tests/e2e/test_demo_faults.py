@@ -1,4 +1,4 @@
-"""Fault injection of the demo services (examples/demo_env.py): DEMO_SLOW parsing and seeded errors."""
+"""Fault injection of the demo services (examples/demo_service.py): DEMO_SLOW parsing and seeded errors."""
 
 from __future__ import annotations
 
@@ -12,32 +12,32 @@ from chainotel.cli.demo import examples_dir
 
 
 @pytest.fixture(scope="module")
-def demo_env():
-    spec = importlib.util.spec_from_file_location("demo_env_under_test", examples_dir() / "demo_env.py")
+def demo_module():
+    spec = importlib.util.spec_from_file_location("demo_service_under_test", examples_dir() / "demo_service.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-def test_parse_slow(demo_env):
-    assert demo_env.parse_slow("ai-provider:200ms") == {"ai-provider": 0.2}
-    assert demo_env.parse_slow(" ai-provider:200ms , trading-engine:1.5s ") == {"ai-provider": 0.2, "trading-engine": 1.5}
-    assert demo_env.parse_slow("") == {}
+def test_parse_slow(demo_module):
+    assert demo_module.parse_slow("ai-provider:200ms") == {"ai-provider": 0.2}
+    assert demo_module.parse_slow(" ai-provider:200ms , trading-engine:1.5s ") == {"ai-provider": 0.2, "trading-engine": 1.5}
+    assert demo_module.parse_slow("") == {}
 
 
 @pytest.mark.parametrize("bad", ["ai-provider", "ai-provider:200", "ai-provider:fast", ":200ms"])
-def test_parse_slow_refuses_bad_entries(demo_env, bad):
+def test_parse_slow_refuses_bad_entries(demo_module, bad):
     with pytest.raises(ValueError, match="DEMO_SLOW"):
-        demo_env.parse_slow(bad)
+        demo_module.parse_slow(bad)
 
 
-def test_errors_are_seeded_and_slowdown_applies_to_the_named_service(demo_env, monkeypatch):
+def test_errors_are_seeded_and_slowdown_applies_to_the_named_service(demo_module, monkeypatch):
     monkeypatch.setenv("DEMO_SLOW", "ai-provider:20ms")
     monkeypatch.setenv("DEMO_ERROR_RATE", "0.3")
     monkeypatch.setenv("DEMO_SEED", "5")
 
     def outcomes(service):
-        faults = demo_env.Faults(service)
+        faults = demo_module.Faults(service)
         out = []
         for _ in range(40):
             try:

@@ -1,7 +1,7 @@
-"""Settings of the demo services, read from the environment in one place.
+"""What the five demo services share: the app factory, settings from the environment, fault injection.
 
-The five demo services import this module (it sits beside them in ``examples/``); none of them
-imports chainotel — tracing comes only from ``opentelemetry-instrument`` and ``OTEL_*`` variables.
+The demo services import this module (it sits beside them in ``examples/``); none of them imports
+chainotel — tracing comes only from ``opentelemetry-instrument`` and ``OTEL_*`` variables.
 
 Environment:
 
@@ -18,11 +18,13 @@ Environment:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import re
 
-from fastapi import HTTPException
+import httpx
+from fastapi import FastAPI, HTTPException
 
 _DURATION = re.compile(r"^\s*([a-z0-9-]+)\s*:\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s)\s*$")
 
@@ -76,3 +78,22 @@ def checked(response) -> dict:
     if response.status_code >= 400:
         raise HTTPException(status_code=502, detail=f"downstream {response.request.url.path} answered {response.status_code}")
     return response.json()
+
+
+def service_app(service: str) -> tuple[FastAPI, httpx.AsyncClient, Faults]:
+    """A demo service's FastAPI app with ``GET /health``, its shared ``httpx.AsyncClient`` for
+    downstream calls (10 s timeout, closed at shutdown) and its :class:`Faults`."""
+    http = httpx.AsyncClient(timeout=10.0)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        await http.aclose()
+
+    app = FastAPI(title=service, lifespan=lifespan)
+
+    @app.get("/health")
+    async def health() -> dict:
+        return {"service": service, "status": "ok"}
+
+    return app, http, Faults(service)
