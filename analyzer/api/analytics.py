@@ -21,6 +21,7 @@ from decimal import Decimal, InvalidOperation
 from fastapi import APIRouter, Depends, HTTPException, Query
 
 from analyzer.analysis import anomalies as anomaly_rules
+from analyzer.analysis.aggregate import chain_critical_path
 from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from analyzer.analysis.critical_path import analyze_trace
 from analyzer.analysis.graph import dependency_graph
@@ -136,6 +137,24 @@ def bottlenecks(
     by increase over it (score ``Δ·Δ/current``, see :mod:`analyzer.analysis.bottlenecks`).
     Call hops (client → server gaps) are charged to the callee. Default window: the last hour."""
     return _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_until, limit, max_traces)
+
+
+@router.get("/analytics/critical-path")
+def aggregated_critical_path(
+    since: str | None = None,
+    until: str | None = None,
+    chain: str | None = Query(None, pattern=CHAIN_PATTERN),
+    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    store: Store = Depends(get_store),
+):
+    """The critical path aggregated over the window's traces (CRISP): per call path and per
+    ``(service, operation)``, total / per-trace / p50 / p95 / p99 critical time (ms). Default
+    window: the last hour; ``chain`` restricts to one chain definition."""
+    s, u = window(since, until, 3600)
+    total, traces = queries.window_traces(store.client, s, u, chain, max_traces)
+    agg = chain_critical_path(analyze_trace(t) for t in traces.values())
+    return {"window": {**_window_doc(s, u), "analysed_traces": agg.pop("traces")}, "chain": chain, "traces": total,
+            **agg}  # fmt: skip
 
 
 @router.get("/chains/{chain}/bottlenecks")

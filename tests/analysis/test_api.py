@@ -5,6 +5,8 @@ service, and the other endpoints' shapes and errors."""
 
 from __future__ import annotations
 
+import gzip
+import json
 import os
 import socket
 import subprocess
@@ -18,9 +20,11 @@ import pytest
 DATA = Path(os.environ.get("CHAINOTEL_ONLINEBOUTIQUE", "/work/shared/data/onlineboutique"))
 BIN = Path(sys.executable).parent
 BASELINE = {"baseline_since": "2022-08-23T16:58:00Z", "baseline_until": "2022-08-23T17:01:00Z"}
-FAULTS = [  # (files, inject Unix s, injected service) — network_delay faults from ground_truth.csv
-    (["2022-08-22/05_27_otlp.json.gz", "2022-08-22/05_28_otlp.json.gz"], 1661146026, "currencyservice"),
-    (["2022-08-23/16_06_otlp.json.gz", "2022-08-23/16_07_otlp.json.gz"], 1661270702, "adservice"),
+FAULTS = [  # (files, inject Unix s, injected service) from ground_truth.csv
+    (["2022-08-22/05_27_otlp.json.gz", "2022-08-22/05_28_otlp.json.gz"], 1661146026, "currencyservice"),  # network_delay
+    (["2022-08-23/16_06_otlp.json.gz", "2022-08-23/16_07_otlp.json.gz"], 1661270702, "adservice"),  # network_delay
+    # cpu_contention: the hardest case (other services slow down too; plain Δ ranking misses it)
+    (["2022-08-22/04_45_otlp.json.gz", "2022-08-22/04_46_otlp.json.gz"], 1661143456, "checkoutservice"),
 ]
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"no Online Boutique data at {DATA}")
@@ -76,7 +80,7 @@ def test_bottleneck_ranking_with_baseline_names_the_injected_service(api, files,
     ranking = body["ranking"]
     assert ranking[0]["service"] == service, ranking[:3]
     assert set(ranking[0]) == {"service", "critical_ms_per_trace", "share", "p95_ms", "delta_ms_per_trace", "score"}
-    assert ranking[0]["delta_ms_per_trace"] > 50
+    assert ranking[0]["delta_ms_per_trace"] > 20
     # by operation, RFC 3339 times
     r = api.get("/api/v1/analytics/bottlenecks", params={
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(inject)), "until": inject + 180,
@@ -86,11 +90,8 @@ def test_bottleneck_ranking_with_baseline_names_the_injected_service(api, files,
 
 
 def test_critical_path_of_one_trace(api):
-    events = None
-    ranking = api.get("/api/v1/analytics/bottlenecks", params={"since": FAULTS[0][1], "until": FAULTS[0][1] + 60})
-    assert ranking.status_code == 200
-    # find a trace through the events of a known instance: pick one via the stored data
-    trace_id = _some_trace_id(api)
+    doc = json.loads(gzip.decompress((DATA / FAULTS[0][0][0]).read_bytes()))
+    trace_id = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
     uuid = f"{trace_id[:8]}-{trace_id[8:12]}-{trace_id[12:16]}-{trace_id[16:20]}-{trace_id[20:]}"
     hex_form = api.get(f"/api/v1/traces/{trace_id}/critical-path")
     uuid_form = api.get(f"/api/v1/traces/{uuid.upper()}/critical-path")
@@ -100,12 +101,14 @@ def test_critical_path_of_one_trace(api):
     main = body["roots"][0]
     spans = {s["span_id"]: s for s in body["spans"]}
     root = spans[main["root_span_id"]]
+    assert root["parent_span_id"] == ""
     t = root["start_unix_nano"]
     for sec in main["sections"]:  # sections partition the root interval, exact ns integers
         assert sec["start_unix_nano"] == t
         t = sec["end_unix_nano"]
     assert t == root["start_unix_nano"] + root["duration_ns"]
     assert abs(sum(s["share"] for s in main["by_service"]) - 1) < 1e-9
+    assert all(s["critical_time_ns"] >= 0 and s["self_time_ns"] >= 0 for s in body["spans"])
     events = api.get(f"/api/v1/chains/events/{uuid}").json()
     assert events["chain_id"] == uuid and len(events["events"]) == len(body["spans"])
     starts = [e["start_unix_nano"] for e in events["events"]]
@@ -114,18 +117,22 @@ def test_critical_path_of_one_trace(api):
     assert set(analysis) == {"chain_id", "total_duration", "service_count", "success_rate", "bottlenecks",
                              "dependency_graph", "critical_path"}  # fmt: skip
     assert analysis["total_duration"] == pytest.approx(body["duration_ms"])
+    assert analysis["critical_path"] == main["sections"]
 
 
-def _some_trace_id(api) -> str:
-    graph = api.get("/api/v1/analytics/optimization/recommendations",
-                    params={"since": FAULTS[0][1], "until": FAULTS[0][1] + 30})  # fmt: skip
-    assert graph.status_code == 200 and graph.json()["recommendations"]
-    # the events endpoint needs an ID: take one from the source file
-    import gzip
-    import json
-
-    doc = json.loads(gzip.decompress((DATA / FAULTS[0][0][0]).read_bytes()))
-    return doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
+def test_aggregated_critical_path_and_recommendations(api):
+    window = {"since": FAULTS[0][1], "until": FAULTS[0][1] + 180}
+    agg = api.get("/api/v1/analytics/critical-path", params=window).json()
+    assert agg["traces"] > 100 and agg["window"]["analysed_traces"] == agg["traces"]
+    top = agg["by_operation"][0]
+    # raw CRISP attribution (no call-hop re-attribution): the injected network delay sits in the
+    # frontend's client spans of its calls into currencyservice
+    assert (top["service"], top["operation"]) == ("frontend", "hipstershop.CurrencyService/Convert"), top
+    assert top["p50_ms"] <= top["p95_ms"] <= top["p99_ms"]
+    assert agg["by_call_path"][0]["call_path"][0] == "frontend:hipstershop.Frontend/Recv."
+    recs = api.get("/api/v1/analytics/optimization/recommendations", params=window).json()["recommendations"]
+    n_plus_one = [r for r in recs if r["type"] == "n_plus_one"]
+    assert any(r["service"] == "productcatalogservice" for r in n_plus_one), n_plus_one
 
 
 def test_unknown_and_malformed_ids_and_parameters(api):
