@@ -237,3 +237,20 @@ def test_chain_health_performance_and_chain_views_from_tagged_traces(api):
     assert [(e["caller"], e["callee"], e["calls"]) for e in graph["edges"]] == [("gateway", "backend", 8)]
     recs = api.get("/api/v1/analytics/optimization/recommendations", params={**window, "chain": "B1"}).json()
     assert any(x["type"] == "sla_breach" and x["service"] == "backend" for x in recs["recommendations"])
+
+
+def test_anomaly_detection_flags_a_latency_spike_against_its_own_history(api):
+    t0 = 1_600_000_020  # minute-aligned windows below: 1_600_000_020 is 20 s into a minute
+    for minute in range(13):
+        durations = [1000] * 5 if minute == 12 else [100 + 10 * (minute % 3)] * 5
+        body = _otlp_chain_traces("C1", t0 + 60 * minute, durations, [False] * 5)
+        assert api.post("/v1/traces", json=body).status_code == 200
+    until = t0 - 20 + 13 * 60  # end of the 13th minute
+    r = api.get("/api/v1/analytics/anomalies/detect", params={"until": until, "window_minutes": 1})
+    assert r.status_code == 200, r.text
+    found = {(a["scope"], a["key"], a["metric"]) for a in r.json()["anomalies"]}
+    assert ("chain", "C1", "latency_p95_ms") in found
+    assert ("service", "backend", "latency_p95_ms") in found
+    assert not any(metric == "throughput_per_min" for _, _, metric in found)
+    calm = api.get("/api/v1/analytics/anomalies/detect", params={"until": until - 60, "window_minutes": 1}).json()
+    assert not [a for a in calm["anomalies"] if a["key"] in ("C1", "backend", "gateway")]
