@@ -5,19 +5,28 @@ defaults from inside the instrumented process.
 """
 
 import os
+from contextlib import asynccontextmanager
 
 import httpx
 from fastapi import FastAPI, Request
 
-app = FastAPI()
 BACKEND = os.environ.get("BACKEND_URL", "http://127.0.0.1:9")
+
+
+@asynccontextmanager
+async def lifespan(app):
+    async with httpx.AsyncClient(timeout=30) as client:  # one client: TLS setup per request is slow
+        app.state.client = client
+        yield
+
+
+app = FastAPI(lifespan=lifespan)
 
 
 @app.get("/api/v1/trading/orders")
 @app.post("/api/v1/trading/orders")
 async def orders(request: Request):
-    async with httpx.AsyncClient() as client:
-        backend = await client.get(f"{BACKEND}/orders")
+    backend = await request.app.state.client.get(f"{BACKEND}/orders")
     return {"backend": backend.json(), "pid": os.getpid()}
 
 
