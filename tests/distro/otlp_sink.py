@@ -1,5 +1,5 @@
-"""An OTLP/HTTP (protobuf) trace receiver for tests: decodes ``ExportTraceServiceRequest`` with
-opentelemetry-proto and keeps the spans as plain dicts."""
+"""OTLP trace receivers for tests (OTLP/HTTP protobuf, and OTLP/gRPC): decode
+``ExportTraceServiceRequest`` with opentelemetry-proto and keep the spans as plain dicts."""
 
 from __future__ import annotations
 
@@ -95,3 +95,31 @@ class OtlpSink:
     def close(self):
         self._server.shutdown()
         self._server.server_close()
+
+
+class GrpcOtlpSink(OtlpSink):
+    """Like :class:`OtlpSink` but an OTLP/gRPC ``TraceService`` (what ``otlp`` defaults to)."""
+
+    def __init__(self):  # pylint: disable=super-init-not-called
+        from concurrent import futures  # noqa: PLC0415
+
+        import grpc  # noqa: PLC0415
+        from opentelemetry.proto.collector.trace.v1 import trace_service_pb2_grpc  # noqa: PLC0415
+
+        self.spans = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Service(trace_service_pb2_grpc.TraceServiceServicer):
+            def Export(self, request, context):  # noqa: N802
+                sink._add(request)
+                return ExportTraceServiceResponse()
+
+        self._grpc = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        trace_service_pb2_grpc.add_TraceServiceServicer_to_server(Service(), self._grpc)
+        port = self._grpc.add_insecure_port("127.0.0.1:0")
+        self._grpc.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def close(self):
+        self._grpc.stop(grace=None)

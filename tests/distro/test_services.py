@@ -11,6 +11,7 @@ import pytest
 
 from chainotel import attributes as attr
 from chainotel.ids import format_chain_id, parse_chain_id
+from tests.distro.otlp_sink import GrpcOtlpSink
 from tests.distro.services import APPS, otel_env
 
 SERVER = 2  # OTLP Span.SpanKind SPAN_KIND_SERVER
@@ -235,3 +236,22 @@ def test_every_worker_exports(sink, start):
         spans = sink.wait_trace(trace_id, lambda sp: any(s["kind"] == SERVER for s in sp))
         instances.add(server_span(spans, "test-workers")["instance"])
     assert len(instances) == 2
+
+
+def test_readme_setup_exports_otlp_grpc_by_default(start):
+    """The README's variables only (no OTEL_EXPORTER_OTLP_PROTOCOL): ``otlp`` means OTLP/gRPC."""
+    grpc_sink = GrpcOtlpSink()
+    env = otel_env(grpc_sink, "test-grpc")
+    del env["OTEL_EXPORTER_OTLP_PROTOCOL"]
+    del env["CHAINOTEL_CATALOG"]  # built-in catalog: /healthz is E1 (health checks)
+    service = start("backend", env)
+    try:
+        chain = uuid.uuid4()
+        httpx.get(f"{service.url}/healthz", headers={"X-Chain-ID": str(chain)})
+        spans = grpc_sink.wait_trace(chain.int, lambda sp: any(s["kind"] == SERVER for s in sp))
+        root = server_span(spans, "test-grpc")
+        assert root["attributes"][attr.CHAIN_ID] == "E1"
+        assert root["attributes"][attr.CHAIN_CATEGORY] == "infrastructure"
+    finally:
+        service.stop()  # before the sink goes away, so the exporter's final flush succeeds
+        grpc_sink.close()
