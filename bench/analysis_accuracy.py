@@ -15,7 +15,8 @@
 The OTLP JSON files are decoded by the analyzer's own ingest decoder
 (``analyzer.ingest.otlp_json.parse_request`` + ``analyzer.ingest.otlp.decode_request``) and
 turned into spans exactly as stored rows are (:func:`analyzer.analysis.model.span_from_history`).
-Prints a Markdown table, plus for comparison the accuracy of the plain ``Δ`` score and of the
+Prints a Markdown table, the accuracy with other window choices (whole minute files as the fault
+window; the ``baseline/`` minute as every fault's baseline), plus for comparison the accuracy of the plain ``Δ`` score and of the
 naive attribution that charges every span's critical time to its own service.
 """
 
@@ -177,10 +178,22 @@ def main() -> int:
         print(f"| {fault.day} | {fault.service} | {fault.fault_type} | {len(current)} / {len(base)} | {source} "
               f"| {rank or '-'} | {', '.join(names[:3])} |")
     n = len(faults)
+    whole1 = whole3 = glob1 = glob3 = 0
+    global_base = cache.traces(sorted((DATA / "baseline").glob("*_otlp.json.gz")))
+    for fault in faults:  # robustness: other window choices
+        current, base, _ = windows(fault, faults, cache)
+        rank, _ = rank_of(fault, cache.traces(fault.files), base)
+        whole1 += rank == 1
+        whole3 += 1 <= rank <= 3
+        rank, _ = rank_of(fault, current, global_base)
+        glob1 += rank == 1
+        glob3 += 1 <= rank <= 3
     print(f"\nscore Δ·Δ/current: top-1 {top1}/{n} ({top1 / n:.0%}), top-3 {top3}/{n} ({top3 / n:.0%})")
     print(f"plain Δ:          top-1 {plain1}/{n} ({plain1 / n:.0%}), top-3 {plain3}/{n} ({plain3 / n:.0%})")
     print(f"no hop attribution (each span's own service): top-1 {naive1}/{n} ({naive1 / n:.0%}), "
           f"top-3 {naive3}/{n} ({naive3 / n:.0%})")
+    print(f"robustness — whole minute files as fault window: top-1 {whole1}/{n}, top-3 {whole3}/{n}; "
+          f"baseline/ minute as every fault's baseline: top-1 {glob1}/{n}, top-3 {glob3}/{n}")
     return 0
 
 
