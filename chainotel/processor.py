@@ -13,8 +13,9 @@ At a local root, the chain is:
    before it starts the server span).
 
 If neither gives a chain, later spans of the trace in this process are tried against the rules
-until one matches ("the first span that matches a rule"); spans started before that carry no
-chain. Once decided, every span started in the trace gets ``chain.id``, ``chain.category``,
+that have a ``span_name`` (e.g. a manual ``trading.decision`` span) until one matches ("the first
+span that matches a rule"); spans started before that carry no chain. Match results of local
+roots are cached per (span name, route, method), so a route costs one rule scan per process. Once decided, every span started in the trace gets ``chain.id``, ``chain.category``,
 ``chain.name`` and ``chain.instance_id`` at ``on_start`` (attributes cannot be added after a span
 ends). Downstream services learn the chain from baggage written by
 :class:`chainotel.propagator.XChainPropagator`.
@@ -58,11 +59,12 @@ class _Rules:
     ``span_name`` (the only ones tried at later spans of an undecided trace), with one combined
     regex that rejects most span names in a single ``match``."""
 
-    __slots__ = ("all", "cache", "prefilter", "span_rules")
+    __slots__ = ("all", "cache", "prefilter", "resource", "span_rules")
 
     CACHE_SIZE = 4096
 
-    def __init__(self, rules: tuple):
+    def __init__(self, rules: tuple, resource: object):
+        self.resource = resource  # keeps the id() used as cache key from being reused
         self.all = rules
         self.cache: dict[tuple, object] = {}  # Catalog.span_key(...) -> ChainDefinition | None
         self.span_rules = tuple((r, c) for r, c in rules if r.span_name is not None)
@@ -219,7 +221,7 @@ class ChainSpanProcessor(SpanProcessor):
         rules = self._rules_by_resource.get(key)
         if rules is None:
             service = resource.attributes.get(_SERVICE_NAME) if resource is not None else None
-            rules = _Rules(self.catalog.rules_for_service(service))  # type: ignore[union-attr]
+            rules = _Rules(self.catalog.rules_for_service(service), resource)  # type: ignore[union-attr]
             self._rules_by_resource[key] = rules
         return rules
 
