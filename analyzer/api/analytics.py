@@ -28,6 +28,7 @@ from analyzer.analysis.graph import dependency_graph
 from analyzer.analysis.health import chain_health
 from analyzer.analysis.impact import service_impact
 from analyzer.analysis.recommendations import recommend
+from analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse, HealthOverviewResponse
 from analyzer.api.deps import get_store
 from analyzer.store import queries
 from analyzer.store.client import Store
@@ -121,7 +122,7 @@ def _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_
     }
 
 
-@router.get("/analytics/bottlenecks")
+@router.get("/analytics/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
 def bottlenecks(
     since: str | None = None,
     until: str | None = None,
@@ -157,7 +158,7 @@ def aggregated_critical_path(
             **agg}  # fmt: skip
 
 
-@router.get("/chains/{chain}/bottlenecks")
+@router.get("/chains/{chain}/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
 def chain_bottlenecks(
     chain: str,
     since: str | None = None,
@@ -203,7 +204,7 @@ def _registry(store: Store) -> dict[str, dict]:
     return {d["id"]: d["definition"] for d in queries.chain_definitions(store.client)}
 
 
-@router.get("/analytics/chains/health/overview")
+@router.get("/analytics/chains/health/overview", response_model=HealthOverviewResponse, response_model_exclude_unset=True)
 def health_overview(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
     """Health of every registered chain over the window (default: last hour): throughput, error
     rate, p50/p95/p99 (ms), SLA compliance, score 0–100 and status (formula in
@@ -250,7 +251,7 @@ def performance(since: str | None = None, until: str | None = None, store: Store
     }
 
 
-@router.get("/analytics/anomalies/detect")
+@router.get("/analytics/anomalies/detect", response_model=AnomaliesResponse, response_model_exclude_unset=True)
 def anomalies(
     until: str | None = None,
     window_minutes: int = Query(5, ge=1, le=1440),

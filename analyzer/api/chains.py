@@ -18,6 +18,7 @@ from fastapi import APIRouter, Depends, HTTPException, Response
 from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from analyzer.analysis.critical_path import analyze_trace
 from analyzer.analysis.graph import dependency_graph
+from analyzer.api.analysis_models import CriticalPathResponse
 from analyzer.api.deps import get_store
 from analyzer.store import queries
 from analyzer.store.client import Store
@@ -80,7 +81,7 @@ def _section(r, sec) -> dict:
             "start_unix_nano": sec.start_ns, "end_unix_nano": sec.end_ns}  # fmt: skip
 
 
-@router.get("/traces/{chain_id}/critical-path")
+@router.get("/traces/{chain_id}/critical-path", response_model=CriticalPathResponse)
 def critical_path(chain_id: str, store: Store = Depends(get_store)):
     """Critical path of one chain instance (Jaeger UI's semantics; orphan subtrees as extra roots
     after the main root), with self and critical time per span. Integers are exact **ns**."""

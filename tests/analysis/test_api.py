@@ -185,8 +185,12 @@ def test_health_performance_anomalies_impact_graph(api):
     impact = api.get("/api/v1/analytics/services/currencyservice/impact", params=window).json()
     assert impact["chains"][0]["share"] > 0
     assert api.get("/api/v1/analytics/services/nosuchservice/impact", params=window).status_code == 404
-    openapi = api.get("/openapi.json").json()["paths"]
-    assert "/api/v1/traces/{chain_id}/critical-path" in openapi and "/api/v1/analytics/bottlenecks" in openapi
+    doc = api.get("/openapi.json").json()
+    for path in ("/api/v1/traces/{chain_id}/critical-path", "/api/v1/analytics/bottlenecks",
+                 "/api/v1/analytics/chains/health/overview", "/api/v1/analytics/anomalies/detect",
+                 "/api/v1/chains/{chain}/dependency-graph", "/api/v1/analytics/services/{service}/impact"):  # fmt: skip
+        assert path in doc["paths"], path
+    assert "self_time_ns" in doc["components"]["schemas"]["SpanTimes"]["properties"]
 
 
 def _otlp_chain_traces(chain: str, t0_s: int, durations_ms: list[int], root_errors: list[bool]) -> dict:
