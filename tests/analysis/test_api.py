@@ -19,12 +19,15 @@ import pytest
 
 DATA = Path(os.environ.get("CHAINOTEL_ONLINEBOUTIQUE", "/work/shared/data/onlineboutique"))
 BIN = Path(sys.executable).parent
-BASELINE = {"baseline_since": "2022-08-23T16:58:00Z", "baseline_until": "2022-08-23T17:01:00Z"}
-FAULTS = [  # (files, inject Unix s, injected service) from ground_truth.csv
-    (["2022-08-22/05_27_otlp.json.gz", "2022-08-22/05_28_otlp.json.gz"], 1661146026, "currencyservice"),  # network_delay
-    (["2022-08-23/16_06_otlp.json.gz", "2022-08-23/16_07_otlp.json.gz"], 1661270702, "adservice"),  # network_delay
+BASELINE = {"baseline_since": "2022-08-23T16:58:00Z", "baseline_until": "2022-08-23T17:01:00Z"}  # fault-free minute
+FAULTS = [  # (files, inject Unix s, injected service, baseline window) from ground_truth.csv
+    # network_delay; its files start 47 s before the injection: baseline = the traces before it
+    (["2022-08-22/05_27_otlp.json.gz", "2022-08-22/05_28_otlp.json.gz"], 1661146026, "currencyservice",
+     {"baseline_since": 1661146026 - 600, "baseline_until": 1661146026}),
+    # network_delay; no traces before the injection in the data: the fault-free baseline/ minute
+    (["2022-08-23/16_06_otlp.json.gz", "2022-08-23/16_07_otlp.json.gz"], 1661270702, "adservice", BASELINE),
     # cpu_contention: the hardest case (other services slow down too; plain Δ ranking misses it)
-    (["2022-08-22/04_45_otlp.json.gz", "2022-08-22/04_46_otlp.json.gz"], 1661143456, "checkoutservice"),
+    (["2022-08-22/04_45_otlp.json.gz", "2022-08-22/04_46_otlp.json.gz"], 1661143456, "checkoutservice", BASELINE),
 ]
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"no Online Boutique data at {DATA}")
@@ -58,7 +61,7 @@ def api(tmp_path_factory):
             assert time.monotonic() < deadline, "analyzer did not start"
             time.sleep(0.3)
         files = [str(DATA / "baseline" / "2022-08-23_17_00_otlp.json.gz")]
-        files += [str(DATA / f) for fs, _, _ in FAULTS for f in fs]
+        files += [str(DATA / f) for fs, *_ in FAULTS for f in fs]
         subprocess.run([str(BIN / "chainotel-analyzer"), "import", "--endpoint", base, *files],
                        check=True, timeout=300, capture_output=True)  # fmt: skip
         with httpx.Client(base_url=base, timeout=60) as client:
@@ -71,9 +74,9 @@ def api(tmp_path_factory):
             proc.kill()
 
 
-@pytest.mark.parametrize("files,inject,service", FAULTS)
-def test_bottleneck_ranking_with_baseline_names_the_injected_service(api, files, inject, service):
-    r = api.get("/api/v1/analytics/bottlenecks", params={"since": inject, "until": inject + 180, **BASELINE})
+@pytest.mark.parametrize("files,inject,service,baseline", FAULTS)
+def test_bottleneck_ranking_with_baseline_names_the_injected_service(api, files, inject, service, baseline):
+    r = api.get("/api/v1/analytics/bottlenecks", params={"since": inject, "until": inject + 180, **baseline})
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["traces"] > 100 and body["baseline"]["traces"] > 100
@@ -84,7 +87,7 @@ def test_bottleneck_ranking_with_baseline_names_the_injected_service(api, files,
     # by operation, RFC 3339 times
     r = api.get("/api/v1/analytics/bottlenecks", params={
         "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(inject)), "until": inject + 180,
-        "group_by": "operation", **BASELINE})  # fmt: skip
+        "group_by": "operation", **baseline})  # fmt: skip
     assert r.status_code == 200 and r.json()["ranking"][0]["service"] == service
     assert "operation" in r.json()["ranking"][0]
 
