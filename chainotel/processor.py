@@ -93,18 +93,18 @@ def _set_chain_attributes(span: Span, attributes: dict[str, str]) -> None:
     span. The span was just started on this thread, so its attribute dict is written directly;
     whenever a limit could apply (attribute count or value length limits) or the SDK's internals
     differ, the public API is used instead. ``attributes`` has at most 4 entries.
+    :meth:`ChainSpanProcessor.on_start` inlines the same code for child spans.
     """
-    try:
-        bounded = span._attributes  # noqa: SLF001
-        if bounded.max_value_len is None:
-            values = bounded._dict  # noqa: SLF001
-            maxlen = bounded.maxlen
-            if maxlen is None or len(values) + 4 <= maxlen:
-                values.update(attributes)
-                return
-    except AttributeError:
-        pass
-    span.set_attributes(attributes)
+    bounded = getattr(span, "_attributes", None)
+    values = getattr(bounded, "_dict", None)
+    if (
+        isinstance(values, dict)
+        and getattr(bounded, "max_value_len", 0) is None
+        and (bounded.maxlen is None or len(values) + 4 <= bounded.maxlen)
+    ):
+        values.update(attributes)
+    else:
+        span.set_attributes(attributes)
 
 
 class ChainSpanProcessor(SpanProcessor):
@@ -122,6 +122,7 @@ class ChainSpanProcessor(SpanProcessor):
         self._decisions: dict[int, _Decision] = {}
         self._rules_by_resource: dict[int, _Rules] = {}
         self._static_attributes: dict[str, dict[str, str]] = {}
+        self._fast_attributes: bool | None = None  # decided at the first local root
         self._warned = False
 
     # -- SpanProcessor ---------------------------------------------------------------------------
@@ -132,8 +133,20 @@ class ChainSpanProcessor(SpanProcessor):
             if parent is not None and not parent.is_remote:
                 decision = self._decisions.get(parent.trace_id)
                 if decision is not None:
-                    if decision.attributes is not None:
-                        _set_chain_attributes(span, decision.attributes)
+                    chain_attributes = decision.attributes
+                    if chain_attributes is not None:
+                        if not self._fast_attributes:
+                            span.set_attributes(chain_attributes)
+                            return
+                        # _set_chain_attributes inlined: this is the per-span hot path
+                        bounded = span._attributes  # noqa: SLF001
+                        values = bounded._dict  # noqa: SLF001
+                        if bounded.max_value_len is None and (
+                            bounded.maxlen is None or len(values) + 4 <= bounded.maxlen
+                        ):
+                            values.update(chain_attributes)
+                        else:
+                            span.set_attributes(chain_attributes)
                     elif decision.prefilter is not None and decision.prefilter(span.name) is not None:
                         self._try_rules(span, decision, decision.span_rules)
                 return
@@ -162,6 +175,11 @@ class ChainSpanProcessor(SpanProcessor):
 
     # -- internals ---------------------------------------------------------------------------------
     def _start_local_root(self, span: Span, context: Context) -> None:
+        if self._fast_attributes is None:  # the inlined write in on_start needs these SDK internals
+            bounded = getattr(span, "_attributes", None)
+            self._fast_attributes = all(
+                hasattr(bounded, name) for name in ("_dict", "maxlen", "max_value_len")
+            ) and isinstance(getattr(bounded, "_dict", None), dict)
         info = incoming_chain(context)
         if info is not None:
             if info.conflict is not None:

@@ -147,3 +147,22 @@ def test_extract_never_raises():
 
     ctx = context.Context()
     assert XChainPropagator().extract({}, ctx, Broken()) is ctx
+
+
+def test_span_limits_are_honoured():
+    from opentelemetry.sdk.trace import SpanLimits
+
+    for limits, check in (
+        (SpanLimits(max_span_attributes=3), lambda s: len(s.attributes) == 3 and s.dropped_attributes >= 1),
+        (SpanLimits(max_attribute_length=5), lambda s: s.attributes[attr.CHAIN_NAME] == "Tradi"),
+    ):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(resource=Resource.create({"service.name": "svc"}), span_limits=limits)
+        provider.add_span_processor(ChainSpanProcessor(CATALOG))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("t")
+        with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
+            with tracer.start_as_current_span("child"):
+                pass
+        for span in exporter.get_finished_spans():
+            assert check(span), (limits, dict(span.attributes))
