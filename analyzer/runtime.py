@@ -1,7 +1,7 @@
-"""The running analyzer's parts, started and stopped in order: store → schema → writer → gRPC.
+"""The running analyzer's parts, started and stopped in order: store → schema → writer → decoder processes → gRPC.
 
 :func:`start_runtime` opens the store (locking a chDB directory), applies migrations and retention,
-seeds the chain registry, starts the span writer and (unless ``grpc_port < 0``) the OTLP/gRPC server.
+seeds the chain registry, starts the span writer, the decoder processes and (unless ``grpc_port < 0``) the OTLP/gRPC server.
 The HTTP side (:mod:`analyzer.api.app`) reads everything from the :class:`Runtime`.
 """
 
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import grpc
 
 from analyzer.ingest.grpc import start_grpc_server
+from analyzer.ingest.receive import DecodePool
 from analyzer.settings import AnalyzerSettings
 from analyzer.store.catalog import seed_definitions
 from analyzer.store.client import Store, open_store
@@ -24,11 +25,12 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Runtime:
-    """Store, writer and gRPC server of one analyzer process; ``grpc_port`` is the bound port (or None)."""
+    """Store, writer, decoder pool and gRPC server of one analyzer process; ``grpc_port`` is the bound port (or None)."""
 
     settings: AnalyzerSettings
     store: Store
     writer: SpanWriter
+    decoders: DecodePool
     grpc_server: grpc.Server | None = None
     grpc_port: int | None = None
 
@@ -36,6 +38,7 @@ class Runtime:
         """Stop accepting gRPC, flush the writer, close the store (releases the chDB lock)."""
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
+        self.decoders.close()
         self.writer.stop()
         self.store.close()
 
@@ -57,10 +60,10 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     except BaseException:
         store.close()
         raise
-    runtime = Runtime(settings=settings, store=store, writer=writer)
+    runtime = Runtime(settings=settings, store=store, writer=writer, decoders=DecodePool(settings.decode_workers))
     if settings.grpc_port >= 0:
         try:
-            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, settings)
+            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, runtime.decoders, settings)
         except BaseException:
             runtime.close()
             raise

@@ -49,6 +49,12 @@ class AnalyzerSettings(BaseSettings):
         64 * 1024 * 1024, gt=0, description="Largest request body after gzip decompression (no gzip bombs)."
     )
 
+    decode_workers: int = Field(
+        default_factory=lambda: min(4, os.cpu_count() or 1),
+        ge=0,
+        description="Processes that decode OTLP bodies (default: CPU count, at most 4); 0 decodes in-process.",
+    )
+
     # --- writer ----------------------------------------------------------------------------------
     queue_max_spans: int = Field(100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE.")
     batch_max_spans: int = Field(10_000, gt=0, description="Most spans per INSERT (each INSERT writes one part).")

@@ -9,9 +9,10 @@
 2. **Direct baseline** (same run, same rows): the requests decoded to columns up front (not timed),
    then inserted with the writer's clickhouse-connect call (``insert_arrow``) into the same schema in
    batches of 10 000 spans — the rate ClickHouse can take from Python, no HTTP and no decoding.
-3. **Overload**: ``--overload-senders`` threads flood the analyzer for ``--overload-seconds``; the
-   analyzer's RSS is sampled (``/proc/<pid>/status``) and must stay bounded (the queue bound holds);
-   503s are counted.
+3. **Overload**: a second analyzer with a write queue of ``--overload-queue`` spans is flooded by
+   ``--overload-senders`` threads (more spans in flight than the queue holds) for
+   ``--overload-seconds``; its RSS is sampled (``/proc/<pid>/status``) and must stay bounded (the queue
+   bound holds, the excess gets 503).
 4. **Bytes per span** on disk: ``system.parts`` (active parts) of ``chain_history`` and its views,
    after ``OPTIMIZE ... FINAL``.
 
@@ -121,6 +122,15 @@ def start_analyzer(data_dir: Path, port: int, env_extra: dict[str, str] | None =
     raise RuntimeError("analyzer did not become healthy in 60 s")
 
 
+def stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def send_all(url: str, bodies: list[bytes], senders: int, time_limit: float) -> tuple[int, float, int]:
     """Post every body once (retrying 503s) from ``senders`` threads; return (acked, seconds, 503s)."""
     lock = threading.Lock()
@@ -201,12 +211,12 @@ def direct_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float]:
     insert call); return (rows, seconds). Decoding happens before the clock starts."""
     import pyarrow as pa
 
-    from analyzer.ingest.receive import decode_body
+    from analyzer.ingest.receive import decode_payload
     from analyzer.settings import AnalyzerSettings
     from analyzer.store.client import open_store
     from analyzer.store.migrations import migrate
 
-    decoded = [decode_body(b, is_json=False) for b in bodies]
+    decoded = [decode_payload(b, False, False, 1 << 30).spans for b in bodies]
     batches = []
     for i in range(0, len(decoded), 10):
         tables = [d.table.append_column("request_digest", pa.array([i + k] * d.count, pa.uint64()))
@@ -249,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--requests", type=int, default=200, help="1 000-span requests in the end-to-end run")
     ap.add_argument("--senders", type=int, default=8)
-    ap.add_argument("--overload-senders", type=int, default=24)
+    ap.add_argument("--overload-senders", type=int, default=32)
+    ap.add_argument("--overload-queue", type=int, default=16_000, help="CHAINOTEL_QUEUE_MAX_SPANS of the overload run")
     ap.add_argument("--overload-seconds", type=float, default=10.0)
     ap.add_argument("--time-limit", type=float, default=120.0, help="cap on the end-to-end run (s)")
     args = ap.parse_args(argv)
@@ -262,24 +273,30 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     try:
         port = free_port()
-        proc = start_analyzer(tmp / "e2e", port)
+        proc = start_analyzer(tmp / "e2e", port, {"CHAINOTEL_DECODE_WORKERS": os.environ.get("CHAINOTEL_DECODE_WORKERS", "2")})
         url = f"http://127.0.0.1:{port}/v1/traces"
         try:
-            send_all(url, bodies[:4], args.senders, 30)  # warm-up (also deduped later: same bodies)
-            acked, secs, busy = send_all(url, bodies[4:], args.senders, args.time_limit)
+            send_all(url, bodies[:16], args.senders, 30)  # warm-up (decoder processes, engine caches)
+            acked, secs, busy = send_all(url, bodies[16:], args.senders, args.time_limit)
             e2e_rate = acked * SPANS_PER_REQUEST / secs
             queue = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["write_queue"]
             per_insert = queue["spans_written"] / max(queue["inserts"], 1)
+            writer_busy = queue["insert_seconds"]
+            print(f"writer: {queue['inserts']} INSERTs, {per_insert:,.0f} spans each, "
+                  f"{writer_busy / max(queue['inserts'], 1) * 1000:.0f} ms each (all phases)", flush=True)  # fmt: skip
             print(f"end to end: {acked} requests in {secs:.2f} s ({busy} × 503)", flush=True)
+        finally:
+            stop(proc)
+        # overload: a second analyzer whose queue (16 000 spans) is smaller than what the senders keep in flight
+        port = free_port()
+        proc = start_analyzer(tmp / "overload", port, {"CHAINOTEL_QUEUE_MAX_SPANS": str(args.overload_queue)})
+        try:
+            url = f"http://127.0.0.1:{port}/v1/traces"
             rss0, rss_peak, ok, n503 = overload(url, proc.pid, bodies, args.overload_senders, args.overload_seconds)
             print(f"overload: {ok} × 200, {n503} × 503, RSS {rss0 / 1024:.0f} → max {rss_peak / 1024:.0f} MiB", flush=True)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        rows, dsecs = direct_insert(tmp / "direct", bodies[4:])
+            stop(proc)
+        rows, dsecs = direct_insert(tmp / "direct", bodies[16:])
         direct_rate = rows / dsecs
         usage = disk_usage(tmp / "e2e")
     finally:
@@ -295,7 +312,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| direct clickhouse-connect insert, same rows, 10 000/insert | {direct_rate:,.0f} spans/s | baseline |")
     print(f"| end to end / direct | {ratio:.2f} | ≥ 0.6 |")
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
-    print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
+    print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
     print(f"| + chain_traces + chain_metrics bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
     return 0

@@ -40,6 +40,7 @@ def health(request: Request) -> JSONResponse:
             "max_spans": runtime.settings.queue_max_spans,
             "inserts": writer.inserts,
             "spans_written": writer.spans_written,
+            "insert_seconds": round(writer.insert_seconds, 3),
         },
         "grpc_port": runtime.grpc_port,
     }

@@ -19,9 +19,9 @@ import grpc
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from analyzer.ingest.otlp_json import InvalidRequest
-from analyzer.ingest.receive import ExportResult, decode_body
+from analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
 from analyzer.settings import AnalyzerSettings
-from analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull, request_digest
+from analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
@@ -29,32 +29,40 @@ SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 class TraceServiceHandler:
     """``TraceService/Export`` over a :class:`~analyzer.store.writer.SpanWriter`."""
 
-    def __init__(self, writer: SpanWriter, settings: AnalyzerSettings):
+    def __init__(self, writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings):
         self._writer = writer
+        self._decoders = decoders
         self._settings = settings
 
     def export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         """Decode, queue and wait for the commit of one request (see module docstring for status codes)."""
-        try:
-            decoded = decode_body(body, is_json=False)
-        except InvalidRequest as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        if decoded.count:
+        committed = None
+        with self._writer.incoming():  # until queued: the writer waits for these spans
             try:
-                self._writer.submit(request_digest(body), decoded).result(timeout=self._settings.commit_timeout)
-            except (WriteQueueFull, StoreUnavailable) as exc:
+                # grpcio has already decompressed the message and enforced max_receive_message_length
+                payload = self._decoders.submit(body, False, False, self._settings.max_decompressed_bytes).result()
+                if payload.spans.count:
+                    committed = self._writer.submit(payload.digest, payload.spans)
+            except (InvalidRequest, BodyTooLarge) as exc:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            except (DecoderUnavailable, WriteQueueFull, StoreUnavailable) as exc:
+                context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry later")
+        if committed is not None:
+            try:
+                committed.result(timeout=self._settings.commit_timeout)
+            except StoreUnavailable as exc:
                 context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry later")
             except futures.TimeoutError:
                 context.abort(grpc.StatusCode.UNAVAILABLE, "spans not committed in time; retry later")
-        return ExportResult(decoded.count, decoded.rejected, decoded.error_message).response()
+        return ExportResult(payload.spans.rejected, payload.spans.error_message).response()
 
 
-def start_grpc_server(writer: SpanWriter, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
+def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
     """Start the OTLP/gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port.
 
     ``grpc_port = 0`` binds a free port. Raises RuntimeError if the port cannot be bound.
     """
-    handler = TraceServiceHandler(writer, settings)
+    handler = TraceServiceHandler(writer, decoders, settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-grpc"),
         options=[

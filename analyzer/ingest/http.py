@@ -19,8 +19,8 @@ from fastapi.responses import Response
 from google.rpc import status_pb2
 
 from analyzer.ingest.otlp_json import InvalidRequest, response_json
-from analyzer.ingest.receive import BodyTooLarge, ExportResult, decode_body, gunzip_capped
-from analyzer.store.writer import StoreUnavailable, WriteQueueFull, request_digest
+from analyzer.ingest.receive import BodyTooLarge, DecoderUnavailable, ExportResult
+from analyzer.store.writer import StoreUnavailable, WriteQueueFull
 
 router = APIRouter(tags=["otlp"])
 
@@ -61,6 +61,29 @@ async def export_traces(request: Request) -> Response:
     if encoding not in ("identity", "gzip", ""):
         return _error(415, _INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}: use gzip or none", is_json)
 
+    retry_after = {"Retry-After": str(settings.retry_after)}
+    with runtime.writer.incoming():  # until queued: the writer waits for these spans
+        queued = await _read_decode_submit(request, runtime, is_json, encoding, retry_after)
+    if isinstance(queued, Response):
+        return queued
+    future, decoded = queued
+    if future is not None:
+        try:
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout)
+        except StoreUnavailable as exc:
+            return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)
+        except asyncio.TimeoutError:
+            return _error(503, _UNAVAILABLE, "spans not committed in time; retry later", is_json, retry_after)
+    result = ExportResult(decoded.rejected, decoded.error_message).response()
+    if is_json:
+        return Response(response_json(result), media_type=JSON)
+    return Response(result.SerializeToString(), media_type=PROTOBUF)
+
+
+async def _read_decode_submit(request: Request, runtime, is_json: bool, encoding: str, retry_after: dict):
+    """Read the body (capped), decode it in the decoder pool, queue it: (commit future | None, decoded)
+    or the error Response."""
+    settings = runtime.settings
     limit = settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -73,26 +96,18 @@ async def export_traces(request: Request) -> Response:
         chunks.append(chunk)
     body = b"".join(chunks)
     try:
-        if encoding == "gzip":
-            body = gunzip_capped(body, settings.max_decompressed_bytes)
-        elif len(body) > settings.max_decompressed_bytes:
-            raise BodyTooLarge(f"body exceeds {settings.max_decompressed_bytes} bytes")
-        decoded = decode_body(body, is_json)
+        payload = await asyncio.wrap_future(
+            runtime.decoders.submit(body, encoding == "gzip", is_json, settings.max_decompressed_bytes)
+        )
     except BodyTooLarge as exc:
         return _error(413, _RESOURCE_EXHAUSTED, str(exc), is_json)
     except InvalidRequest as exc:
         return _error(400, _INVALID_ARGUMENT, str(exc), is_json)
-
-    if decoded.count:
-        retry_after = {"Retry-After": str(settings.retry_after)}
-        try:
-            future = runtime.writer.submit(request_digest(body), decoded)
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout)
-        except (WriteQueueFull, StoreUnavailable) as exc:
-            return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)
-        except asyncio.TimeoutError:
-            return _error(503, _UNAVAILABLE, "spans not committed in time; retry later", is_json, retry_after)
-    result = ExportResult(decoded.count, decoded.rejected, decoded.error_message).response()
-    if is_json:
-        return Response(response_json(result), media_type=JSON)
-    return Response(result.SerializeToString(), media_type=PROTOBUF)
+    except DecoderUnavailable as exc:
+        return _error(503, _UNAVAILABLE, str(exc), is_json, retry_after)
+    if not payload.spans.count:
+        return None, payload.spans
+    try:
+        return runtime.writer.submit(payload.digest, payload.spans), payload.spans
+    except (WriteQueueFull, StoreUnavailable) as exc:
+        return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)

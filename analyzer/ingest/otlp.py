@@ -76,6 +76,22 @@ class DecodedSpans:
     rejected: int = 0
     error_message: str = ""
 
+    def __getstate__(self) -> dict:
+        # pickled between decoder processes and the analyzer: the Arrow IPC stream format is ~20x
+        # faster than pickling the table's columns
+        state = dict(self.__dict__)
+        if self.table is not None:
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, self.table.schema) as writer:
+                writer.write_table(self.table)
+            state["table"] = sink.getvalue()
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        if state.get("table") is not None:
+            state["table"] = pa.ipc.open_stream(state["table"]).read_all()
+        self.__dict__.update(state)
+
 
 @lru_cache(maxsize=1)
 def _catalog_categories() -> dict[str, str]:

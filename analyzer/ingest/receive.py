@@ -1,12 +1,21 @@
-"""What both receivers share: body limits, gzip with a size cap, decode, submit, the response.
+"""What both receivers share: gzip with a size cap, the request digest, decoding — run in a pool of
+decoder processes — and the OTLP response.
 
-The HTTP receiver (:mod:`.http`) and the gRPC server (:mod:`.grpc`) differ only in transport; the
-rules live here once.
+Decoding (protobuf/JSON → Arrow columns, :mod:`.otlp`) is the per-span Python work of ingest. It runs
+in ``decode_workers`` spawned processes (:class:`DecodePool`) so it uses every core and leaves the
+receiving process's GIL to HTTP, gRPC and the writer; those processes never touch ClickHouse (the
+analyzer process alone owns the chDB directory). ``decode_workers = 0`` decodes in the receiving
+thread instead.
 """
 
 from __future__ import annotations
 
+import hashlib
+import multiprocessing
+import threading
 import zlib
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
 from google.protobuf.message import DecodeError
@@ -21,6 +30,10 @@ from analyzer.ingest.otlp_json import InvalidRequest, parse_request
 
 class BodyTooLarge(ValueError):
     """The body exceeds a configured limit (HTTP 413)."""
+
+
+class DecoderUnavailable(RuntimeError):
+    """A decoder process died (e.g. killed for memory); the pool was restarted — retry (HTTP 503)."""
 
 
 def gunzip_capped(data: bytes, limit: int) -> bytes:
@@ -46,6 +59,11 @@ def gunzip_capped(data: bytes, limit: int) -> bytes:
     return bytes(out)
 
 
+def request_digest(body: bytes) -> int:
+    """63-bit digest (BLAKE2b) of a request's decompressed body, as stored in ``chain_history.request_digest``."""
+    return int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
 def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
     """Parse a binary ``ExportTraceServiceRequest``; :class:`InvalidRequest` with the reason if malformed."""
     try:
@@ -54,17 +72,98 @@ def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
         raise InvalidRequest(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
 
 
-def decode_body(body: bytes, is_json: bool) -> DecodedSpans:
-    """Decoded spans of a (decompressed) OTLP body; raises :class:`InvalidRequest` when malformed."""
+@dataclass
+class Payload:
+    """A decoded request: ``digest`` of its decompressed body and its ``spans``."""
+
+    digest: int
+    spans: DecodedSpans
+
+
+def decode_payload(body: bytes, gzipped: bool, is_json: bool, max_decompressed: int) -> Payload:
+    """Body as received → :class:`Payload`. Raises :class:`BodyTooLarge` or :class:`InvalidRequest`."""
+    if gzipped:
+        body = gunzip_capped(body, max_decompressed)
+    elif len(body) > max_decompressed:
+        raise BodyTooLarge(f"body exceeds {max_decompressed} bytes")
     request = parse_request(body) if is_json else parse_protobuf(body)
-    return decode_request(request)
+    return Payload(request_digest(body), decode_request(request))
+
+
+def _warm_up() -> None:
+    """Runs once per decoder process: holds it busy briefly so each warm-up lands in its own process."""
+    import time
+
+    time.sleep(0.2)
+
+
+class DecodePool:
+    """Runs :func:`decode_payload` in ``workers`` spawned processes (or inline with ``workers = 0``).
+
+    :meth:`submit` returns a ``concurrent.futures.Future`` of :class:`Payload` whose exception is the
+    decoder's :class:`BodyTooLarge` / :class:`InvalidRequest`, or :class:`DecoderUnavailable`.
+    """
+
+    def __init__(self, workers: int):
+        self._workers = workers
+        self._lock = threading.Lock()
+        self._executor = self._new_executor()
+
+    def _new_executor(self) -> ProcessPoolExecutor | None:
+        if self._workers <= 0:
+            return None
+        # spawn, not fork: the analyzer process runs chDB and grpc threads, which must not be forked
+        executor = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(self._workers):  # start every process now (imports take ~1 s), not on first requests
+            executor.submit(_warm_up)
+        return executor
+
+    def submit(self, body: bytes, gzipped: bool, is_json: bool, max_decompressed: int) -> Future:
+        """Decode ``body`` off the caller's thread (see class docstring)."""
+        executor = self._executor
+        if executor is None:
+            done: Future = Future()
+            try:
+                done.set_result(decode_payload(body, gzipped, is_json, max_decompressed))
+            except (BodyTooLarge, InvalidRequest) as exc:
+                done.set_exception(exc)
+            return done
+        try:
+            inner = executor.submit(decode_payload, body, gzipped, is_json, max_decompressed)
+        except (BrokenProcessPool, RuntimeError):
+            self._restart(executor)
+            raise DecoderUnavailable("decoder processes restarted; retry") from None
+        outer: Future = Future()
+
+        def relay(f: Future) -> None:
+            exc = f.exception()
+            if isinstance(exc, BrokenProcessPool):
+                self._restart(executor)
+                outer.set_exception(DecoderUnavailable("a decoder process died; retry"))
+            elif exc is not None:
+                outer.set_exception(exc)
+            else:
+                outer.set_result(f.result())
+
+        inner.add_done_callback(relay)
+        return outer
+
+    def _restart(self, broken: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is broken:
+                self._executor = self._new_executor()
+        broken.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the decoder processes."""
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)
 class ExportResult:
-    """What a receiver answers on success: spans ``stored`` (or already stored), ``rejected``, reason."""
+    """What a receiver answers on success: spans ``rejected`` by validation and why ('' if none)."""
 
-    stored: int
     rejected: int
     error_message: str
 

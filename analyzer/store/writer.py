@@ -5,12 +5,14 @@ part. Receivers (HTTP and gRPC handlers) call :meth:`SpanWriter.submit` with a d
 wait on the returned future, which resolves only after the batch holding the request is committed —
 so no span is acknowledged before it is stored.
 
-Batching: when fewer than ``batch_min_spans`` spans are waiting, the writer lingers up to
-``batch_max_wait`` seconds (≤ 1 s) after the first one for more (few, larger parts under light load);
-otherwise it starts at once (under load the queue refills while an INSERT runs, so batches grow by
-themselves and the writer never idles). Each INSERT takes what is waiting, at most
-``batch_max_spans`` spans (≤ 10 000), in one Arrow-format INSERT into ``chain_history`` (columns built by :func:`~analyzer.ingest.otlp.decode_request`) (the materialized views fill ``chain_traces`` and ``chain_metrics`` in
-the same INSERT). Requests are never split across INSERTs.
+Batching: each INSERT has a large fixed cost in chDB (~30 ms: a part per table, views, indexes),
+so parts should be big. The writer starts an INSERT when ``batch_max_spans`` (≤ 10 000) spans wait,
+or when at least ``batch_min_spans`` wait and no request is being read or decoded
+(:meth:`SpanWriter.incoming`), or ``batch_max_wait`` (≤ 1 s) after the oldest waiting request
+arrived. Each INSERT takes what is waiting, at most ``batch_max_spans`` spans, in one Arrow-format
+INSERT into ``chain_history`` (columns built by :func:`~analyzer.ingest.otlp.decode_request`); the
+materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSERT. Requests are
+never split across INSERTs.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
 ``queue_max_spans`` and :class:`StoreUnavailable` while the last INSERT failed (until a probe query
@@ -18,7 +20,7 @@ succeeds again); receivers answer 503 + Retry-After / gRPC UNAVAILABLE, so the s
 
 No duplicates on retry (an exporter resends the identical request after a timeout or a 503):
 
-- every request is identified by a 64-bit digest of its decompressed body (:func:`request_digest`);
+- every request is identified by a 64-bit digest of its decompressed body (:func:`analyzer.ingest.receive.request_digest`);
 - the digest is written with each of the request's rows (``chain_history.request_digest``) in the
   same INSERT as the rows themselves, so "rows stored" and "request recorded" cannot diverge;
 - the writer remembers digests of committed requests for ``dedup_window`` seconds (reloaded from
@@ -35,12 +37,12 @@ No duplicates on retry (an exporter resends the identical request after a timeou
 from __future__ import annotations
 
 import collections
-import hashlib
 import logging
 import threading
 import time
 from concurrent.futures import Future
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 
@@ -61,16 +63,12 @@ class StoreUnavailable(Exception):
     """ClickHouse rejected or could not take the last INSERT; retry later (HTTP 503 / UNAVAILABLE)."""
 
 
-def request_digest(body: bytes) -> int:
-    """64-bit digest (BLAKE2b) of a request's decompressed body, as stored in ``request_digest``."""
-    return int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
-
-
 @dataclass
 class _Item:
     digest: int
     spans: DecodedSpans
     future: Future
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class SpanWriter:
@@ -79,7 +77,7 @@ class SpanWriter:
     Example::
 
         writer = SpanWriter(store, settings); writer.start()
-        fut = writer.submit(request_digest(body), decode_request(req))   # may raise WriteQueueFull
+        fut = writer.submit(payload.digest, payload.spans)   # may raise WriteQueueFull
         fut.result(timeout=30)   # returns True once committed (False: duplicate, already stored)
     """
 
@@ -90,6 +88,7 @@ class SpanWriter:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_spans = 0
+        self._incoming = 0
         self._inflight: dict[int, Future] = {}
         self._committed: collections.OrderedDict[int, float] = collections.OrderedDict()
         self._healthy = True
@@ -98,6 +97,7 @@ class SpanWriter:
         self.last_error = ""
         self.spans_written = 0
         self.inserts = 0
+        self.insert_seconds = 0.0
 
     # --- public --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -130,6 +130,19 @@ class SpanWriter:
     def healthy(self) -> bool:
         """False after a failed INSERT until a probe query succeeds."""
         return self._healthy
+
+    @contextmanager
+    def incoming(self):
+        """Receivers hold this while a request is read and decoded, so the writer knows spans are on
+        their way and waits for them (bigger INSERTs) instead of inserting what it has."""
+        with self._cond:
+            self._incoming += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._incoming -= 1
+                self._cond.notify_all()
 
     def submit(self, digest: int, spans: DecodedSpans) -> Future:
         """Queue a decoded request for insert; the future resolves True when committed.
@@ -173,8 +186,10 @@ class SpanWriter:
                 if self._stopping:
                     return None
                 self._cond.wait(1.0)
-            deadline = time.monotonic() + s.batch_max_wait
-            while self._queued_spans < s.batch_min_spans and not self._stopping:
+            deadline = self._queue[0].queued_at + s.batch_max_wait
+            while self._queued_spans < s.batch_max_spans and not self._stopping:
+                if self._queued_spans >= s.batch_min_spans and not self._incoming:
+                    break  # enough for a decent part, and nothing is on its way
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
@@ -242,6 +257,8 @@ class SpanWriter:
             for item in batch
         ]
         table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        started = time.perf_counter()
         self._client.insert_arrow("chain_history", table)
+        self.insert_seconds += time.perf_counter() - started
         self.spans_written += table.num_rows
         self.inserts += 1

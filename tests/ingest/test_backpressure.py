@@ -18,18 +18,23 @@ PB = {"Content-Type": "application/x-protobuf"}
 
 def test_full_queue_gives_503_and_unavailable(analyzer_factory):
     # a queue of 10 spans, and the writer lingers 1 s for more before each INSERT
-    a = analyzer_factory({"CHAINOTEL_QUEUE_MAX_SPANS": "10", "CHAINOTEL_BATCH_MAX_WAIT": "1.0", "CHAINOTEL_RETRY_AFTER": "2"})
+    a = analyzer_factory({
+        "CHAINOTEL_QUEUE_MAX_SPANS": "10", "CHAINOTEL_BATCH_MAX_WAIT": "1.0", "CHAINOTEL_RETRY_AFTER": "2",
+        "CHAINOTEL_DECODE_WORKERS": "0",
+    })  # fmt: skip
     url = a.http + "/v1/traces"
     first = request(n_traces=2, spans_per_trace=5).SerializeToString()  # 10 spans: fills the queue
     answers = []
     sender = threading.Thread(target=lambda: answers.append(httpx.post(url, content=first, headers=PB, timeout=30)))
     sender.start()
     try:
-        time.sleep(0.4)
+        deadline = time.monotonic() + 10
+        while httpx.get(a.http + "/health", timeout=5).json()["write_queue"]["depth_spans"] != 10:
+            assert time.monotonic() < deadline, "the first request never reached the queue"
+            time.sleep(0.02)
         second = request(n_traces=1, spans_per_trace=2).SerializeToString()
         r = httpx.post(url, content=second, headers=PB, timeout=30)
         assert r.status_code == 503 and r.headers["retry-after"] == "2"
-        assert httpx.get(a.http + "/health", timeout=5).json()["write_queue"]["depth_spans"] == 10
         with grpc.insecure_channel(a.grpc) as channel:
             export = channel.unary_unary(
                 "/opentelemetry.proto.collector.trace.v1.TraceService/Export", request_serializer=None,
