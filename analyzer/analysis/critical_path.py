@@ -174,12 +174,6 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
 
     # -- walk back from each root's end (iterative)
     critical = dict.fromkeys(ids, 0)
-    end_of = eff_end.__getitem__
-    estart_of = eff_start.__getitem__
-    for kids in kept.values():
-        if len(kids) > 1:
-            kids.sort(key=estart_of)
-            kids.sort(key=end_of, reverse=True)
     roots_out = []
     for root in root_list:
         rev: list[Section] = []
@@ -238,8 +232,9 @@ def _clean_up(
 ) -> int:
     """Apply the clean-up rules below ``roots`` (indices into ``spans``), top-down.
 
-    Fills ``kept`` (node → kept children), clips ``eff_start``/``eff_end`` in place (ns), marks
-    appends to ``excluded``/``clipped``. Returns how many spans were reached.
+    Fills ``kept`` (node → kept children in walk order: end descending, then start, then the
+    recorded order), clips ``eff_start``/``eff_end`` in place (ns) and appends to
+    ``excluded``/``clipped``. Returns how many spans were reached.
     Rules from Jaeger UI's ``sanitizeOverFlowingChildren`` and ``filterBlockingSpans``.
     """
     count = 0
@@ -255,19 +250,27 @@ def _clean_up(
         pe = eff_end[node]
         producer = spans[node][6] == PRODUCER
         mine = []
-        for c in kids:
+        moved_start = False
+        for c in kids:  # in recorded start order
             cs = eff_start[c]
             ce = eff_end[c]
             if cs >= pe or ce <= ps or (producer and spans[c][6] == CONSUMER):
                 drop.append(c)
                 continue
             if cs < ps or ce > pe:
-                eff_start[c] = cs if cs > ps else ps
-                eff_end[c] = ce if ce < pe else pe
+                if cs < ps:
+                    eff_start[c] = ps
+                    moved_start = True
+                if ce > pe:
+                    eff_end[c] = pe
                 clipped.append(c)
             mine.append(c)
             stack.append(c)
         if mine:
+            if len(mine) > 1:  # stable sorts: clipped start, then end descending
+                if moved_start:
+                    mine.sort(key=eff_start.__getitem__)
+                mine.sort(key=eff_end.__getitem__, reverse=True)
             kept[node] = mine
     while drop:  # dropped spans and their whole subtrees
         node = drop.pop()
