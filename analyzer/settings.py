@@ -48,7 +48,6 @@ class AnalyzerSettings(BaseSettings):
     max_decompressed_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body after gzip decompression (no gzip bombs)."
     )
-
     decode_workers: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),
         ge=0,
@@ -59,10 +58,10 @@ class AnalyzerSettings(BaseSettings):
     queue_max_spans: int = Field(100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE.")
     batch_max_spans: int = Field(10_000, gt=0, description="Most spans per INSERT (each INSERT writes one part).")
     batch_min_spans: int = Field(
-        1000, gt=0, description="With this many spans waiting an INSERT starts at once (no linger)."
+        1000, gt=0, description="An INSERT starts once this many spans wait and no request is being decoded."
     )
     batch_max_wait: float = Field(
-        0.2, ge=0, le=1.0, description="Longest the writer lingers (s) for batch_min_spans before an INSERT."
+        0.2, ge=0, le=1.0, description="Longest (s) the oldest waiting request waits for its INSERT to start."
     )
     commit_timeout: float = Field(30.0, gt=0, description="A request not committed after this (s) gets 503.")
     retry_after: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")

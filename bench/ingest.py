@@ -306,6 +306,9 @@ def main(argv: list[str] | None = None) -> int:
     views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0]
     ratio = e2e_rate / direct_rate
     print()
+    print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end of the run "
+          "(shared machine: other processes compete for the same cores)")  # fmt: skip
+    print()
     print("| figure | value | goal |")
     print("|---|---|---|")
     print(f"| end to end, OTLP/HTTP protobuf, {args.senders} senders × 1 000-span requests | {e2e_rate:,.0f} spans/s | ≥ 50 000 |")
