@@ -154,7 +154,7 @@ def test_span_limits_are_honoured():
 
     for limits, check in (
         (SpanLimits(max_span_attributes=3), lambda s: len(s.attributes) == 3 and s.dropped_attributes >= 1),
-        (SpanLimits(max_attribute_length=5), lambda s: s.attributes[attr.CHAIN_NAME] == "Tradi"),
+        (SpanLimits(max_attribute_length=6), lambda s: s.attributes[attr.CHAIN_NAME] == "Tradin"),
     ):
         exporter = InMemorySpanExporter()
         provider = TracerProvider(resource=Resource.create({"service.name": "svc"}), span_limits=limits)
