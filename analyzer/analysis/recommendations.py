@@ -49,15 +49,16 @@ def recommend(results: Sequence[TraceCriticalPath], max_duration_ms: float | Non
         for s in spans.values():
             if s.parent_span_id in spans:
                 children.setdefault(s.parent_span_id, []).append(s)
+        on_path = _on_critical_path(r)
         seen_par = set()
         seen_np = set()
         for pid, kids in children.items():
             parent = spans[pid]
+            # remote calls (client spans, or children in another service) the critical path runs through
             remote = sorted(
-                (k for k in kids if r.critical_time_ns.get(k.span_id) or _subtree_on_path(k, children, r)),
-                key=lambda k: k.start_ns,
+                (k for k in kids if k.span_id in on_path and (k.service != parent.service or k.span_id in callees)),
+                key=lambda k: (k.start_ns, k.span_id),
             )
-            remote = [k for k in remote if k.service != parent.service or _remote_child(k, children)]
             seq = [a for a, b in zip(remote, remote[1:]) if a.end_ns <= b.start_ns]
             if len(remote) >= 2 and len(seq) == len(remote) - 1:
                 key = (parent.service, parent.operation, tuple(target(k) for k in remote))
@@ -130,16 +131,12 @@ def _duration_ms(r: TraceCriticalPath) -> float:
     return root.duration_ns / 1e6
 
 
-def _remote_child(span, children) -> bool:
-    return any(k.service != span.service for k in children.get(span.span_id, ()))
-
-
-def _subtree_on_path(span, children, r) -> bool:
-    """True if ``span`` or a descendant has critical time (iterative)."""
-    stack = [span]
-    while stack:
-        s = stack.pop()
-        if r.critical_time_ns.get(s.span_id):
-            return True
-        stack.extend(children.get(s.span_id, ()))
-    return False
+def _on_critical_path(r: TraceCriticalPath) -> set[str]:
+    """IDs of the spans the critical path runs through: spans with critical time and their ancestors."""
+    spans = r.spans
+    marked: set[str] = set()
+    for sid, ns in r.critical_time_ns.items():
+        while ns and sid in spans and sid not in marked:
+            marked.add(sid)
+            sid = spans[sid].parent_span_id
+    return marked
