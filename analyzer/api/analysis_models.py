@@ -6,7 +6,12 @@ Units are in the field names: ``*_ns`` / ``*_unix_nano`` integers in nanoseconds
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from typing import get_type_hints
+
+from pydantic import BaseModel, create_model
+
+from analyzer.analysis.anomalies import Anomaly
+from analyzer.analysis.health import ChainHealth
 
 
 class Window(BaseModel):
@@ -77,21 +82,12 @@ class BottlenecksResponse(BaseModel):
     ranking: list[RankingEntry]
 
 
-class ChainHealthEntry(BaseModel):
-    chain: str
-    name: str
-    traces: int
-    throughput_per_min: float
-    availability: float
-    error_rate: float
-    success_rate: float
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_duration_ms: float | None
-    sla_compliance: float
-    score: int | None
-    status: str
+ChainHealthEntry = create_model(
+    "ChainHealthEntry",
+    name=(str, ...),
+    **{field: (hint, ...) for field, hint in get_type_hints(ChainHealth).items()},
+)
+"""A registered chain's name and its :class:`~analyzer.analysis.health.ChainHealth`."""
 
 
 class HealthOverviewResponse(BaseModel):
@@ -100,19 +96,7 @@ class HealthOverviewResponse(BaseModel):
     chains: list[ChainHealthEntry]
 
 
-class AnomalyEntry(BaseModel):
-    scope: str
-    key: str
-    metric: str
-    value: float
-    baseline_mean: float
-    baseline_stddev: float
-    z_score: float
-    severity: str
-    direction: str
-
-
 class AnomaliesResponse(BaseModel):
     window: Window
     baseline: Window
-    anomalies: list[AnomalyEntry]
+    anomalies: list[Anomaly]

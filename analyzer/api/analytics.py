@@ -88,7 +88,27 @@ def _window_doc(since_ns: int, until_ns: int) -> dict:
     return {"since": _iso(since_ns), "until": _iso(until_ns), "since_unix_nano": since_ns, "until_unix_nano": until_ns}
 
 
-def _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_until, limit, max_traces):
+class RankingQuery:
+    """Query parameters of the two bottleneck endpoints (a FastAPI class dependency)."""
+
+    def __init__(
+        self,
+        since: str | None = None,
+        until: str | None = None,
+        group_by: str = "service",
+        baseline_since: str | None = None,
+        baseline_until: str | None = None,
+        limit: int = Query(20, ge=1, le=1000),
+        max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    ):
+        self.since, self.until, self.group_by = since, until, group_by
+        self.baseline_since, self.baseline_until = baseline_since, baseline_until
+        self.limit, self.max_traces = limit, max_traces
+
+
+def _bottlenecks(store: Store, chain: str | None, q: RankingQuery) -> dict:
+    since, until, group_by, baseline_since, baseline_until = q.since, q.until, q.group_by, q.baseline_since, q.baseline_until
+    limit, max_traces = q.limit, q.max_traces
     if group_by not in ("service", "operation"):
         raise HTTPException(422, f"group_by must be 'service' or 'operation', got {group_by!r}")
     if (baseline_since is None) != (baseline_until is None):
@@ -124,20 +144,14 @@ def _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_
 
 @router.get("/analytics/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
 def bottlenecks(
-    since: str | None = None,
-    until: str | None = None,
     chain: str | None = Query(None, pattern=CHAIN_PATTERN),
-    group_by: str = "service",
-    baseline_since: str | None = None,
-    baseline_until: str | None = None,
-    limit: int = Query(20, ge=1, le=1000),
-    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    q: RankingQuery = Depends(),
     store: Store = Depends(get_store),
 ):
     """Services (or operations) ranked by critical-path contribution; with a baseline window,
     by increase over it (score ``Δ·Δ/current``, see :mod:`analyzer.analysis.bottlenecks`).
     Call hops (client → server gaps) are charged to the callee. Default window: the last hour."""
-    return _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_until, limit, max_traces)
+    return _bottlenecks(store, chain, q)
 
 
 @router.get("/analytics/critical-path")
@@ -159,20 +173,10 @@ def aggregated_critical_path(
 
 
 @router.get("/chains/{chain}/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
-def chain_bottlenecks(
-    chain: str,
-    since: str | None = None,
-    until: str | None = None,
-    group_by: str = "service",
-    baseline_since: str | None = None,
-    baseline_until: str | None = None,
-    limit: int = Query(20, ge=1, le=1000),
-    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    store: Store = Depends(get_store),
-):
+def chain_bottlenecks(chain: str, q: RankingQuery = Depends(), store: Store = Depends(get_store)):
     """:func:`bottlenecks` for one chain definition (``A1``–``E7``)."""
     _known_chain(store, chain)
-    return _bottlenecks(store, since, until, chain, group_by, baseline_since, baseline_until, limit, max_traces)
+    return _bottlenecks(store, chain, q)
 
 
 def _known_chain(store: Store, chain: str) -> dict:
@@ -281,7 +285,7 @@ def anomalies(
     return {
         "window": _window_doc(u - bucket_s * 10**9, u),
         "baseline": _window_doc(s, u - bucket_s * 10**9),
-        "anomalies": [{k: getattr(a, k) for k in a.__slots__} for a in found],
+        "anomalies": found,
     }
 
 
