@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import multiprocessing
+import os
 import threading
 import zlib
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -90,6 +91,11 @@ def decode_payload(body: bytes, gzipped: bool, is_json: bool, max_decompressed: 
     return Payload(request_digest(body), decode_request(request))
 
 
+def _lower_priority() -> None:
+    """Decoder processes yield the CPU to the analyzer process (its INSERTs are the critical path)."""
+    os.nice(5)
+
+
 def _warm_up() -> None:
     """Runs once per decoder process: holds it busy briefly so each warm-up lands in its own process."""
     import time
@@ -113,7 +119,9 @@ class DecodePool:
         if self._workers <= 0:
             return None
         # spawn, not fork: the analyzer process runs chDB and grpc threads, which must not be forked
-        executor = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("spawn"))
+        executor = ProcessPoolExecutor(
+            self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+        )
         for _ in range(self._workers):  # start every process now (imports take ~1 s), not on first requests
             executor.submit(_warm_up)
         return executor
