@@ -97,12 +97,12 @@ def main() -> int:
             base = timed(lambda: store.client.command("SELECT sum(duration_ns) FROM chain_history"))
             since, until = str(T0_NS // 10**9), str((T0_NS + HOUR_NS) // 10**9)
             mid = str((T0_NS + HOUR_NS // 2) // 10**9)
-            bott = timed(lambda: analytics.bottlenecks(
-                since=mid, until=until, chain=None, group_by="service", baseline_since=since, baseline_until=mid,
-                limit=20, max_traces=analytics.queries.DEFAULT_MAX_TRACES, store=store), repeat=2)  # fmt: skip
-            single = timed(lambda: analytics.bottlenecks(
-                since=since, until=until, chain=None, group_by="service", baseline_since=None, baseline_until=None,
-                limit=20, max_traces=analytics.queries.DEFAULT_MAX_TRACES, store=store), repeat=2)  # fmt: skip
+            def ranking(**times):
+                q = analytics.RankingQuery(**times, limit=20, max_traces=analytics.queries.DEFAULT_MAX_TRACES)
+                return analytics.bottlenecks(chain=None, q=q, store=store)
+
+            bott = timed(lambda: ranking(since=mid, until=until, baseline_since=since, baseline_until=mid), repeat=2)
+            single = timed(lambda: ranking(since=since, until=until), repeat=2)
             health = timed(lambda: analytics.health_overview(since=since, until=until, store=store))
             overview = analytics.health_overview(since=since, until=until, store=store)
         finally:

@@ -17,6 +17,7 @@ import re
 import time
 from datetime import datetime, timezone
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
@@ -89,45 +90,42 @@ def _window_doc(since_ns: int, until_ns: int) -> dict:
 
 
 class RankingQuery:
-    """Query parameters of the two bottleneck endpoints (a FastAPI class dependency)."""
+    """Query parameters of the two bottleneck endpoints (a FastAPI class dependency); times are
+    parsed here (422 naming the parameter), into Unix **ns**."""
 
     def __init__(
         self,
         since: str | None = None,
         until: str | None = None,
-        group_by: str = "service",
+        group_by: Literal["service", "operation"] = "service",
         baseline_since: str | None = None,
         baseline_until: str | None = None,
         limit: int = Query(20, ge=1, le=1000),
         max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
     ):
-        self.since, self.until, self.group_by = since, until, group_by
-        self.baseline_since, self.baseline_until = baseline_since, baseline_until
-        self.limit, self.max_traces = limit, max_traces
+        if (baseline_since is None) != (baseline_until is None):
+            raise HTTPException(422, "baseline_since and baseline_until go together")
+        self.window = window(since, until, 3600)
+        self.baseline = None if baseline_since is None else window(baseline_since, baseline_until, 3600, "baseline_")
+        self.group_by, self.limit, self.max_traces = group_by, limit, max_traces
 
 
 def _bottlenecks(store: Store, chain: str | None, q: RankingQuery) -> dict:
-    since, until, group_by, baseline_since, baseline_until = q.since, q.until, q.group_by, q.baseline_since, q.baseline_until
-    limit, max_traces = q.limit, q.max_traces
-    if group_by not in ("service", "operation"):
-        raise HTTPException(422, f"group_by must be 'service' or 'operation', got {group_by!r}")
-    if (baseline_since is None) != (baseline_until is None):
-        raise HTTPException(422, "baseline_since and baseline_until go together")
-    s, u = window(since, until, 3600)
-    total, traces = queries.window_traces(store.client, s, u, chain, max_traces)
-    cur = contributions((analyze_trace(t) for t in traces.values()), group_by)
+    s, u = q.window
+    total, traces = queries.window_traces(store.client, s, u, chain, q.max_traces)
+    cur = contributions((analyze_trace(t) for t in traces.values()), q.group_by)
     base_doc = None
     base = None
-    if baseline_since is not None:
-        bs, bu = window(baseline_since, baseline_until, 3600, "baseline_")
-        btotal, btraces = queries.window_traces(store.client, bs, bu, chain, max_traces)
-        base = contributions((analyze_trace(t) for t in btraces.values()), group_by)
+    if q.baseline is not None:
+        bs, bu = q.baseline
+        btotal, btraces = queries.window_traces(store.client, bs, bu, chain, q.max_traces)
+        base = contributions((analyze_trace(t) for t in btraces.values()), q.group_by)
         base_doc = {**_window_doc(bs, bu), "traces": btotal, "analysed_traces": len(btraces)}
-    ranking = rank_bottlenecks(cur, base, group_by, limit)
+    ranking = rank_bottlenecks(cur, base, q.group_by, q.limit)
     entries = []
     for e in ranking.ranking:
         d = {"service": e.service}
-        if group_by == "operation":
+        if q.group_by == "operation":
             d["operation"] = e.operation
         d.update(critical_ms_per_trace=e.critical_ms_per_trace, share=e.share, p95_ms=e.p95_ms,
                  delta_ms_per_trace=e.delta_ms_per_trace, score=e.score)  # fmt: skip
@@ -137,7 +135,7 @@ def _bottlenecks(store: Store, chain: str | None, q: RankingQuery) -> dict:
         "baseline": base_doc,
         "traces": total,
         "chain": chain,
-        "group_by": group_by,
+        "group_by": q.group_by,
         "ranking": entries,
     }
 
