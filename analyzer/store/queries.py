@@ -138,17 +138,18 @@ def chain_figures(
 
 
 def chain_buckets(client: Client, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
-    """Per chain and bucket of ``bucket_s`` seconds from ``since_ns``: ``chain``, ``bucket``
-    (index), ``traces``, ``errors`` (traces with an error span), ``p95_ms`` of trace durations."""
+    """Per chain and bucket of ``bucket_s`` seconds from ``since_ns`` (from the per-trace index
+    ``chain_traces``): ``chain``, ``bucket`` (index), ``traces``, ``errors`` (traces with an error
+    span), ``p95_ms`` of trace durations."""
     return list(client.query(
-        "SELECT chain, intDiv(start_ns - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket, count() AS traces,"
-        " countIf(errors > 0) AS errors, quantile(0.95)(duration_ns) / 1e6 AS p95_ms FROM ("
-        " SELECT trace_id, max(chain) AS chain, min(toUnixTimestamp64Nano(timestamp)) AS start_ns,"
-        " max(toUnixTimestamp64Nano(timestamp) + duration_ns) - start_ns AS duration_ns,"
-        " countIf(event_type = 'error') AS errors FROM chain_history"
-        " WHERE timestamp >= {since:DateTime64(9)} AND timestamp < {until:DateTime64(9)} GROUP BY trace_id)"
-        " WHERE start_ns >= {since_ns:Int64} AND start_ns < {until_ns:Int64} GROUP BY chain, bucket",
-        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "since_ns": since_ns, "until_ns": until_ns,
+        "SELECT chain, intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
+        " count() AS traces, countIf(errs > 0) AS errors, quantileExactInclusive(0.95)(dur_ms) AS p95_ms FROM ("
+        "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
+        "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
+        "  FROM chain_traces GROUP BY trace_id"
+        "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)})"
+        " GROUP BY chain, bucket",
+        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "since_ns": since_ns,
                     "bucket_ns": bucket_s * 10**9},  # fmt: skip
     ).named_results())
 
