@@ -65,6 +65,7 @@ def import_files(
     files: list[Path] = typer.Argument(..., exists=True, dir_okay=False, help="OTLP/JSON (.json, .json.gz) or Jaeger JSON files."),
     endpoint: str = typer.Option("http://127.0.0.1:4318", help="The analyzer's OTLP/HTTP base URL."),
     chunk_spans: int = typer.Option(2000, min=1, help="Spans per request."),
+    concurrency: int = typer.Option(4, min=1, help="Requests in flight at once."),
 ) -> None:
     """Send trace files to a running analyzer and print what was stored and rejected."""
     from rich.console import Console
@@ -83,8 +84,10 @@ def import_files(
             task = progress.add_task(path.name, total=None)
             try:
                 result = import_file(
-                    path, endpoint, chunk_spans, lambda done, total, t=task: progress.update(t, completed=done, total=total)
-                )
+                    path, endpoint, chunk_spans,
+                    lambda done, total, t=task: progress.update(t, completed=done, total=total),
+                    concurrency=concurrency,
+                )  # fmt: skip
             except ImportFailed as exc:
                 progress.console.print(f"[red]error[/red] {exc}")
                 failed = True

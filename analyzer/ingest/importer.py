@@ -2,8 +2,8 @@
 
 Files: OTLP/JSON ``ExportTraceServiceRequest`` (``.json`` or ``.json.gz``) or Jaeger JSON
 (``{"data": [...]}``, converted by :mod:`.jaeger`). Each file is cut into requests of at most
-``chunk_spans`` spans (resource and scope kept with their spans) and posted to ``<endpoint>/v1/traces``;
-a 503 is retried after its ``Retry-After``. Chunks are cut deterministically, so importing the same
+``chunk_spans`` spans (resource and scope kept with their spans) and posted to ``<endpoint>/v1/traces``,
+``concurrency`` requests at a time; a 503 is retried after its ``Retry-After``. Chunks are cut deterministically, so importing the same
 file again is recognised as a retry and stores nothing twice (within the analyzer's dedup window).
 """
 
@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import gzip
 import json
+import threading
 import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,20 +120,37 @@ def post_chunk(client: httpx.Client, url: str, request: dict, attempts: int = 30
 
 def import_file(
     path: Path, endpoint: str, chunk_spans: int = 2000, on_progress: Callable[[int, int], None] | None = None,
-    timeout: float = 60.0,
+    timeout: float = 60.0, concurrency: int = 4,
 ) -> ImportResult:
-    """Send one file to ``endpoint`` (e.g. ``http://127.0.0.1:4318``); ``on_progress(done, total)`` in spans."""
+    """Send one file to ``endpoint`` (e.g. ``http://127.0.0.1:4318``), ``concurrency`` requests at a time.
+
+    ``on_progress(done, total)`` counts spans acknowledged. Raises :class:`ImportFailed`.
+    """
     fmt, request = load_request(path)
     total = count_spans(request)
     result = ImportResult(path=path, format=fmt, messages=[])
     url = endpoint.rstrip("/") + "/v1/traces"
-    with httpx.Client(timeout=timeout) as client:
-        for chunk, n in chunk_request(request, chunk_spans):
+    lock = threading.Lock()
+    with httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=concurrency)) as client:
+
+        def send(chunk: dict, n: int) -> None:
             rejected, message = post_chunk(client, url, chunk)
-            result.sent += n
-            result.rejected += rejected
-            if message:
-                result.messages.append(message)
-            if on_progress:
-                on_progress(result.sent, total)
+            with lock:
+                result.sent += n
+                result.rejected += rejected
+                if message:
+                    result.messages.append(message)
+                if on_progress:
+                    on_progress(result.sent, total)
+
+        with ThreadPoolExecutor(max(1, concurrency)) as pool:
+            pending = set()
+            for chunk, n in chunk_request(request, chunk_spans):
+                if len(pending) >= 2 * concurrency:  # bounded read-ahead
+                    done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for fut in done:
+                        fut.result()
+                pending.add(pool.submit(send, chunk, n))
+            for fut in pending:
+                fut.result()
     return result
