@@ -173,6 +173,10 @@ def test_chain_registry_crud(api):
     assert api.delete("/api/v1/chains/E9").status_code == 204
     assert api.get("/api/v1/chains/E9").status_code == 404
     assert api.delete("/api/v1/chains/E9").status_code == 404
+    # values are bound parameters: a quote in a path is just an unknown chain, the registry is intact
+    assert api.get("/api/v1/chains/A1' OR '1'='1").status_code == 404
+    assert api.delete("/api/v1/chains/A1' OR '1'='1").status_code == 404
+    assert len(api.get("/api/v1/chains").json()["chains"]) == len(chains)
 
 
 def test_health_performance_anomalies_impact_graph(api):
