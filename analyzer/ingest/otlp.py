@@ -176,18 +176,19 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
     starts, durations, endpoints, users, chains, categories, statuses, status_msgs = [], [], [], [], [], [], [], []
     errors, peers, scopes = [], [], []
     s_off, s_keys, s_vals = [0], [], []
-    r_off, r_keys, r_vals = [0], [], []
+    r_off, r_keys, r_vals, r_index = [0], [], [], []
     reasons: list[str] = []
     rejected = 0
     catalog = None
     kinds, statuses_names = SPAN_KINDS, STATUS_CODES
     special = _SPECIAL
     zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
-    for rs in request.resource_spans:
+    for ri, rs in enumerate(request.resource_spans):
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
-        rk, rv = list(rattrs.keys()), list(rattrs.values())
-        nr = len(rk)
+        r_keys.extend(rattrs.keys())
+        r_vals.extend(rattrs.values())
+        r_off.append(len(r_keys))
         for ss in rs.scope_spans:
             scope = ss.scope.name
             for span in ss.spans:
@@ -218,9 +219,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                         elif not peer or key == "peer.service":
                             peer = text
                 s_off.append(len(s_keys))
-                r_keys.extend(rk)
-                r_vals.extend(rv)
-                r_off.append(r_off[-1] + nr)
+                r_index.append(ri)
                 kind = span.kind
                 status = span.status
                 code = status.code
@@ -262,7 +261,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 pa.array(starts, pa.timestamp("ns", tz="UTC")), pa.array(durations, pa.uint64()),
                 pa.array(endpoints, s), pa.array(users, s), pa.array(chains, s), pa.array(categories, s),
                 pa.array(statuses, s), pa.array(status_msgs, s), pa.array(errors, s), pa.array(peers, s),
-                pa.array(scopes, s), _map_array(s_off, s_keys, s_vals), _map_array(r_off, r_keys, r_vals),
+                pa.array(scopes, s), _map_array(s_off, s_keys, s_vals), _map_array(r_off, r_keys, r_vals).take(pa.array(r_index, pa.int32())),
             ],
             names=list(COLUMNS),
         )  # fmt: skip
