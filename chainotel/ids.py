@@ -81,5 +81,5 @@ def format_chain_id(trace_id: int) -> str:
     """
     if not 0 <= trace_id < 1 << 128:
         raise ValueError(f"trace ID out of range (128 bits): {trace_id}")
-    h = f"{trace_id:032x}"
+    h = trace_id.to_bytes(16, "big").hex()  # the fastest formatting measured (once per trace)
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

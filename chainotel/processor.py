@@ -33,6 +33,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
+import sys
 from collections.abc import Mapping
 
 from opentelemetry import baggage
@@ -44,13 +45,14 @@ from chainotel import attributes as attr
 from chainotel.catalog import Catalog, Category
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 from chainotel.ids import format_chain_id
-from chainotel.propagator import incoming_chain
+from chainotel.propagator import INCOMING_CHAIN_KEY, IncomingChain
 
 __all__ = ["ChainSpanProcessor"]
 
 _logger = logging.getLogger(__name__)
 
 _SERVICE_NAME = "service.name"
+_TRACE_ID, _IS_REMOTE = 0, 2  # positions in opentelemetry.trace.SpanContext (a tuple)
 _chain_id_re = re.compile(CHAIN_ID_PATTERN)
 
 
@@ -74,37 +76,44 @@ class _Rules:
 
 class _Decision:
     """A trace's chain in this process: the attributes to set (``None`` while undecided), the
-    span-name rules still worth trying, and how many local roots of the trace are open."""
+    service's rules (their span-name rules are tried while undecided), and how many local roots
+    of the trace are open."""
 
-    __slots__ = ("attributes", "open", "prefilter", "span_rules")
+    __slots__ = ("attributes", "open", "rules")
 
     def __init__(self, rules: _Rules):
         self.attributes: dict[str, str] | None = None
-        self.span_rules = rules.span_rules
-        self.prefilter = rules.prefilter
+        self.rules = rules
         self.open = 1
 
 
-def _set_chain_attributes(span: Span, attributes: dict[str, str]) -> None:
-    """``span.set_attributes(attributes)``, minus the SDK's per-value cleaning.
+def _attribute_room(span: Span) -> int:
+    """How many attributes a span may already have for the 4 chain attributes to be written
+    straight into its attribute dict; ``-1``: always use ``span.set_attributes``.
 
-    The values are plain ``str`` built by this module, so cleaning them again on every span
-    (``BoundedAttributes._set_items``) is pure cost: it was ~8 µs of the processor's ~10 µs per
-    span. The span was just started on this thread, so its attribute dict is written directly;
-    whenever a limit could apply (attribute count or value length limits) or the SDK's internals
-    differ, the public API is used instead. ``attributes`` has at most 4 entries.
-    :meth:`ChainSpanProcessor.on_start` inlines the same code for child spans.
+    The chain values are plain ``str`` built here, so the SDK's per-value cleaning
+    (``BoundedAttributes._set_items``) is pure cost on the per-span path: it was ~8 µs of the
+    processor's first ~10 µs per span. The span was just started on this thread, so writing its
+    dict directly is safe — unless a limit could apply (an attribute value length limit, or an
+    attribute count limit the span is near) or the SDK's internals differ: then the public API is
+    used, with the SDK's limit semantics. The limits are the tracer provider's, the same for
+    every span, so this is computed once.
     """
     bounded = getattr(span, "_attributes", None)
-    values = getattr(bounded, "_dict", None)
-    if (
-        isinstance(values, dict)
-        and getattr(bounded, "max_value_len", 0) is None
-        and (bounded.maxlen is None or len(values) + 4 <= bounded.maxlen)
-    ):
-        values.update(attributes)
-    else:
-        span.set_attributes(attributes)
+    if not isinstance(getattr(bounded, "_dict", None), dict) or getattr(bounded, "max_value_len", 0) is not None:
+        return -1
+    maxlen = getattr(bounded, "maxlen", 0)
+    return sys.maxsize if maxlen is None else maxlen - 4
+
+
+def _set_chain_attributes(span: Span, attributes: dict[str, str], room: int) -> None:
+    """Write the chain attributes (see :func:`_attribute_room`); inlined in ``on_start``."""
+    if room >= 0:
+        values = span._attributes._dict  # noqa: SLF001
+        if len(values) <= room:
+            values.update(attributes)
+            return
+    span.set_attributes(attributes)
 
 
 class ChainSpanProcessor(SpanProcessor):
@@ -122,7 +131,7 @@ class ChainSpanProcessor(SpanProcessor):
         self._decisions: dict[int, _Decision] = {}
         self._rules_by_resource: dict[int, _Rules] = {}
         self._static_attributes: dict[str, dict[str, str]] = {}
-        self._fast_attributes: bool | None = None  # decided at the first local root
+        self._room: int | None = None  # see _attribute_room; decided at the first local root
         self._warned = False
 
     # -- SpanProcessor ---------------------------------------------------------------------------
@@ -130,25 +139,22 @@ class ChainSpanProcessor(SpanProcessor):
         """Tag ``span`` if its trace is decided; at a local root, decide. Never raises."""
         try:
             parent = span.parent
-            if parent is not None and not parent.is_remote:
-                decision = self._decisions.get(parent.trace_id)
+            # SpanContext is a tuple (trace_id, span_id, is_remote, …); indexing skips two
+            # property calls on the per-span path.
+            if parent is not None and not parent[_IS_REMOTE]:
+                decision = self._decisions.get(parent[_TRACE_ID])
                 if decision is not None:
                     chain_attributes = decision.attributes
                     if chain_attributes is not None:
-                        if not self._fast_attributes:
-                            span.set_attributes(chain_attributes)
-                            return
                         # _set_chain_attributes inlined: this is the per-span hot path
-                        bounded = span._attributes  # noqa: SLF001
-                        values = bounded._dict  # noqa: SLF001
-                        if bounded.max_value_len is None and (
-                            bounded.maxlen is None or len(values) + 4 <= bounded.maxlen
-                        ):
-                            values.update(chain_attributes)
-                        else:
-                            span.set_attributes(chain_attributes)
-                    elif decision.prefilter is not None and decision.prefilter(span.name) is not None:
-                        self._try_rules(span, decision, decision.span_rules)
+                        if self._room >= 0:
+                            values = span._attributes._dict  # noqa: SLF001
+                            if len(values) <= self._room:
+                                values.update(chain_attributes)
+                                return
+                        span.set_attributes(chain_attributes)
+                    elif decision.rules.prefilter is not None and decision.rules.prefilter(span.name) is not None:
+                        self._try_rules(span, decision, decision.rules.span_rules)
                 return
             self._start_local_root(span, parent_context if parent_context is not None else get_current())
         except Exception:  # noqa: BLE001 - never break the instrumented application
@@ -157,8 +163,8 @@ class ChainSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         """Drop the trace's entry when its last open local root ends. Never raises."""
         parent = span.parent
-        if parent is None or parent.is_remote:
-            trace_id = span.context.trace_id
+        if parent is None or parent[_IS_REMOTE]:
+            trace_id = span.context[_TRACE_ID]
             decision = self._decisions.get(trace_id)
             if decision is not None:
                 decision.open -= 1
@@ -175,53 +181,59 @@ class ChainSpanProcessor(SpanProcessor):
 
     # -- internals ---------------------------------------------------------------------------------
     def _start_local_root(self, span: Span, context: Context) -> None:
-        if self._fast_attributes is None:  # the inlined write in on_start needs these SDK internals
-            bounded = getattr(span, "_attributes", None)
-            self._fast_attributes = all(
-                hasattr(bounded, name) for name in ("_dict", "maxlen", "max_value_len")
-            ) and isinstance(getattr(bounded, "_dict", None), dict)
-        info = incoming_chain(context)
+        if self._room is None:
+            self._room = _attribute_room(span)
+        info = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
         if info is not None:
-            if info.conflict is not None:
-                span.set_attribute(attr.CHAIN_INSTANCE_CONFLICT, info.conflict)
-            if info.invalid is not None:
-                span.set_attribute(attr.CHAIN_INSTANCE_INVALID, info.invalid)
-            if info.parent_trace_id is not None:
-                parent_instance = format_chain_id(info.parent_trace_id)
-                span.add_link(
-                    SpanContext(info.parent_trace_id, 0, is_remote=True),
-                    {attr.CHAIN_PARENT_INSTANCE_ID: parent_instance},
-                )
-                span.set_attribute(attr.CHAIN_PARENT_INSTANCE_ID, parent_instance)
+            self._record_incoming(span, info)
         if self.catalog is None:
             return
-        trace_id = span.context.trace_id
+        trace_id = span.context[_TRACE_ID]
         decision = self._decisions.get(trace_id)
         if decision is not None:  # another local root of a trace this process already knows
             decision.open += 1
             if decision.attributes is not None:
-                _set_chain_attributes(span, decision.attributes)
+                _set_chain_attributes(span, decision.attributes, self._room)
                 return
-        else:
-            if len(self._decisions) >= self.max_traces:
-                self._decisions.pop(next(iter(self._decisions)), None)
-            decision = _Decision(self._rules_for(span))
-            self._decisions[trace_id] = decision
-        upstream = baggage.get_baggage(attr.BAGGAGE_CHAIN_ID, context)
-        if isinstance(upstream, str) and _chain_id_re.match(upstream):
-            decision.attributes = self._attributes_for(upstream, trace_id)
-            _set_chain_attributes(span, decision.attributes)
+            rules = self._rules_for(span)
         else:
             rules = self._rules_for(span)
-            key = Catalog.span_key(span.name, span.attributes or _EMPTY)
+            if len(self._decisions) >= self.max_traces:
+                self._decisions.pop(next(iter(self._decisions)), None)
+            decision = _Decision(rules)
+            self._decisions[trace_id] = decision
+        upstream = baggage.get_baggage(attr.BAGGAGE_CHAIN_ID, context)
+        if upstream is not None and isinstance(upstream, str) and _chain_id_re.match(upstream):
+            chain_id = upstream
+        else:
+            attributes = span._attributes._dict if self._room >= 0 else (span.attributes or _EMPTY)  # noqa: SLF001
+            key = Catalog.span_key(span.name, attributes)
             chain = rules.cache.get(key, _MISSING)
             if chain is _MISSING:
                 chain = Catalog.match_key(rules.all, key)
                 if len(rules.cache) >= rules.CACHE_SIZE:
                     rules.cache.clear()
                 rules.cache[key] = chain
-            if chain is not None:
-                self._decide(span, decision, chain.id)
+            if chain is None:
+                return
+            chain_id = chain.id  # type: ignore[attr-defined]
+        decision.attributes = self._attributes_for(chain_id, trace_id)
+        _set_chain_attributes(span, decision.attributes, self._room)
+
+    @staticmethod
+    def _record_incoming(span: Span, info: IncomingChain) -> None:
+        """Conflict / invalid ``X-Chain-ID`` attributes and the ``X-Parent-Chain-ID`` link."""
+        if info.conflict is not None:
+            span.set_attribute(attr.CHAIN_INSTANCE_CONFLICT, info.conflict)
+        if info.invalid is not None:
+            span.set_attribute(attr.CHAIN_INSTANCE_INVALID, info.invalid)
+        if info.parent_trace_id is not None:
+            parent_instance = format_chain_id(info.parent_trace_id)
+            span.add_link(
+                SpanContext(info.parent_trace_id, 0, is_remote=True),
+                {attr.CHAIN_PARENT_INSTANCE_ID: parent_instance},
+            )
+            span.set_attribute(attr.CHAIN_PARENT_INSTANCE_ID, parent_instance)
 
     def _try_rules(self, span: Span, decision: _Decision, rules: tuple) -> None:
         chain = Catalog.match_rules(rules, span.name, span.attributes or _EMPTY)
@@ -230,8 +242,7 @@ class ChainSpanProcessor(SpanProcessor):
 
     def _decide(self, span: Span, decision: _Decision, chain_id: str) -> None:
         decision.attributes = self._attributes_for(chain_id, span.context.trace_id)
-        decision.prefilter = None
-        _set_chain_attributes(span, decision.attributes)
+        _set_chain_attributes(span, decision.attributes, self._room)
 
     def _rules_for(self, span: Span) -> _Rules:
         resource = span.resource
