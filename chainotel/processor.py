@@ -162,14 +162,17 @@ class ChainSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         """Drop the trace's entry when its last open local root ends. Never raises."""
-        parent = span.parent
-        if parent is None or parent[_IS_REMOTE]:
-            trace_id = span.context[_TRACE_ID]
-            decision = self._decisions.get(trace_id)
-            if decision is not None:
-                decision.open -= 1
-                if decision.open <= 0:
-                    self._decisions.pop(trace_id, None)
+        try:
+            parent = span.parent
+            if parent is None or parent[_IS_REMOTE]:
+                trace_id = span.context[_TRACE_ID]
+                decision = self._decisions.get(trace_id)
+                if decision is not None:
+                    decision.open -= 1
+                    if decision.open <= 0:
+                        self._decisions.pop(trace_id, None)
+        except Exception:  # noqa: BLE001
+            self._warn_once()
 
     def shutdown(self) -> None:
         """Forget all decisions."""
