@@ -60,7 +60,7 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     except BaseException:
         store.close()
         raise
-    runtime = Runtime(settings=settings, store=store, writer=writer, decoders=DecodePool(settings.decode_workers))
+    runtime = Runtime(settings=settings, store=store, writer=writer, decoders=DecodePool(settings.decode_workers, settings.decode_max_pending_bytes))
     if settings.grpc_port >= 0:
         try:
             runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, runtime.decoders, settings)

@@ -54,6 +54,10 @@ class AnalyzerSettings(BaseSettings):
         description="Processes that decode OTLP bodies (default: CPU count, at most 4); 0 decodes in-process.",
     )
 
+    decode_max_pending_bytes: int = Field(
+        64 * 1024 * 1024, gt=0, description="Request bytes waiting for a decoder before 503/UNAVAILABLE."
+    )
+
     # --- writer ----------------------------------------------------------------------------------
     queue_max_spans: int = Field(100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE.")
     batch_max_spans: int = Field(10_000, gt=0, description="Most spans per INSERT (each INSERT writes one part).")

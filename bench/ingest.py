@@ -9,8 +9,9 @@
 2. **Direct baseline** (same run, same rows): the requests decoded to columns up front (not timed),
    then inserted with the writer's clickhouse-connect call (``insert_arrow``) into the same schema in
    batches of 10 000 spans — the rate ClickHouse can take from Python, no HTTP and no decoding.
-3. **Overload**: a second analyzer with a write queue of ``--overload-queue`` spans is flooded by
-   ``--overload-senders`` threads (more spans in flight than the queue holds) for
+3. **Overload**: a second analyzer with a write queue of ``--overload-queue`` spans and a decoder
+   backlog of ``--overload-decode-bytes`` is flooded by ``--overload-senders`` threads (more in
+   flight than both hold) for
    ``--overload-seconds``; its RSS is sampled (``/proc/<pid>/status``) and must stay bounded (the queue
    bound holds, the excess gets 503).
 4. **Bytes per span** on disk: ``system.parts`` (active parts) of ``chain_history`` and its views,
@@ -261,6 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--senders", type=int, default=8)
     ap.add_argument("--overload-senders", type=int, default=32)
     ap.add_argument("--overload-queue", type=int, default=16_000, help="CHAINOTEL_QUEUE_MAX_SPANS of the overload run")
+    ap.add_argument("--overload-decode-bytes", type=int, default=4 << 20, help="CHAINOTEL_DECODE_MAX_PENDING_BYTES there")
     ap.add_argument("--overload-seconds", type=float, default=10.0)
     ap.add_argument("--time-limit", type=float, default=120.0, help="cap on the end-to-end run (s)")
     args = ap.parse_args(argv)
@@ -289,7 +291,10 @@ def main(argv: list[str] | None = None) -> int:
             stop(proc)
         # overload: a second analyzer whose queue (16 000 spans) is smaller than what the senders keep in flight
         port = free_port()
-        proc = start_analyzer(tmp / "overload", port, {"CHAINOTEL_QUEUE_MAX_SPANS": str(args.overload_queue)})
+        proc = start_analyzer(tmp / "overload", port, {
+            "CHAINOTEL_QUEUE_MAX_SPANS": str(args.overload_queue),
+            "CHAINOTEL_DECODE_MAX_PENDING_BYTES": str(args.overload_decode_bytes),
+        })  # fmt: skip
         try:
             url = f"http://127.0.0.1:{port}/v1/traces"
             rss0, rss_peak, ok, n503 = overload(url, proc.pid, bodies, args.overload_senders, args.overload_seconds)
@@ -315,7 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| direct clickhouse-connect insert, same rows, 10 000/insert | {direct_rate:,.0f} spans/s | baseline |")
     print(f"| end to end / direct | {ratio:.2f} | ≥ 0.6 |")
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
-    print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
+    print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans, decoder backlog {args.overload_decode_bytes >> 20} MiB) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
     print(f"| + chain_traces + chain_metrics bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
     return 0

@@ -20,7 +20,8 @@ def _redact(url: str) -> str:
 
 @router.get("/health", summary="Store reachability and write-queue depth")
 def health(request: Request) -> JSONResponse:
-    """``{"status": "ok"|"unavailable", "store": {"url", "reachable", "error"}, "write_queue": {...}}``.
+    """``{"status": "ok"|"unavailable", "store": {"url", "reachable", "error"}, "write_queue": {...},
+    "decoders": {...}, "grpc_port"}``.
 
     ``write_queue.depth_spans`` counts spans waiting for their INSERT; ``max_spans`` is the bound past
     which receivers answer 503 / UNAVAILABLE.
@@ -41,6 +42,10 @@ def health(request: Request) -> JSONResponse:
             "inserts": writer.inserts,
             "spans_written": writer.spans_written,
             "insert_seconds": round(writer.insert_seconds, 3),
+        },
+        "decoders": {
+            "pending_bytes": runtime.decoders.pending_bytes,
+            "max_pending_bytes": runtime.settings.decode_max_pending_bytes,
         },
         "grpc_port": runtime.grpc_port,
     }

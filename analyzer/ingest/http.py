@@ -96,9 +96,9 @@ async def _read_decode_submit(request: Request, runtime, is_json: bool, encoding
         chunks.append(chunk)
     body = b"".join(chunks)
     try:
-        payload = await asyncio.wrap_future(
-            runtime.decoders.submit(body, encoding == "gzip", is_json, settings.max_decompressed_bytes)
-        )
+        decoding = runtime.decoders.submit(body, encoding == "gzip", is_json, settings.max_decompressed_bytes)
+        del body, chunks  # the decoder holds its own copy
+        payload = await asyncio.wrap_future(decoding)
     except BodyTooLarge as exc:
         return _error(413, _RESOURCE_EXHAUSTED, str(exc), is_json)
     except InvalidRequest as exc:

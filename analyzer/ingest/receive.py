@@ -34,7 +34,8 @@ class BodyTooLarge(ValueError):
 
 
 class DecoderUnavailable(RuntimeError):
-    """A decoder process died (e.g. killed for memory); the pool was restarted — retry (HTTP 503)."""
+    """No decode now: the decoders' backlog is full, or a decoder process died and the pool was
+    restarted — retry later (HTTP 503 / gRPC UNAVAILABLE)."""
 
 
 def gunzip_capped(data: bytes, limit: int) -> bytes:
@@ -107,13 +108,22 @@ class DecodePool:
     """Runs :func:`decode_payload` in ``workers`` spawned processes (or inline with ``workers = 0``).
 
     :meth:`submit` returns a ``concurrent.futures.Future`` of :class:`Payload` whose exception is the
-    decoder's :class:`BodyTooLarge` / :class:`InvalidRequest`, or :class:`DecoderUnavailable`.
+    decoder's :class:`BodyTooLarge` / :class:`InvalidRequest`, or :class:`DecoderUnavailable`; it
+    raises :class:`DecoderUnavailable` at once when more than ``max_pending_bytes`` of bodies wait for
+    a decoder (the bound on memory held before the write queue).
     """
 
-    def __init__(self, workers: int):
+    def __init__(self, workers: int, max_pending_bytes: int = 64 * 1024 * 1024):
         self._workers = workers
+        self._max_pending = max_pending_bytes
+        self._pending = 0
         self._lock = threading.Lock()
         self._executor = self._new_executor()
+
+    @property
+    def pending_bytes(self) -> int:
+        """Bytes of request bodies handed to the decoders and not decoded yet."""
+        return self._pending
 
     def _new_executor(self) -> ProcessPoolExecutor | None:
         if self._workers <= 0:
@@ -136,14 +146,23 @@ class DecodePool:
             except (BodyTooLarge, InvalidRequest) as exc:
                 done.set_exception(exc)
             return done
+        size = len(body)
+        with self._lock:
+            if self._pending and self._pending + size > self._max_pending:
+                raise DecoderUnavailable(
+                    f"decoders busy ({self._pending} bytes waiting, limit {self._max_pending}); retry later"
+                )
+            self._pending += size
         try:
             inner = executor.submit(decode_payload, body, gzipped, is_json, max_decompressed)
         except (BrokenProcessPool, RuntimeError):
+            self._release(size)
             self._restart(executor)
             raise DecoderUnavailable("decoder processes restarted; retry") from None
         outer: Future = Future()
 
         def relay(f: Future) -> None:
+            self._release(size)
             exc = f.exception()
             if isinstance(exc, BrokenProcessPool):
                 self._restart(executor)
@@ -155,6 +174,10 @@ class DecodePool:
 
         inner.add_done_callback(relay)
         return outer
+
+    def _release(self, size: int) -> None:
+        with self._lock:
+            self._pending -= size
 
     def _restart(self, broken: ProcessPoolExecutor) -> None:
         with self._lock:
