@@ -3,6 +3,8 @@ acknowledged and marks the store unavailable until it answers again."""
 
 from __future__ import annotations
 
+import base64
+import json
 import threading
 import time
 
@@ -85,3 +87,31 @@ def test_failed_insert_is_not_acknowledged(tmp_path):
         assert store.client.command("SELECT uniqExact(request_digest) FROM chain_history") == 2
     finally:
         store.close()
+
+
+def test_full_decoder_backlog_gives_503(analyzer_factory):
+    from google.protobuf import json_format
+
+    a = analyzer_factory({"CHAINOTEL_DECODE_WORKERS": "1", "CHAINOTEL_DECODE_MAX_PENDING_BYTES": "1000"})
+    url = a.http + "/v1/traces"
+    doc = json_format.MessageToDict(request(n_traces=600, spans_per_trace=10))  # JSON: slow to decode
+    for span in doc["resourceSpans"][0]["scopeSpans"][0]["spans"]:  # OTLP/JSON IDs are hex, not base64
+        for key in ("traceId", "spanId", "parentSpanId"):
+            if key in span:
+                span[key] = base64.b64decode(span[key]).hex()
+    big = json.dumps(doc).encode()
+    answers = []
+    sender = threading.Thread(
+        target=lambda: answers.append(httpx.post(url, content=big, headers={"Content-Type": "application/json"}, timeout=60))
+    )
+    sender.start()
+    try:
+        deadline = time.monotonic() + 20
+        while httpx.get(a.http + "/health", timeout=5).json()["decoders"]["pending_bytes"] == 0:
+            assert time.monotonic() < deadline and not answers, "the big request was never seen decoding"
+            time.sleep(0.005)
+        r = httpx.post(url, content=request(n_traces=1).SerializeToString(), headers=PB, timeout=30)
+        assert r.status_code == 503 and r.headers["retry-after"] == "1"
+    finally:
+        sender.join(60)
+    assert answers and answers[0].status_code == 200 and answers[0].json() == {}
