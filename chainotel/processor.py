@@ -132,6 +132,7 @@ class ChainSpanProcessor(SpanProcessor):
         self._rules_by_resource: dict[int, _Rules] = {}
         self._static_attributes: dict[str, dict[str, str]] = {}
         self._room: int | None = None  # see _attribute_room; decided at the first local root
+        self._last_rules: _Rules | None = None  # rules of the last resource seen (usually the only one)
         self._warned = False
 
     # -- SpanProcessor ---------------------------------------------------------------------------
@@ -200,7 +201,9 @@ class ChainSpanProcessor(SpanProcessor):
                 return
             rules = self._rules_for(span)
         else:
-            rules = self._rules_for(span)
+            rules = self._last_rules
+            if rules is None or rules.resource is not span.resource:
+                rules = self._last_rules = self._rules_for(span)
             if len(self._decisions) >= self.max_traces:
                 self._decisions.pop(next(iter(self._decisions)), None)
             decision = _Decision(rules)
@@ -220,8 +223,17 @@ class ChainSpanProcessor(SpanProcessor):
             if chain is None:
                 return
             chain_id = chain.id  # type: ignore[attr-defined]
-        decision.attributes = self._attributes_for(chain_id, trace_id)
-        _set_chain_attributes(span, decision.attributes, self._room)
+        static = self._static_attributes.get(chain_id)
+        if static is None:
+            static = self._static_attributes_for(chain_id)
+        chain_attributes = decision.attributes = dict(static)
+        chain_attributes[attr.CHAIN_INSTANCE_ID] = format_chain_id(trace_id)
+        if self._room >= 0:
+            values = span._attributes._dict  # noqa: SLF001
+            if len(values) <= self._room:
+                values.update(chain_attributes)
+                return
+        span.set_attributes(chain_attributes)
 
     @staticmethod
     def _record_incoming(span: Span, info: IncomingChain) -> None:
@@ -257,15 +269,18 @@ class ChainSpanProcessor(SpanProcessor):
             self._rules_by_resource[key] = rules
         return rules
 
+    def _static_attributes_for(self, chain_id: str) -> dict[str, str]:
+        """``chain.id``, ``chain.category`` and (if in the catalog) ``chain.name``; cached."""
+        chain = self.catalog.get(chain_id) if self.catalog is not None else None
+        static = {attr.CHAIN_ID: chain_id, attr.CHAIN_CATEGORY: Category.from_letter(chain_id[0]).value}
+        if chain is not None:
+            static[attr.CHAIN_NAME] = chain.name
+        if len(self._static_attributes) < 1024:  # bounded: baggage may name unknown chains
+            self._static_attributes[chain_id] = static
+        return static
+
     def _attributes_for(self, chain_id: str, trace_id: int) -> dict[str, str]:
-        static = self._static_attributes.get(chain_id)
-        if static is None:
-            chain = self.catalog.get(chain_id) if self.catalog is not None else None
-            static = {attr.CHAIN_ID: chain_id, attr.CHAIN_CATEGORY: Category.from_letter(chain_id[0]).value}
-            if chain is not None:
-                static[attr.CHAIN_NAME] = chain.name
-            if len(self._static_attributes) < 1024:  # bounded: baggage may name unknown chains
-                self._static_attributes[chain_id] = static
+        static = self._static_attributes.get(chain_id) or self._static_attributes_for(chain_id)
         out = dict(static)
         out[attr.CHAIN_INSTANCE_ID] = format_chain_id(trace_id)
         return out
