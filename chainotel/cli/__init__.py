@@ -1,14 +1,23 @@
-"""``chainotel`` command line: ``chainotel catalog validate FILE``, ``chainotel catalog list``.
+"""``chainotel`` command line (console script ``chainotel = chainotel.cli:app``).
 
-Sub-apps live in their own modules and are added here; nothing heavy is imported until a
-command runs.
+- ``chainotel catalog validate FILE`` / ``chainotel catalog list`` (:mod:`chainotel.cli.catalog`)
+- ``chainotel trace|health|monitor|anomalies|impact|bottlenecks`` — the analyzer client
+  (:mod:`chainotel.cli.client`)
+- ``chainotel demo`` (:mod:`chainotel.cli.demo`)
+
+Each sub-module defines its commands; this module only assembles them. Importing it loads typer
+and httpx, nothing of the OpenTelemetry SDK, pydantic or the analyzer: commands import what they
+need when they run.
 """
 
 import typer
 
+from chainotel.cli import client, demo
 from chainotel.cli.catalog import app as catalog_app
 
 app = typer.Typer(name="chainotel", help="chainotel: chain tracing for OpenTelemetry.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+client.register(app)
+demo.register(app)
 
 __all__ = ["app"]
