@@ -133,7 +133,8 @@ def test_default_catalog_has_the_thirty_chains():
         ("api-gateway", "POST /api/v1/trading/orders", {"http.route": "/api/v1/trading/orders", "http.request.method": "POST"}, "B3"),
         ("api-gateway", "GET /api/v1/trading/orders", {"http.route": "/api/v1/trading/orders", "http.method": "GET"}, "B5"),
         ("trading-engine", "trading.decision.evaluate", {}, "B3"),
-        ("ml-processing", "POST /api/v1/inference", {"http.route": "/api/v1/inference"}, "D1"),
+        ("ml-processing", "POST /api/v1/inference", {"http.route": "/api/v1/inference", "http.method": "POST"}, "D1"),
+        ("ai-provider", "POST /api/v1/inference", {"http.route": "/api/v1/inference", "http.method": "POST"}, "D1"),
         ("user-service", "GET", {"url.path": "/healthz"}, "E1"),  # no http.route: url.path
         ("api-gateway", "GET /anything", {"http.route": "/anything"}, "B1"),  # catch-all, last
         ("trading-engine", "GET /anything", {"http.route": "/anything"}, None),
