@@ -29,9 +29,11 @@ No duplicates on retry (an exporter resends the identical request after a timeou
   inserted shares that request's future. Because the duplicate never reaches ``chain_history``, the
   materialized views (``chain_metrics`` counts, ``chain_traces`` span counts) never double-count —
   which a ReplacingMergeTree on ``chain_history`` alone would not give.
-- Limits: a retry that arrives after ``dedup_window`` is stored again; an INSERT that fails after
-  ClickHouse committed part of it (crash between the table and its views) is not acknowledged and the
-  retry is stored again (ClickHouse has no multi-table transaction for MVs).
+- Limits: a retry that arrives after ``dedup_window`` is stored again. ClickHouse has no transaction
+  across a table and its views: if the process dies after ``chain_history`` committed and before the
+  views' parts were written, the request was not acknowledged, and its retry is recognised from
+  ``request_digest`` (not stored twice) — but that request's ``chain_traces``/``chain_metrics`` rows
+  are missing.
 """
 
 from __future__ import annotations
@@ -82,7 +84,6 @@ class SpanWriter:
     """
 
     def __init__(self, store: Store, settings: AnalyzerSettings):
-        self._store = store
         self._settings = settings
         self._client = store.new_client()
         self._cond = threading.Condition()
