@@ -35,9 +35,11 @@ class Runtime:
     grpc_port: int | None = None
 
     def close(self) -> None:
-        """Stop accepting gRPC, flush the writer, close the store (releases the chDB lock)."""
+        """Stop accepting gRPC, stop the decoders, flush the writer, close the store (releases the chDB
+        lock). Idempotent."""
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
+            self.grpc_server = None
         self.decoders.close()
         self.writer.stop()
         self.store.close()

@@ -37,20 +37,20 @@ def routers() -> list[APIRouter]:
 
 
 def create_app(settings: AnalyzerSettings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. With ``runtime`` given it is used as is (the caller closes it); otherwise the
-    app starts one from ``settings`` (default: the environment) at startup and closes it at shutdown.
+    """Build the app. The app serves ``runtime`` if given (already started, e.g. by the CLI to report a
+    locked data directory before uvicorn starts), else starts one from ``settings`` (default: the
+    environment) at startup. Either way the runtime is closed at shutdown — in the lifespan, because
+    uvicorn re-raises SIGTERM/SIGINT after shutdown and code after ``uvicorn.run`` may never run.
     """
     settings = runtime.settings if runtime is not None else (settings or AnalyzerSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        owned = runtime is None
-        app.state.runtime = start_runtime(settings) if owned else runtime
+        app.state.runtime = runtime if runtime is not None else start_runtime(settings)
         try:
             yield
         finally:
-            if owned:
-                app.state.runtime.close()
+            app.state.runtime.close()
 
     app = FastAPI(
         title="chainotel analyzer",

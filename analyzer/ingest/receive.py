@@ -92,8 +92,23 @@ def decode_payload(body: bytes, gzipped: bool, is_json: bool, max_decompressed: 
     return Payload(request_digest(body), decode_request(request))
 
 
-def _lower_priority() -> None:
-    """Decoder processes yield the CPU to the analyzer process (its INSERTs are the critical path)."""
+def _init_decoder(parent_pid: int) -> None:
+    """Set up a decoder process: die with the analyzer, yield the CPU to it.
+
+    - Linux ``prctl(PR_SET_PDEATHSIG, SIGTERM)``: a decoder gets SIGTERM when the analyzer process dies
+      (even by SIGKILL); without it the spawned process would wait forever on its task queue, whose
+      write end it holds itself.
+    - ``nice 5``: the analyzer's INSERTs are the critical path.
+    """
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: rely on the analyzer's orderly shutdown
+        pass
+    if os.getppid() != parent_pid:  # the analyzer died before prctl took effect
+        os._exit(0)
     os.nice(5)
 
 
@@ -130,7 +145,8 @@ class DecodePool:
             return None
         # spawn, not fork: the analyzer process runs chDB and grpc threads, which must not be forked
         executor = ProcessPoolExecutor(
-            self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=_lower_priority
+            self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_decoder,
+            initargs=(os.getpid(),),
         )
         for _ in range(self._workers):  # start every process now (imports take ~1 s), not on first requests
             executor.submit(_warm_up)
@@ -186,9 +202,10 @@ class DecodePool:
         broken.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
-        """Stop the decoder processes."""
-        if self._executor is not None:
-            self._executor.shutdown(wait=True, cancel_futures=True)
+        """Stop the decoder processes (idempotent)."""
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
 
 
 @dataclass(frozen=True)

@@ -97,7 +97,8 @@ class Store:
             return False
 
     def close(self) -> None:
-        """Close every session, then release the data-dir lock (the engine shuts down with its last session)."""
+        """Close every session, then release the data-dir lock (the engine shuts down with its last
+        session). Idempotent."""
         with self._mutex:
             clients, self._extra = [self.client, *self._extra], []
         for client in clients:
