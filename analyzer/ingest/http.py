@@ -5,8 +5,9 @@
 - Body limits: ``max_request_bytes`` on the bytes sent and ``max_decompressed_bytes`` after gzip → 413.
 - Malformed body → 400 with a ``google.rpc.Status`` naming the reason.
 - Spans with invalid IDs → 200 with ``partial_success`` (``rejected_spans``, ``error_message``).
-- Write queue full or ClickHouse down → 503 with ``Retry-After``; success is answered only after the
-  request's spans are committed (see :mod:`analyzer.store.writer`).
+- Write queue full, decoder backlog full or ClickHouse down → 503 with ``Retry-After``; success is
+  answered only after the request's spans are committed (see :mod:`analyzer.store.writer`).
+- Decoding runs in the decoder processes (:class:`analyzer.ingest.receive.DecodePool`).
 """
 
 from __future__ import annotations
