@@ -48,6 +48,9 @@ class AnalyzerSettings(BaseSettings):
     max_decompressed_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body after gzip decompression (no gzip bombs)."
     )
+    grpc_max_concurrent_rpcs: int = Field(
+        64, gt=0, description="OTLP/gRPC calls in progress or queued before RESOURCE_EXHAUSTED."
+    )
     decode_workers: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),
         ge=0,

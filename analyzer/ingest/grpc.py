@@ -65,6 +65,9 @@ def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: Analyz
     handler = TraceServiceHandler(writer, decoders, settings)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-grpc"),
+        # beyond this many RPCs in progress or queued grpcio answers RESOURCE_EXHAUSTED (retried by
+        # the OTLP exporters) instead of queueing messages without bound
+        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
         options=[
             ("grpc.max_receive_message_length", settings.max_decompressed_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
