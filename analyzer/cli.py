@@ -54,7 +54,7 @@ def serve(
         )
         uvicorn.run(
             create_app(runtime=runtime), host=settings.host, port=settings.http_port, workers=1,
-            log_level=log_level.lower(), access_log=False,
+            log_level=log_level.lower(), access_log=False, limit_concurrency=settings.http_max_concurrency,
         )  # fmt: skip
     finally:
         runtime.close()

@@ -48,6 +48,9 @@ class AnalyzerSettings(BaseSettings):
     max_decompressed_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body after gzip decompression (no gzip bombs)."
     )
+    http_max_concurrency: int = Field(
+        1024, gt=0, description="HTTP connections/requests at once before uvicorn answers 503 (limit_concurrency)."
+    )
     grpc_max_concurrent_rpcs: int = Field(
         64, gt=0, description="OTLP/gRPC calls in progress or queued before RESOURCE_EXHAUSTED."
     )
