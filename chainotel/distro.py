@@ -17,6 +17,10 @@ OTEL_PYTHON_ID_GENERATOR ``xchain``                       lone ``X-Chain-ID`` â†
 ``opentelemetry.propagate`` builds the global propagator from ``OTEL_PROPAGATORS`` when it is first
 imported; if that happened before this distro ran, the global text map is rebuilt from the
 environment after the defaults are set, so the default really is ``tracecontext,baggage,xchain``.
+The rebuild uses the API's own loader (``opentelemetry.propagate._load_propagators``, private: the
+same parsing of ``OTEL_PROPAGATORS`` as at import, ``none`` included). If that loader is gone or
+fails, only the rebuild is skipped, with a warning â€” the SDK is still configured (an exception here
+would make ``opentelemetry-instrument`` skip the whole configuration).
 
 It also installs :class:`~chainotel.propagator.XChainResponsePropagator` as the global HTTP
 response propagator, so every response of an instrumented server carries ``X-Chain-ID``.
@@ -24,12 +28,15 @@ response propagator, so every response of an instrumented server carries ``X-Cha
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
 from opentelemetry.instrumentation.distro import BaseDistro
 
 __all__ = ["DEFAULTS", "ChainotelDistro"]
+
+_logger = logging.getLogger(__name__)
 
 DEFAULTS: dict[str, str] = {
     "OTEL_TRACES_EXPORTER": "otlp",
@@ -47,12 +54,26 @@ class ChainotelDistro(BaseDistro):
     def _configure(self, **kwargs) -> None:
         for name, value in DEFAULTS.items():
             os.environ.setdefault(name, value)
-        if "opentelemetry.propagate" in sys.modules:
-            from opentelemetry import propagate  # noqa: PLC0415 - already imported, read too early
-
-            propagate.set_global_textmap(propagate._load_propagators())  # noqa: SLF001
+        if "opentelemetry.propagate" in sys.modules:  # imported before the defaults were set
+            _rebuild_global_textmap()
         from opentelemetry.instrumentation.propagators import set_global_response_propagator  # noqa: PLC0415
 
         from chainotel.propagator import XChainResponsePropagator  # noqa: PLC0415
 
         set_global_response_propagator(XChainResponsePropagator())
+
+
+def _rebuild_global_textmap() -> None:
+    """Set the global text map propagator from ``OTEL_PROPAGATORS`` as it is now. Never raises: if
+    the private loader is missing (``AttributeError``) or fails, the propagator built at import stays."""
+    from opentelemetry import propagate  # noqa: PLC0415 - already imported
+
+    try:
+        propagate.set_global_textmap(propagate._load_propagators())  # noqa: SLF001
+    except Exception:  # noqa: BLE001 - a propagator problem must not leave the SDK unconfigured
+        _logger.warning(
+            "chainotel: could not rebuild the global propagator from OTEL_PROPAGATORS=%r; keeping the one "
+            "built when opentelemetry.propagate was imported, so X-Chain-ID may not reach downstream "
+            "services. Export OTEL_PROPAGATORS=%s before the process starts to avoid the rebuild.",
+            os.environ.get("OTEL_PROPAGATORS"), DEFAULTS["OTEL_PROPAGATORS"], exc_info=True,
+        )

@@ -1,0 +1,55 @@
+"""ChainotelDistro.configure in-process: the propagator rebuild after an early import of
+``opentelemetry.propagate``, and that a failing rebuild leaves the rest of the configuration intact."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import pytest
+from opentelemetry import propagate
+from opentelemetry.instrumentation import propagators as response_propagators
+
+from chainotel.distro import DEFAULTS, ChainotelDistro
+from chainotel.propagator import XChainPropagator, XChainResponsePropagator
+
+
+@pytest.fixture
+def clean_globals(monkeypatch):
+    """No OTEL_* defaults in the environment; global text map and response propagator restored afterwards."""
+    for name in DEFAULTS:
+        monkeypatch.delenv(name, raising=False)  # restored (or removed again) at teardown
+    textmap = propagate.get_global_textmap()
+    response = response_propagators.get_global_response_propagator()
+    propagate.set_global_textmap(propagate.get_global_textmap().__class__([]))
+    yield
+    propagate.set_global_textmap(textmap)
+    response_propagators.set_global_response_propagator(response)
+
+
+def _names(textmap) -> list[str]:
+    return [type(p).__name__ for p in textmap._propagators]  # noqa: SLF001 - CompositePropagator
+
+
+def test_early_imported_propagate_is_rebuilt_with_xchain(clean_globals):
+    ChainotelDistro().configure()
+    assert _names(propagate.get_global_textmap()) == ["TraceContextTextMapPropagator", "W3CBaggagePropagator",
+                                                      XChainPropagator.__name__]
+    assert isinstance(response_propagators.get_global_response_propagator(), XChainResponsePropagator)
+
+
+@pytest.mark.parametrize("loader", [None, "raises"])
+def test_failed_rebuild_is_logged_and_the_rest_is_configured(clean_globals, monkeypatch, caplog, loader):
+    if loader is None:
+        monkeypatch.delattr(propagate, "_load_propagators")  # as if opentelemetry-api renamed it
+    else:
+        def broken():
+            raise ValueError("Propagator xchain not found")
+        monkeypatch.setattr(propagate, "_load_propagators", broken)
+    before = propagate.get_global_textmap()
+    with caplog.at_level(logging.WARNING, logger="chainotel.distro"):
+        ChainotelDistro().configure()  # must not raise: opentelemetry-instrument would skip the SDK setup
+    assert propagate.get_global_textmap() is before
+    assert "could not rebuild the global propagator" in caplog.text
+    assert isinstance(response_propagators.get_global_response_propagator(), XChainResponsePropagator)
+    assert os.environ["OTEL_PYTHON_ID_GENERATOR"] == "xchain"  # the defaults are still set
