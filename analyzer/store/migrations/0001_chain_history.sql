@@ -33,7 +33,7 @@
 -- trace lookups by the bloom filter on trace_id, or better through chain_traces (0002).
 -- Retention: the TTL (ingested_at + CHAINOTEL_RETENTION_DAYS) is set at start by the migrations
 -- runner (ALTER TABLE ... MODIFY TTL / REMOVE TTL), not here, because it is configuration.
-CREATE TABLE IF NOT EXISTS chain_history
+CREATE TABLE IF NOT EXISTS {local:chain_history}{on_cluster}
 (
     chain_id            UUID DEFAULT toUUIDOrZero(concat(substring(trace_id, 1, 8), '-', substring(trace_id, 9, 4), '-',
                             substring(trace_id, 13, 4), '-', substring(trace_id, 17, 4), '-', substring(trace_id, 21, 12)))
@@ -64,7 +64,13 @@ CREATE TABLE IF NOT EXISTS chain_history
     INDEX idx_timestamp timestamp TYPE minmax GRANULARITY 1,
     INDEX idx_request_digest request_digest TYPE minmax GRANULARITY 1
 )
-ENGINE = MergeTree
+ENGINE = {replicated:MergeTree}
 PARTITION BY toDate(ingested_at)
 ORDER BY (chain, service_name, timestamp)
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
+
+-- On a cluster (`chainotel-analyzer migrate --cluster NAME`, see analyzer/store/layout.py) each shard keeps
+-- its spans in chain_history_local, and chain_history is the Distributed table the analyzer writes and reads.
+-- Sharded by trace ID: all spans of a trace, its chain_traces row and its request_digest land on one shard.
+-- Nothing on a single node.
+{distributed:chain_history BY cityHash64(trace_id)};

@@ -9,7 +9,7 @@
 --
 -- start/end are span start/end (DateTime64(9) UTC); `root` is the span without parent that starts
 -- first, or the earliest span when the trace has no root (yet).
-CREATE TABLE IF NOT EXISTS chain_traces
+CREATE TABLE IF NOT EXISTS {local:chain_traces}{on_cluster}
 (
     trace_id    String                                                  CODEC(ZSTD(1)),
     chain_id    SimpleAggregateFunction(any, UUID)                      CODEC(ZSTD(1)),
@@ -22,12 +22,17 @@ CREATE TABLE IF NOT EXISTS chain_traces
     ingested_at SimpleAggregateFunction(max, DateTime('UTC'))           CODEC(ZSTD(1)),
     INDEX idx_start start TYPE minmax GRANULARITY 1
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {replicated:AggregatingMergeTree}
 PARTITION BY toDate(ingested_at)
 ORDER BY trace_id
 SETTINGS ttl_only_drop_parts = 1;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS chain_traces_mv TO chain_traces AS
+-- On a cluster: the view below fills each shard's chain_traces_local from the spans stored on that shard
+-- (all spans of a trace, see 0001), and chain_traces reads every shard; a trace lookup reads one shard
+-- (same sharding key, optimize_skip_unused_shards). Nothing on a single node.
+{distributed:chain_traces BY cityHash64(trace_id)};
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS chain_traces_mv{on_cluster} TO {local:chain_traces} AS
 SELECT
     trace_id,
     any(chain_id)                                                   AS chain_id,
@@ -38,5 +43,5 @@ SELECT
     max(chain)                                                      AS chain,
     argMinState((toString(service_name), toString(operation)), (toUInt8(parent_span_id != ''), timestamp)) AS root,
     max(ingested_at)                                                AS ingested_at
-FROM chain_history
+FROM {local:chain_history}
 GROUP BY trace_id;

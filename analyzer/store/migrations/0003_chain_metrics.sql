@@ -10,7 +10,7 @@
 --
 -- minute: start of the minute of the span's start time (UTC); chain '' = spans with no chain.id.
 -- All durations are nanoseconds. Quantiles are t-digest estimates (quantileTDigest).
-CREATE TABLE IF NOT EXISTS chain_metrics
+CREATE TABLE IF NOT EXISTS {local:chain_metrics}{on_cluster}
 (
     minute             DateTime('UTC')                              CODEC(Delta(4), ZSTD(1)),
     chain              LowCardinality(String)                       CODEC(ZSTD(1)),
@@ -23,12 +23,17 @@ CREATE TABLE IF NOT EXISTS chain_metrics
     duration_quantiles AggregateFunction(quantileTDigest, UInt64),
     ingested_at        SimpleAggregateFunction(max, DateTime('UTC')) CODEC(ZSTD(1))
 )
-ENGINE = AggregatingMergeTree
+ENGINE = {replicated:AggregatingMergeTree}
 PARTITION BY toDate(ingested_at)
 ORDER BY (chain, service_name, operation, minute)
 SETTINGS ttl_only_drop_parts = 1;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS chain_metrics_mv TO chain_metrics AS
+-- On a cluster: the view below fills each shard's chain_metrics_local, and chain_metrics merges the states
+-- of every shard at read time, so no key keeps rows together: rand() only matters for direct INSERTs.
+-- Nothing on a single node.
+{distributed:chain_metrics BY rand()};
+
+CREATE MATERIALIZED VIEW IF NOT EXISTS chain_metrics_mv{on_cluster} TO {local:chain_metrics} AS
 SELECT
     toStartOfMinute(timestamp)              AS minute,
     chain,
@@ -40,5 +45,5 @@ SELECT
     max(duration_ns)                        AS duration_max_ns,
     quantileTDigestState(duration_ns)       AS duration_quantiles,
     max(ingested_at)                        AS ingested_at
-FROM chain_history
+FROM {local:chain_history}
 GROUP BY minute, chain, service_name, operation;

@@ -8,7 +8,7 @@
 -- description/max_duration_ms are copies for SQL filters. source: 'catalog' (seeded at start from
 -- the chainotel package; re-seeded as version + 1 when the package's definition changes) or 'api'
 -- (never overwritten by the catalog).
-CREATE TABLE IF NOT EXISTS chain_definitions
+CREATE TABLE IF NOT EXISTS chain_definitions{on_cluster}
 (
     id              String,
     version         UInt32,
@@ -22,5 +22,9 @@ CREATE TABLE IF NOT EXISTS chain_definitions
     updated_at      DateTime64(3, 'UTC'),
     is_deleted      UInt8
 )
-ENGINE = ReplacingMergeTree(version, is_deleted)
+ENGINE = {replicated_everywhere:ReplacingMergeTree(version, is_deleted)}
 ORDER BY id;
+
+-- On a cluster: one replica set over every node (ReplicatedReplacingMergeTree, no {shard} in its path), so each
+-- node holds the whole registry and the analyzer reads and writes chain_definitions locally: no Distributed
+-- table, and FINAL above stays exact (every version of an ID is on the node that answers).
