@@ -1,4 +1,5 @@
-"""``chainotel-analyzer``: ``serve`` (OTLP/gRPC + OTLP/HTTP + JSON API over ClickHouse) and ``import``.
+"""``chainotel-analyzer``: ``serve`` (OTLP/gRPC + OTLP/HTTP + JSON API over ClickHouse), ``migrate``
+(the ClickHouse schema, on one node or a cluster) and ``import``.
 
 Flags override the ``CHAINOTEL_*`` environment (see :class:`analyzer.settings.AnalyzerSettings`).
 """
@@ -7,10 +8,34 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 import typer
 
+if TYPE_CHECKING:
+    from analyzer.settings import AnalyzerSettings
+
 app = typer.Typer(help="chainotel analyzer: OTLP intake into ClickHouse and chain analysis.", no_args_is_help=True)
+
+_CLUSTER_HELP = (
+    "ClickHouse cluster to create the tables on (ON CLUSTER; Replicated*MergeTree T_local + Distributed T sharded "
+    "by trace ID) [env CHAINOTEL_CLICKHOUSE_CLUSTER, default: one node]."
+)
+
+
+def _settings(**overrides: Any) -> AnalyzerSettings:
+    """Settings from the environment with the flags given (None = not given); exit 2 with the reason if invalid."""
+    from pydantic import ValidationError
+
+    from analyzer.settings import AnalyzerSettings
+
+    try:
+        return AnalyzerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValidationError as exc:
+        for err in exc.errors():
+            typer.echo(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", err=True)
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -25,6 +50,7 @@ def serve(
         None, help="chDB data directory when no URL is given [env CHAINOTEL_DATA_DIR, default ~/.local/share/chainotel]."
     ),
     retention_days: int = typer.Option(None, help="Days kept after ingest, 0 = forever [env CHAINOTEL_RETENTION_DAYS, default 7]."),
+    cluster: str = typer.Option(None, help=_CLUSTER_HELP),
     log_level: str = typer.Option("info", help="uvicorn/analyzer log level."),
 ) -> None:
     """Run the analyzer: OTLP/gRPC, OTLP/HTTP ``/v1/traces``, ``/health`` and the analysis API."""
@@ -32,18 +58,16 @@ def serve(
 
     from analyzer.api.app import create_app
     from analyzer.runtime import start_runtime
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.client import StoreLockedError
+    from analyzer.store.client import StoreConfigError, StoreLockedError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    overrides = {
-        "host": host, "grpc_port": grpc_port, "http_port": http_port, "clickhouse_url": clickhouse_url,
-        "data_dir": data_dir, "retention_days": retention_days,
-    }  # fmt: skip
-    settings = AnalyzerSettings(**{k: v for k, v in overrides.items() if v is not None})
+    settings = _settings(
+        host=host, grpc_port=grpc_port, http_port=http_port, clickhouse_url=clickhouse_url, data_dir=data_dir,
+        retention_days=retention_days, clickhouse_cluster=cluster,
+    )  # fmt: skip
     try:
         runtime = start_runtime(settings)
-    except StoreLockedError as exc:
+    except (StoreLockedError, StoreConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
@@ -58,6 +82,53 @@ def serve(
         )  # fmt: skip
     finally:
         runtime.close()
+
+
+@app.command("migrate")
+def migrate_schema(
+    clickhouse_url: str = typer.Option(
+        None, help="chdb:///abs/dir or http(s)://user:pass@host:8123/db [env CHAINOTEL_CLICKHOUSE_URL]."
+    ),
+    data_dir: Path = typer.Option(
+        None, help="chDB data directory when no URL is given [env CHAINOTEL_DATA_DIR, default ~/.local/share/chainotel]."
+    ),
+    cluster: str = typer.Option(None, help=_CLUSTER_HELP),
+    retention_days: int = typer.Option(None, help="Days kept after ingest, 0 = forever [env CHAINOTEL_RETENTION_DAYS, default 7]."),
+    print_sql: bool = typer.Option(
+        False, "--print-sql", help="Print the DDL a new database gets, then exit; connects to nothing."
+    ),
+) -> None:
+    """Create or update the ClickHouse schema, as ``serve`` does at start: the migration files, then the
+    retention TTL. With ``--cluster`` every statement runs ON CLUSTER (see deploy/clickhouse-cluster.md)."""
+    from analyzer.store import migrations
+    from analyzer.store.client import StoreConfigError, StoreLockedError, open_store
+    from analyzer.store.layout import SINGLE_NODE, Layout
+
+    settings = _settings(
+        clickhouse_url=clickhouse_url, data_dir=data_dir, retention_days=retention_days, clickhouse_cluster=cluster
+    )
+    url = settings.resolved_clickhouse_url()
+    if print_sql:
+        # no server to ask: the database is the one the URL names (http://host:8123/<db>), else ClickHouse's default
+        database = (urlparse(url).path.strip("/") if not url.startswith("chdb:") else "") or "default"
+        layout = Layout(settings.clickhouse_cluster, database) if settings.clickhouse_cluster else SINGLE_NODE
+        typer.echo(f"-- chainotel schema for {layout.describe()}, retention {settings.retention_days} days (chainotel-analyzer migrate --print-sql)\n")
+        for statement in migrations.schema_statements(layout, settings.retention_days):
+            typer.echo(statement + ";\n")
+        return
+    try:
+        store = open_store(settings)
+    except (StoreLockedError, StoreConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        layout = migrations.store_layout(store.client, settings.clickhouse_cluster)
+        applied = migrations.migrate(store.client, layout)
+        migrations.apply_retention(store.client, settings.retention_days, layout)
+    finally:
+        store.close()
+    done = ", ".join(f"{v:04d}" for v in applied) or "none (schema already current)"
+    typer.echo(f"schema on {layout.describe()}: migrations applied: {done}; retention {settings.retention_days} days")
 
 
 @app.command("import")

@@ -17,7 +17,7 @@ from analyzer.ingest.receive import DecodePool
 from analyzer.settings import AnalyzerSettings
 from analyzer.store.catalog import seed_definitions
 from analyzer.store.client import Store, open_store
-from analyzer.store.migrations import apply_retention, migrate
+from analyzer.store.migrations import apply_retention, migrate, store_layout
 from analyzer.store.writer import SpanWriter
 
 log = logging.getLogger(__name__)
@@ -49,13 +49,15 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     """Open and prepare everything (see module docstring).
 
     Raises :class:`~analyzer.store.client.StoreLockedError` when another process owns the chDB
-    directory, clickhouse-connect errors when a server is unreachable, RuntimeError when the gRPC
-    port cannot be bound.
+    directory, :class:`~analyzer.store.client.StoreConfigError` for a cluster on chDB,
+    clickhouse-connect errors when a server is unreachable, RuntimeError when the gRPC port cannot
+    be bound.
     """
     store = open_store(settings)
     try:
-        migrate(store.client)
-        apply_retention(store.client, settings.retention_days)
+        layout = store_layout(store.client, settings.clickhouse_cluster)
+        migrate(store.client, layout)
+        apply_retention(store.client, settings.retention_days, layout)
         seed_definitions(store.client)
         writer = SpanWriter(store, settings)
         writer.start()

@@ -15,8 +15,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from analyzer.store.layout import Layout
 
 
 def default_data_dir() -> Path:
@@ -42,6 +44,12 @@ class AnalyzerSettings(BaseSettings):
         description="chdb:///abs/dir (embedded, default chdb://<data_dir>) or http(s)://user:pass@host:8123/db.",
     )
     retention_days: int = Field(7, ge=0, description="Keep rows this many days after ingest; 0 keeps them forever.")
+    clickhouse_cluster: str = Field(
+        "",
+        description="ClickHouse cluster (a <remote_servers> name, or a {macro}) to create the tables on: "
+        "Replicated*MergeTree tables T_local per shard and Distributed tables T sharded by trace ID "
+        "(deploy/clickhouse-cluster.md). Needs a server URL. Empty: one node.",
+    )
 
     # --- request limits (OTLP receivers) -----------------------------------------------------
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest request body as sent (compressed).")
@@ -85,6 +93,13 @@ class AnalyzerSettings(BaseSettings):
         1024**3, gt=0, description="Per-query memory cap (session setting max_memory_usage)."
     )
     chdb_max_threads: int = Field(2, gt=0, description="Threads per query (session setting max_threads).")
+
+    @field_validator("clickhouse_cluster")
+    @classmethod
+    def _cluster_name(cls, value: str) -> str:
+        if value:
+            Layout(value)  # raises ValueError naming the allowed characters
+        return value
 
     def resolved_clickhouse_url(self) -> str:
         """The store URL: ``clickhouse_url`` if set, else ``chdb://<absolute data_dir>``."""

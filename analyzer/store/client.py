@@ -43,6 +43,10 @@ class StoreLockedError(RuntimeError):
         )
 
 
+class StoreConfigError(ValueError):
+    """The settings name a store that cannot work as configured (a cluster on the embedded chDB store)."""
+
+
 def _lock_data_dir(path: Path):
     """Take the exclusive lock on ``path/chainotel.lock``; return the open file (keep it open)."""
     path.mkdir(parents=True, exist_ok=True)
@@ -125,8 +129,20 @@ def _connect(url: str, settings: AnalyzerSettings) -> Client:
             settings=_session_settings(settings),
             chdb_options={"max_server_memory_usage": settings.chdb_max_server_memory_bytes},
         )
-    # a ClickHouse server: memory is the server's business, but cap what our queries may take
-    return clickhouse_connect.get_client(dsn=url, settings={"max_memory_usage": settings.chdb_max_query_memory_bytes})
+    return clickhouse_connect.get_client(dsn=url, settings=server_session_settings(settings))
+
+
+def server_session_settings(settings: AnalyzerSettings) -> dict[str, Any]:
+    """Session settings on a ClickHouse server. Memory is the server's business, but our queries are
+    capped (``max_memory_usage``). On a cluster (``settings.clickhouse_cluster``), an INSERT into a
+    Distributed table returns only once every shard has stored its rows (``insert_distributed_sync``:
+    an acknowledged OTLP request is stored, as on one node), and a query filtered by trace ID reads
+    only that trace's shard (``optimize_skip_unused_shards``; the sharding key is ``cityHash64(trace_id)``).
+    """
+    out: dict[str, Any] = {"max_memory_usage": settings.chdb_max_query_memory_bytes}
+    if settings.clickhouse_cluster:
+        out.update(insert_distributed_sync=1, optimize_skip_unused_shards=1)
+    return out
 
 
 def chdb_dir(url: str) -> Path | None:
@@ -143,10 +159,16 @@ def chdb_dir(url: str) -> Path | None:
 def open_store(settings: AnalyzerSettings) -> Store:
     """Lock (for chDB) and connect to the store named by ``settings``; migrations are not run here.
 
-    Raises :class:`StoreLockedError` when another process owns the chDB directory, and
+    Raises :class:`StoreLockedError` when another process owns the chDB directory,
+    :class:`StoreConfigError` when a cluster is configured for chDB (one node by nature), and
     clickhouse-connect's errors when a server is unreachable.
     """
     url = settings.resolved_clickhouse_url()
+    if settings.clickhouse_cluster and url.startswith("chdb:"):
+        raise StoreConfigError(
+            f"cluster {settings.clickhouse_cluster!r} needs a ClickHouse server URL (http://host:8123/db), "
+            f"not the embedded chDB store {url}"
+        )
     data_dir = chdb_dir(url)
     lock = _lock_data_dir(data_dir) if data_dir is not None else None
     try:

@@ -1,4 +1,4 @@
-"""The migrations' cluster form (:mod:`analyzer.store.layout`) and their
+"""The migrations' cluster form (``migrate --cluster``, :mod:`analyzer.store.layout`) and their
 unchanged single-node form.
 
 No ClickHouse cluster runs here: the cluster DDL is parsed by ClickHouse's own parser (chDB,
@@ -15,7 +15,11 @@ from pathlib import Path
 
 import clickhouse_connect
 import pytest
+from typer.testing import CliRunner
 
+from analyzer.cli import app
+from analyzer.settings import AnalyzerSettings
+from analyzer.store.client import server_session_settings
 from analyzer.store.layout import SINGLE_NODE, Layout
 from analyzer.store.migrations import TTL_TABLES, apply_retention, migrate, retention_sql, schema_statements
 from tests.ingest.conftest import open_db
@@ -260,3 +264,58 @@ def test_markers_are_strict():
         "CREATE TABLE IF NOT EXISTS t ON CLUSTER '{cluster}' AS `my-db`.t_local\n"
         "ENGINE = Distributed('{cluster}', 'my-db', t_local, rand())"
     )
+
+
+# --- CLI and settings ----------------------------------------------------------------------------
+
+
+def test_migrate_print_sql_connects_to_nothing(monkeypatch):
+    monkeypatch.delenv("CHAINOTEL_CLICKHOUSE_CLUSTER", raising=False)
+    runner = CliRunner()
+    # port 9 (discard) on loopback: a connection attempt would fail the command
+    url = "http://user:secret@127.0.0.1:9/otel"
+    result = runner.invoke(app, ["migrate", "--print-sql", "--cluster", CLUSTER, "--clickhouse-url", url])
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith(f"-- chainotel schema for cluster '{CLUSTER}', database 'otel', retention 7 days")
+    assert result.output.count(";\n") == len(schema_statements(Layout(CLUSTER, DB), 7))
+    assert all(sql + ";\n" in result.output for sql in schema_statements(Layout(CLUSTER, DB), 7))
+    assert "secret" not in result.output
+
+    result = runner.invoke(app, ["migrate", "--print-sql", "--retention-days", "0"], env={"CHAINOTEL_CLICKHOUSE_CLUSTER": "from_env"})
+    assert result.exit_code == 0, result.output
+    expected = schema_statements(Layout("from_env", "default"), retention_days=0)
+    assert "database 'default'" in result.output and not any(sql.startswith("ALTER") for sql in expected)
+    assert result.output.count(";\n") == len(expected) and all(sql + ";\n" in result.output for sql in expected)
+
+    result = runner.invoke(app, ["migrate", "--print-sql", "--cluster", "bad'name"])
+    assert result.exit_code == 2 and "cluster name" in result.output
+
+    result = runner.invoke(app, ["migrate", "--print-sql"])
+    assert result.exit_code == 0 and "ON CLUSTER" not in result.output and "Distributed" not in result.output
+    assert all(sql + ";\n" in result.output for sql in schema_statements(SINGLE_NODE, 7))
+
+
+def test_migrate_command_on_chdb_and_cluster_needs_a_server(tmp_path, monkeypatch):
+    monkeypatch.delenv("CHAINOTEL_CLICKHOUSE_CLUSTER", raising=False)
+    runner = CliRunner()
+    url = f"chdb://{tmp_path / 'db'}"
+    result = runner.invoke(app, ["migrate", "--clickhouse-url", url])
+    assert result.exit_code == 0 and "applied: 0001, 0002, 0003, 0004" in result.output, result.output
+    result = runner.invoke(app, ["migrate", "--clickhouse-url", url, "--retention-days", "3"])
+    assert result.exit_code == 0 and "none (schema already current)" in result.output, result.output
+    with open_db(tmp_path / "db") as db:
+        ttl = db.command("SELECT engine_full FROM system.tables WHERE name = 'chain_metrics'")
+        assert "toIntervalDay(3)" in ttl
+    for command in (["migrate", "--cluster", CLUSTER], ["serve", "--cluster", CLUSTER, "--grpc-port", "-1"]):
+        result = runner.invoke(app, [*command, "--clickhouse-url", url])
+        assert result.exit_code == 2 and "needs a ClickHouse server URL" in result.output, result.output
+
+
+def test_cluster_setting_and_server_session(monkeypatch):
+    monkeypatch.setenv("CHAINOTEL_CLICKHOUSE_CLUSTER", "{cluster}")
+    settings = AnalyzerSettings()
+    assert settings.clickhouse_cluster == "{cluster}"
+    # an acknowledged OTLP request must be on its shard, not queued on the node that received it
+    assert server_session_settings(settings)["insert_distributed_sync"] == 1
+    monkeypatch.delenv("CHAINOTEL_CLICKHOUSE_CLUSTER")
+    assert "insert_distributed_sync" not in server_session_settings(AnalyzerSettings())
