@@ -8,8 +8,11 @@ IPC stream (:class:`DecodedSpans` pickling).
 Rules (OTLP specification, opentelemetry-proto ``trace/v1/trace.proto``):
 
 - a span is rejected (and counted in ``partial_success.rejected_spans``) when its ``trace_id`` is not
-  16 bytes or is all zero, its ``span_id`` is not 8 bytes or is all zero, or its ``parent_span_id``
-  is neither empty nor 8 bytes — the rest of the request is stored;
+  16 bytes or is all zero, its ``span_id`` is not 8 bytes or is all zero, its ``parent_span_id``
+  is neither empty nor 8 bytes, or its ``start_time_unix_nano`` or ``end_time_unix_nano`` is 2^63 ns
+  or more (after 2262-04-11: beyond ``DateTime64(9)`` and a signed 64-bit nanosecond count) — the
+  rest of the request is stored;
+- a span that ends before it starts is stored with ``duration_ns`` 0;
 - ``service.name`` falls back to ``unknown_service`` as the SDK's resource detector does;
 - attribute values are stored as strings: strings as is, bool ``true``/``false``, ints in decimal,
   doubles with ``repr``, arrays/kvlists/bytes as JSON (bytes base64).
@@ -61,6 +64,9 @@ STATUS_CODES = ("unset", "ok", "error")
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
+MAX_TIME_NS = 2**63 - 1
+"""Latest storable span start/end, ns since the Unix epoch (2262-04-11T23:47:16.854775807Z): the
+range of ``DateTime64(9)`` and of Arrow's ``timestamp[ns]`` (signed 64-bit)."""
 _PEER_KEYS = ("peer.service", "server.address", "net.peer.name")
 
 
@@ -183,7 +189,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
     catalog = None
     kinds, statuses_names = SPAN_KINDS, STATUS_CODES
     special = _SPECIAL
-    zero_trace, zero_span = _ZERO_TRACE, _ZERO_SPAN
+    zero_trace, zero_span, max_ns = _ZERO_TRACE, _ZERO_SPAN, MAX_TIME_NS
     for ri, rs in enumerate(request.resource_spans):
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
@@ -194,7 +200,12 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
             scope = ss.scope.name
             for span in ss.spans:
                 tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
-                if len(tid) != 16 or tid == zero_trace or len(sid) != 8 or sid == zero_span or (pid and len(pid) != 8):
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                if (
+                    len(tid) != 16 or tid == zero_trace or len(sid) != 8 or sid == zero_span or (pid and len(pid) != 8)
+                    or start > max_ns or end > max_ns
+                ):  # fmt: skip
                     rejected += 1
                     if len(reasons) < 3:
                         reasons.append(_why(span))
@@ -224,8 +235,6 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 kind = span.kind
                 status = span.status
                 code = status.code
-                start = span.start_time_unix_nano
-                end = span.end_time_unix_nano
                 name = span.name
                 if chain and not category:
                     if catalog is None:
@@ -281,5 +290,8 @@ def _why(span) -> str:
         return f"{label}: span_id must be 8 bytes, got {len(sid)}"
     if sid == _ZERO_SPAN:
         return f"{label}: span_id is all zero"
-    return f"{label}: parent_span_id must be empty or 8 bytes, got {len(pid)}"
+    if pid and len(pid) != 8:
+        return f"{label}: parent_span_id must be empty or 8 bytes, got {len(pid)}"
+    field = "start_time_unix_nano" if span.start_time_unix_nano > MAX_TIME_NS else "end_time_unix_nano"
+    return f"{label}: {field} {getattr(span, field)} is after 2262-04-11 (must be below 2^63 ns)"
 

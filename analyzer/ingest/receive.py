@@ -11,6 +11,7 @@ thread instead.
 from __future__ import annotations
 
 import hashlib
+import logging
 import multiprocessing
 import os
 import threading
@@ -27,6 +28,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 
 from analyzer.ingest.otlp import DecodedSpans, decode_request
 from analyzer.ingest.otlp_json import InvalidRequest, parse_request
+
+log = logging.getLogger(__name__)
 
 
 class BodyTooLarge(ValueError):
@@ -92,6 +95,17 @@ def decode_payload(body: bytes, gzipped: bool, is_json: bool, max_decompressed: 
     return Payload(request_digest(body), decode_request(request))
 
 
+def _refusal(exc: BaseException) -> BaseException:
+    """What a receiver gets for a decode that raised ``exc``: :class:`BodyTooLarge` and
+    :class:`InvalidRequest` as they are; anything else — input the decoder should have refused with a
+    reason — is logged with its traceback and becomes :class:`InvalidRequest` naming it, so the sender
+    gets 400 / INVALID_ARGUMENT with a reason rather than a bare 500 / UNKNOWN, and other requests go on."""
+    if isinstance(exc, (BodyTooLarge, InvalidRequest)):
+        return exc
+    log.error("an OTLP request could not be decoded; it is refused", exc_info=exc)
+    return InvalidRequest(f"request could not be decoded: {type(exc).__name__}: {exc}")
+
+
 def _init_decoder(parent_pid: int) -> None:
     """Set up a decoder process: die with the analyzer, yield the CPU to it.
 
@@ -122,9 +136,9 @@ def _warm_up() -> None:
 class DecodePool:
     """Runs :func:`decode_payload` in ``workers`` spawned processes (or inline with ``workers = 0``).
 
-    :meth:`submit` returns a ``concurrent.futures.Future`` of :class:`Payload` whose exception is the
-    decoder's :class:`BodyTooLarge` / :class:`InvalidRequest`, or :class:`DecoderUnavailable`; it
-    raises :class:`DecoderUnavailable` at once when more than ``max_pending_bytes`` of bodies wait for
+    :meth:`submit` returns a ``concurrent.futures.Future`` of :class:`Payload` whose exception is
+    :class:`BodyTooLarge`, :class:`InvalidRequest` (also for any unexpected decoder error, logged) or
+    :class:`DecoderUnavailable` — nothing else; it raises :class:`DecoderUnavailable` at once when more than ``max_pending_bytes`` of bodies wait for
     a decoder (the bound on memory held before the write queue).
     """
 
@@ -159,8 +173,8 @@ class DecodePool:
             done: Future = Future()
             try:
                 done.set_result(decode_payload(body, gzipped, is_json, max_decompressed))
-            except (BodyTooLarge, InvalidRequest) as exc:
-                done.set_exception(exc)
+            except Exception as exc:  # noqa: BLE001 - every decode failure refuses this request only
+                done.set_exception(_refusal(exc))
             return done
         size = len(body)
         with self._lock:
@@ -184,7 +198,7 @@ class DecodePool:
                 self._restart(executor)
                 outer.set_exception(DecoderUnavailable("a decoder process died; retry"))
             elif exc is not None:
-                outer.set_exception(exc)
+                outer.set_exception(_refusal(exc))
             else:
                 outer.set_result(f.result())
 

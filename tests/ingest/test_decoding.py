@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from analyzer.ingest.otlp import decode_request
+from analyzer.ingest.otlp import MAX_TIME_NS, decode_request
 from analyzer.ingest.otlp_json import InvalidRequest, parse_request
-from analyzer.ingest.receive import BodyTooLarge, gunzip_capped
+from analyzer.ingest.receive import BodyTooLarge, DecodePool, gunzip_capped
 from tests.ingest.conftest import open_db
 from tests.ingest.otlp_data import request
 
@@ -77,3 +77,30 @@ def test_migrations_are_idempotent_and_retention_follows_settings(tmp_path):
         assert "toIntervalDay(30)" in ttl("chain_history")
         apply_retention(db, 0)
         assert "TTL" not in ttl("chain_history") and "TTL" not in ttl("chain_metrics")
+
+
+def test_span_times_beyond_int64_ns_are_rejected_one_by_one():
+    req = request(n_traces=1, spans_per_trace=4)
+    spans = req.resource_spans[0].scope_spans[0].spans
+    spans[1].start_time_unix_nano = 2**63  # would overflow timestamp[ns] and fail the whole request
+    spans[2].end_time_unix_nano = 2**64 - 1
+    spans[3].start_time_unix_nano = spans[3].end_time_unix_nano = MAX_TIME_NS  # the last storable instant
+    decoded = decode_request(req)
+    assert decoded.count == 2 and decoded.rejected == 2
+    assert f"start_time_unix_nano {2**63} is after 2262-04-11" in decoded.error_message
+    assert f"end_time_unix_nano {2**64 - 1} is after 2262-04-11" in decoded.error_message
+    assert decoded.table.column("timestamp")[1].value == MAX_TIME_NS
+
+
+@pytest.mark.parametrize("workers", [0, 1])
+def test_unexpected_decoder_error_refuses_only_that_request(workers, caplog):
+    pool = DecodePool(workers)
+    try:
+        # str, not bytes: the protobuf parser raises TypeError, which the receivers would answer with a bare 500
+        with pytest.raises(InvalidRequest, match="request could not be decoded: TypeError"):
+            pool.submit("not bytes", False, False, 1000).result(30)
+        assert "could not be decoded" in caplog.text and "Traceback" in caplog.text
+        good = request().SerializeToString()
+        assert pool.submit(good, False, False, len(good)).result(30).spans.count == 6
+    finally:
+        pool.close()

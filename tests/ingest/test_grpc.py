@@ -48,14 +48,16 @@ def test_grpc_export_and_errors(analyzer_factory):
         # partial success for invalid IDs, the rest stored; gzip; a retry is not stored twice
         req = request(n_traces=2, spans_per_trace=3)
         req.resource_spans[0].scope_spans[0].spans[0].trace_id = b"\x01" * 15
+        req.resource_spans[0].scope_spans[0].spans[4].end_time_unix_nano = 2**64 - 1  # past int64 ns
         body = req.SerializeToString()
         for _ in range(2):
             resp = export(body, timeout=10, compression=grpc.Compression.Gzip)
-            assert resp.partial_success.rejected_spans == 1
+            assert resp.partial_success.rejected_spans == 2
             assert "trace_id must be 16 bytes, got 15" in resp.partial_success.error_message
+            assert "end_time_unix_nano" in resp.partial_success.error_message
         resp = export(request(n_traces=1, spans_per_trace=2).SerializeToString(), timeout=10)
         assert not resp.HasField("partial_success")
     a.stop()
     with open_db(a.data_dir) as db:
-        assert db.command("SELECT count() FROM chain_history") == 1 + 5 + 2
+        assert db.command("SELECT count() FROM chain_history") == 1 + 4 + 2
         assert db.command("SELECT chain FROM chain_history WHERE service_name = 'grpc-sdk'") == "E2"

@@ -148,6 +148,13 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
             resp = ExportTraceServiceResponse.FromString(r.content)
             assert r.status_code == 200 and resp.partial_success.rejected_spans == 1
             assert "span_id is all zero" in resp.partial_success.error_message
+            # a span time past 2^63 ns is refused alone, with the reason (it once failed the request: 500)
+            late = request(n_traces=1, spans_per_trace=2)
+            late.resource_spans[0].scope_spans[0].spans[1].start_time_unix_nano = 2**63
+            r = c.post(url, content=late.SerializeToString(), headers=PB)
+            resp = ExportTraceServiceResponse.FromString(r.content)
+            assert r.status_code == 200 and resp.partial_success.rejected_spans == 1
+            assert "start_time_unix_nano" in resp.partial_success.error_message
             # an exporter's retry: the identical body again (sequentially and concurrently) stores nothing new
             dup = request(n_traces=5, spans_per_trace=4).SerializeToString()
             for _ in range(2):
@@ -167,7 +174,7 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
         assert other.returncode == 2
         assert str(data / "chainotel.lock") in other.stderr and f"process {a.proc.pid}" in other.stderr
 
-    expected = 2 + 100 + 3 + 2 + 1 + 20
+    expected = 2 + 100 + 3 + 2 + 1 + 1 + 20
     with open_db(data) as db:
         assert db.command("SELECT count() FROM chain_history") == expected
         assert db.command("SELECT uniqExact(request_id) FROM chain_history") == expected
@@ -199,7 +206,7 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
             "FROM chain_traces WHERE trace_id = {t:String} GROUP BY trace_id", parameters={"t": trace_hex},
         ).result_rows  # fmt: skip
         assert idx == [(2, 1, ("frontend", "GET /cart"), "C1", 30_000_000)]
-        assert db.command("SELECT count() FROM (SELECT trace_id FROM chain_traces GROUP BY trace_id)") == 1 + 1 + 1 + 1 + 1 + 5
+        assert db.command("SELECT count() FROM (SELECT trace_id FROM chain_traces GROUP BY trace_id)") == 1 + 1 + 1 + 1 + 1 + 1 + 5
         # chain_metrics: 100 spans of 1..100 ms → quantiles from the t-digest, exact counts and sums
         m = db.query(
             "SELECT sum(calls), sum(errors), sum(duration_sum_ns), max(duration_max_ns), "
