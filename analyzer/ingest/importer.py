@@ -21,6 +21,7 @@ from pathlib import Path
 import httpx
 
 from analyzer.ingest.jaeger import is_jaeger, jaeger_to_otlp
+from analyzer.ingest.otlp_json import InvalidRequest, upgrade_legacy_names
 
 
 class ImportFailed(RuntimeError):
@@ -44,7 +45,8 @@ class ImportResult:
 
 
 def load_request(path: Path) -> tuple[str, dict]:
-    """Read ``path`` (gzip detected by magic bytes) → (``"otlp"`` | ``"jaeger"``, OTLP/JSON request dict)."""
+    """Read ``path`` (gzip detected by magic bytes) → (``"otlp"`` | ``"jaeger"``, OTLP/JSON request dict
+    with current field names: OTLP < 0.15 ``instrumentationLibrarySpans`` become ``scopeSpans``)."""
     raw = path.read_bytes()
     if raw[:2] == b"\x1f\x8b":
         raw = gzip.decompress(raw)
@@ -58,7 +60,10 @@ def load_request(path: Path) -> tuple[str, dict]:
         except ValueError as exc:
             raise ImportFailed(f"{path}: {exc}") from None
     if isinstance(doc, dict) and isinstance(doc.get("resourceSpans", doc.get("resource_spans")), list):
-        return "otlp", doc
+        try:
+            return "otlp", upgrade_legacy_names(doc)
+        except InvalidRequest as exc:
+            raise ImportFailed(f"{path}: {exc}") from None
     raise ImportFailed(f"{path}: neither an OTLP/JSON ExportTraceServiceRequest nor Jaeger JSON ({{'data': [...]}})")
 
 

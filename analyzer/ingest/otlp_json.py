@@ -5,6 +5,11 @@ and span IDs as hex strings: :func:`parse_request` rewrites ``traceId``/``spanId
 (spans and links) from hex before ``ParseDict``. An ID that is not valid hex becomes empty bytes, so
 the span is rejected individually (partial success) rather than failing the whole request. Enum
 fields accept names or numbers; unknown fields are ignored, as the spec requires of receivers.
+
+Senders built on OTLP < 0.15 write ``instrumentationLibrarySpans`` / ``instrumentationLibrary``
+(renamed ``scopeSpans`` / ``scope`` in opentelemetry-proto 0.15, dropped from the proto in 0.19): a
+parser that ignores unknown fields would acknowledge those spans and store none, so
+:func:`upgrade_legacy_names` moves them to the current names first.
 """
 
 from __future__ import annotations
@@ -47,6 +52,40 @@ def _lists(obj: dict, *keys: str):
     return []
 
 
+_LEGACY_SCOPE_SPANS = {"instrumentationLibrarySpans": "scopeSpans", "instrumentation_library_spans": "scope_spans"}
+_LEGACY_SCOPE = {"instrumentationLibrary": "scope", "instrumentation_library": "scope"}
+
+
+def upgrade_legacy_names(doc: dict) -> dict:
+    """Move OTLP < 0.15 ``instrumentationLibrarySpans`` into ``scopeSpans`` (appended after any the
+    resource already has) and ``instrumentationLibrary`` into ``scope``, in place; returns ``doc``.
+
+    Example::
+
+        >>> upgrade_legacy_names({"resourceSpans": [{"instrumentationLibrarySpans": [
+        ...     {"instrumentationLibrary": {"name": "io.opentelemetry.okhttp"}, "spans": []}]}]})
+        {'resourceSpans': [{'scopeSpans': [{'spans': [], 'scope': {'name': 'io.opentelemetry.okhttp'}}]}]}
+
+    Raises :class:`InvalidRequest` when a field that must be an array is not one.
+    """
+    for rs in _lists(doc, "resourceSpans", "resource_spans"):
+        if not isinstance(rs, dict):
+            continue
+        for old, new in _LEGACY_SCOPE_SPANS.items():
+            if old not in rs:
+                continue
+            legacy = _lists(rs, old)
+            del rs[old]
+            for ss in legacy:
+                if isinstance(ss, dict):
+                    for old_scope, new_scope in _LEGACY_SCOPE.items():
+                        if old_scope in ss:
+                            ss.setdefault(new_scope, ss.pop(old_scope))
+            current = "scopeSpans" if "scopeSpans" in rs else "scope_spans" if "scope_spans" in rs else new
+            rs[current] = [*_lists(rs, current), *legacy]
+    return doc
+
+
 def parse_request(body: bytes | str | dict) -> ExportTraceServiceRequest:
     """Parse an OTLP/JSON ``ExportTraceServiceRequest`` (bytes, text or an already-loaded dict).
 
@@ -62,8 +101,9 @@ def parse_request(body: bytes | str | dict) -> ExportTraceServiceRequest:
     if not isinstance(doc, dict):
         raise InvalidRequest("body must be a JSON object (ExportTraceServiceRequest)")
     try:
+        upgrade_legacy_names(doc)
         for rs in _lists(doc, "resourceSpans", "resource_spans"):
-            for ss in _lists(rs, "scopeSpans", "scope_spans", "instrumentationLibrarySpans"):
+            for ss in _lists(rs, "scopeSpans", "scope_spans"):
                 for span in _lists(ss, "spans"):
                     _hex_to_b64(span)
                     for link in _lists(span, "links"):

@@ -104,3 +104,29 @@ def test_unexpected_decoder_error_refuses_only_that_request(workers, caplog):
         assert pool.submit(good, False, False, len(good)).result(30).spans.count == 6
     finally:
         pool.close()
+
+
+def test_legacy_instrumentation_library_spans_are_kept(tmp_path):
+    from analyzer.ingest.importer import count_spans, load_request
+
+    def span(i: int) -> dict:
+        return {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": f"b7ad6b716920333{i}", "name": f"s{i}"}
+
+    doc = {"resourceSpans": [{  # OTLP < 0.15 (e.g. an old Java agent), next to a current scopeSpans entry
+        "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "legacy"}}]},
+        "scopeSpans": [{"scope": {"name": "current"}, "spans": [span(1)]}],
+        "instrumentationLibrarySpans": [
+            {"instrumentationLibrary": {"name": "io.opentelemetry.okhttp", "version": "1.0"}, "spans": [span(2), span(3)]},
+        ],
+    }]}  # fmt: skip
+    req = parse_request(json.dumps(doc).encode())
+    scopes = [(ss.scope.name, ss.scope.version, len(ss.spans)) for ss in req.resource_spans[0].scope_spans]
+    assert scopes == [("current", "", 1), ("io.opentelemetry.okhttp", "1.0", 2)]
+    decoded = decode_request(req)
+    assert decoded.count == 3 and decoded.rejected == 0
+    assert decoded.table.column("scope_name").to_pylist() == ["current", "io.opentelemetry.okhttp", "io.opentelemetry.okhttp"]
+    # the importer counts and sends them too
+    path = tmp_path / "legacy.json"
+    path.write_text(json.dumps(doc))
+    fmt, loaded = load_request(path)
+    assert fmt == "otlp" and count_spans(loaded) == 3

@@ -141,6 +141,14 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
             partial = r.json()["partialSuccess"]
             assert int(partial["rejectedSpans"]) == 2
             assert "trace_id is all zero" in partial["errorMessage"] and "span_id must be 8 bytes" in partial["errorMessage"]
+            # OTLP < 0.15 JSON (instrumentationLibrarySpans) is stored, not acknowledged and dropped
+            legacy = {"resourceSpans": [{"instrumentationLibrarySpans": [{
+                "instrumentationLibrary": {"name": "legacy-lib"},
+                "spans": [{"traceId": os.urandom(16).hex(), "spanId": os.urandom(8).hex(), "name": "legacy",
+                           "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000001000000"}],
+            }]}]}  # fmt: skip
+            r = c.post(url, content=json.dumps(legacy).encode(), headers=JS)
+            assert r.status_code == 200 and r.json() == {}
             # partial success over protobuf too
             bad = request(n_traces=1, spans_per_trace=2)
             bad.resource_spans[0].scope_spans[0].spans[1].span_id = bytes(8)
@@ -174,7 +182,7 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
         assert other.returncode == 2
         assert str(data / "chainotel.lock") in other.stderr and f"process {a.proc.pid}" in other.stderr
 
-    expected = 2 + 100 + 3 + 2 + 1 + 1 + 20
+    expected = 2 + 100 + 3 + 2 + 1 + 1 + 1 + 20
     with open_db(data) as db:
         assert db.command("SELECT count() FROM chain_history") == expected
         assert db.command("SELECT uniqExact(request_id) FROM chain_history") == expected
@@ -199,6 +207,7 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
         sdk = dict(db.query("SELECT operation, (user_id, chain, endpoint, span_kind) FROM chain_history "
                             "WHERE service_name = 'sdk-service'").result_rows)  # fmt: skip
         assert sdk["sdk-root"] == ("alice", "B1", "sdk-root", "internal")
+        assert db.command("SELECT count() FROM chain_history WHERE scope_name = 'legacy-lib'") == 1
         # per-trace index: one row per trace after GROUP BY, root span and counts
         idx = db.query(
             "SELECT sum(span_count), sum(error_count), argMinMerge(root), max(chain), "
@@ -206,7 +215,7 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
             "FROM chain_traces WHERE trace_id = {t:String} GROUP BY trace_id", parameters={"t": trace_hex},
         ).result_rows  # fmt: skip
         assert idx == [(2, 1, ("frontend", "GET /cart"), "C1", 30_000_000)]
-        assert db.command("SELECT count() FROM (SELECT trace_id FROM chain_traces GROUP BY trace_id)") == 1 + 1 + 1 + 1 + 1 + 1 + 5
+        assert db.command("SELECT count() FROM (SELECT trace_id FROM chain_traces GROUP BY trace_id)") == 1 + 1 + 1 + 1 + 1 + 1 + 1 + 5
         # chain_metrics: 100 spans of 1..100 ms → quantiles from the t-digest, exact counts and sums
         m = db.query(
             "SELECT sum(calls), sum(errors), sum(duration_sum_ns), max(duration_max_ns), "
