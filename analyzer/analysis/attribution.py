@@ -4,9 +4,13 @@ Rule (issue 4, "bottleneck ranking"): the time between a client span and the ser
 calls — network transfer and queueing — is attributed to the *call into the callee*, not to the
 caller's self time. A span is the client side of a call hop when
 
-- its kind is ``CLIENT`` or ``PRODUCER``, or its kind is unknown (``UNSPECIFIED``/``INTERNAL``,
-  as in data converted from other tracers), **and**
+- its kind is ``CLIENT`` or ``PRODUCER``, or its kind is unknown (``UNSPECIFIED``, as in data
+  converted from other tracers), **and**
 - it has a child span in another service (the callee's server span).
+
+An ``INTERNAL`` span is never a call hop: by the OpenTelemetry span-kind definitions it is an
+operation inside its own service, so its self time on the critical path stays its own even when
+one of its children runs elsewhere (that child's time is charged to the child anyway).
 
 Critical-path sections of such a span are charged to the callee: ``(callee.service,
 callee.operation)`` of its remote child (the longest one if it has several). A ``CLIENT`` span
@@ -18,9 +22,9 @@ without a recorded callee but with ``peer.service`` is charged to ``(peer_servic
 from __future__ import annotations
 
 from analyzer.analysis.critical_path import TraceCriticalPath
-from analyzer.analysis.model import CLIENT, CONSUMER, INTERNAL, PRODUCER, SERVER, UNSPECIFIED, Span
+from analyzer.analysis.model import CLIENT, CONSUMER, PRODUCER, SERVER, UNSPECIFIED, Span
 
-_CALLER_KINDS = frozenset((CLIENT, PRODUCER, UNSPECIFIED, INTERNAL))
+_CALLER_KINDS = frozenset((CLIENT, PRODUCER, UNSPECIFIED))
 
 
 def callee_of(spans: dict[str, Span]) -> dict[str, Span]:
