@@ -3,20 +3,26 @@
 Method — a z-score against the key's own history, with a relative floor so that tiny, steady
 series do not page anyone:
 
-- the baseline is the key's figures in ``n ≥ 3`` earlier buckets of equal length (the store
-  passes per-minute buckets of the hour before the window); mean μ and standard deviation σ;
+- the baseline is the key's figures in ``n ≥ 3`` earlier buckets of equal length (the API passes
+  the ``baseline_buckets`` windows before the current one); mean μ and standard deviation σ;
   σ is floored at ``0.1·μ`` (and at a small absolute value) so a flat history does not turn noise
   into infinite z;
 - ``z = (x − μ) / σ`` for the current bucket's value ``x``.
+
+Which history buckets count (a key that is new, or was idle, has no basis to be judged on):
+
+- **latency** and **error rate**: only buckets *with traffic* (a bucket without calls has no p95
+  and no error rate, not a p95 of 0); fewer than ``MIN_BUCKETS`` such buckets → not judged;
+- **throughput**: every bucket (an idle bucket is a real 0 per minute), but only once the key had
+  traffic in at least ``MIN_BUCKETS`` of them — a chain seen for the first time is not a surge.
 
 Thresholds (an anomaly needs both):
 
 - **latency** (p95, **ms**): ``z ≥ 3`` and ``x ≥ 1.5·μ``;
 - **error rate** (errors / calls): ``z ≥ 3`` and ``x − μ ≥ 0.05`` (five percentage points);
-- **throughput** (calls per minute): ``|z| ≥ 3`` and ``x ≤ 0.5·μ`` (drop) or ``x ≥ 2·μ`` (surge).
+- **throughput** (per minute): ``|z| ≥ 3`` and ``x ≤ 0.5·μ`` (drop) or ``x ≥ 2·μ`` (surge).
 
-Severity: ``critical`` when ``|z| ≥ 6``, else ``warning``. With fewer than 3 baseline buckets
-nothing is reported (no basis to judge).
+Severity: ``critical`` when ``|z| ≥ 6``, else ``warning``.
 """
 
 from __future__ import annotations
@@ -36,16 +42,23 @@ THROUGHPUT_SURGE_RATIO = 2.0
 
 
 class Bucket(NamedTuple):
-    """Figures of one key in one time bucket: ``calls`` per minute, ``errors`` per minute, ``p95_ms``."""
+    """Figures of one key in one time bucket.
 
-    calls_per_min: float
+    ``throughput_per_min``: units per minute — **traces** per minute for a chain (scope
+    ``chain``), **spans** per minute for a service (scope ``service``: ``chain_metrics.calls``
+    counts every span of the service); ``errors_per_min``: those units with an error, per minute
+    (a chain's traces with any error span, a service's spans with status ERROR); ``p95_ms``: p95
+    duration of the units in **milliseconds**.
+    """
+
+    throughput_per_min: float
     errors_per_min: float
     p95_ms: float
 
     @property
     def error_rate(self) -> float:
-        """errors / calls (0 without calls)."""
-        return self.errors_per_min / self.calls_per_min if self.calls_per_min else 0.0
+        """``errors_per_min / throughput_per_min`` (0 without traffic)."""
+        return self.errors_per_min / self.throughput_per_min if self.throughput_per_min else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,8 +84,11 @@ def _z(x: float, history: Sequence[float], abs_floor: float) -> tuple[float, flo
 
 
 def detect(scope: str, key: str, current: Bucket, history: Sequence[Bucket]) -> list[Anomaly]:
-    """Anomalies of one key (see module doc for method and thresholds); ``[]`` if none."""
-    if len(history) < MIN_BUCKETS:
+    """Anomalies of one key in ``current`` against its ``history`` buckets (oldest first; empty
+    buckets included as ``Bucket(0, 0, 0)``). Method, history rules and thresholds: module doc.
+    Returns ``[]`` when nothing is anomalous or there is no basis to judge."""
+    active = [b for b in history if b.throughput_per_min > 0]
+    if len(active) < MIN_BUCKETS:
         return []
     out = []
 
@@ -80,17 +96,17 @@ def detect(scope: str, key: str, current: Bucket, history: Sequence[Bucket]) -> 
         severity = "critical" if abs(z) >= Z_CRITICAL else "warning"
         out.append(Anomaly(scope, key, metric, x, mu, sigma, z, severity, direction))
 
-    if current.calls_per_min > 0:
+    if current.throughput_per_min > 0:
         x = current.p95_ms
-        z, mu, sigma = _z(x, [b.p95_ms for b in history if b.calls_per_min > 0] or [0.0], 1.0)
+        z, mu, sigma = _z(x, [b.p95_ms for b in active], 1.0)
         if z >= Z_THRESHOLD and x >= LATENCY_MIN_RATIO * mu:
             add("latency_p95_ms", x, z, mu, sigma, "up")
         x = current.error_rate
-        z, mu, sigma = _z(x, [b.error_rate for b in history], 0.01)
+        z, mu, sigma = _z(x, [b.error_rate for b in active], 0.01)
         if z >= Z_THRESHOLD and x - mu >= ERROR_RATE_MIN_DELTA:
             add("error_rate", x, z, mu, sigma, "up")
-    x = current.calls_per_min
-    z, mu, sigma = _z(x, [b.calls_per_min for b in history], 1.0)
+    x = current.throughput_per_min
+    z, mu, sigma = _z(x, [b.throughput_per_min for b in history], 1.0)
     if z <= -Z_THRESHOLD and x <= THROUGHPUT_DROP_RATIO * mu:
         add("throughput_per_min", x, z, mu, sigma, "down")
     elif z >= Z_THRESHOLD and x >= THROUGHPUT_SURGE_RATIO * mu:

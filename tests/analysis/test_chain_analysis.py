@@ -13,7 +13,7 @@ from analyzer.analysis.critical_path import analyze_trace
 from analyzer.analysis.graph import dependency_graph
 from analyzer.analysis.health import chain_health
 from analyzer.analysis.impact import service_impact
-from analyzer.analysis.model import CLIENT, Span
+from analyzer.analysis.model import CLIENT, INTERNAL, SERVER, Span
 from analyzer.analysis.recommendations import recommend
 
 MS = 1_000_000
@@ -34,6 +34,20 @@ def test_call_hop_time_is_charged_to_the_callee():
     assert ops[("cartservice", "GetCart")] == 42 * MS  # 2 ms server + 40 ms of network around it
     assert ops[("frontend", "Recv")] == 58 * MS
     assert sum(ops.values()) == 100 * MS
+
+
+def test_internal_span_keeps_its_own_critical_time_when_a_child_runs_elsewhere():
+    # api SERVER 0..100 → api INTERNAL "render" 10..90 (60 ms of own work) → cart SERVER 20..40
+    spans = [
+        Span("r", "", "api", "GET /page", 0, 100 * MS, SERVER),
+        Span("i", "r", "api", "render", 10 * MS, 90 * MS, INTERNAL),
+        Span("s", "i", "cart", "GetCart", 20 * MS, 40 * MS, SERVER),
+    ]
+    ops = critical_by_operation(analyze_trace(spans))
+    assert ops == {("api", "GET /page"): 20 * MS, ("api", "render"): 60 * MS, ("cart", "GetCart"): 20 * MS}
+    # the same shape with a CLIENT span is a call hop: its 60 ms go to the callee
+    hop = [s._replace(kind=CLIENT) if s.span_id == "i" else s for s in spans]
+    assert critical_by_operation(analyze_trace(hop)) == {("api", "GET /page"): 20 * MS, ("cart", "GetCart"): 80 * MS}
 
 
 def test_client_span_without_callee_goes_to_peer_service():
@@ -96,6 +110,27 @@ def test_anomalies_thresholds():
     found = anomalies.detect("chain", "B1", anomalies.Bucket(10, 0, 50), history)
     assert [(a.metric, a.direction) for a in found] == [("throughput_per_min", "down")]
     assert anomalies.detect("chain", "B1", anomalies.Bucket(10, 0, 500), history[:2]) == []
+
+
+def test_a_new_or_idle_key_is_not_anomalous():
+    empty = anomalies.Bucket(0.0, 0.0, 0.0)
+    # first traffic ever: no latency/error basis and no throughput basis (was: critical, z=250)
+    assert anomalies.detect("chain", "A2", anomalies.Bucket(10, 0, 250), [empty] * 12) == []
+    assert anomalies.detect("chain", "A2", anomalies.Bucket(10, 10, 250), [empty] * 12) == []
+    # traffic in only two earlier buckets: still too little history for any metric
+    two = [empty] * 10 + [anomalies.Bucket(10, 0, 50)] * 2
+    assert anomalies.detect("chain", "A2", anomalies.Bucket(40, 40, 900), two) == []
+
+
+def test_idle_buckets_do_not_drag_the_latency_baseline_down():
+    # traffic in 3 of 12 buckets at ~100 ms: the empty ones are no p95 of 0 ms
+    history = [anomalies.Bucket(0.0, 0.0, 0.0)] * 9 + [anomalies.Bucket(5, 0, p) for p in (95, 100, 105)]
+    assert anomalies.detect("service", "cart", anomalies.Bucket(5, 0, 110), history) == []
+    found = anomalies.detect("service", "cart", anomalies.Bucket(5, 0, 400), history)
+    assert [(a.metric, a.baseline_mean) for a in found] == [("latency_p95_ms", 100.0)]
+    # idle buckets are real zeros for throughput once the key has traffic in >= 3 buckets
+    surge = anomalies.detect("service", "cart", anomalies.Bucket(60, 0, 100), history)
+    assert [(a.metric, a.direction) for a in surge] == [("throughput_per_min", "up")]
 
 
 def test_dependency_graph_and_impact():
