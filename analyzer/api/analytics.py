@@ -33,16 +33,14 @@ from analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse,
 from analyzer.api.deps import get_store
 from analyzer.store import queries
 from analyzer.store.client import Store
+from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
-
-CHAIN_PATTERN = r"^[A-E][1-9][0-9]*$"
-
 
 MAX_NS = 2**63 - 1  # DateTime64(9) reaches 2262-04-11
 
 
-def parse_time(value: str, name: str) -> int:
+def parse_time_ns(value: str, name: str) -> int:
     """RFC 3339 or Unix seconds → Unix **nanoseconds**; 422 naming ``name`` otherwise.
 
     Accepts ``2022-08-22T04:27:03Z``, ``2022-08-22T06:27:03.5+02:00``, ``1661142423``,
@@ -74,8 +72,8 @@ def parse_time(value: str, name: str) -> int:
 
 def window(since: str | None, until: str | None, default_s: int, prefix: str = "") -> tuple[int, int]:
     """``(since_ns, until_ns)``; missing ``until`` = now, missing ``since`` = ``until - default_s``."""
-    until_ns = parse_time(until, f"{prefix}until") if until else time.time_ns()
-    since_ns = parse_time(since, f"{prefix}since") if since else until_ns - default_s * 10**9
+    until_ns = parse_time_ns(until, f"{prefix}until") if until else time.time_ns()
+    since_ns = parse_time_ns(since, f"{prefix}since") if since else until_ns - default_s * 10**9
     if since_ns >= until_ns:
         raise HTTPException(422, f"{prefix}since must be before {prefix}until")
     return since_ns, until_ns
@@ -142,7 +140,7 @@ def _bottlenecks(store: Store, chain: str | None, q: RankingQuery) -> dict:
 
 @router.get("/analytics/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
 def bottlenecks(
-    chain: str | None = Query(None, pattern=CHAIN_PATTERN),
+    chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     q: RankingQuery = Depends(),
     store: Store = Depends(get_store),
 ):
@@ -156,7 +154,7 @@ def bottlenecks(
 def aggregated_critical_path(
     since: str | None = None,
     until: str | None = None,
-    chain: str | None = Query(None, pattern=CHAIN_PATTERN),
+    chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
     store: Store = Depends(get_store),
 ):
@@ -178,8 +176,8 @@ def chain_bottlenecks(chain: str, q: RankingQuery = Depends(), store: Store = De
 
 
 def _known_chain(store: Store, chain: str) -> dict:
-    if not re.fullmatch(CHAIN_PATTERN, chain):
-        raise HTTPException(422, f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_PATTERN})")
+    if not re.fullmatch(CHAIN_ID_PATTERN, chain):
+        raise HTTPException(422, f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_ID_PATTERN})")
     defs = queries.chain_definitions(store.client, chain)
     if not defs:
         raise HTTPException(404, f"unknown chain {chain!r}")
@@ -313,7 +311,7 @@ def impact(
 def recommendations(
     since: str | None = None,
     until: str | None = None,
-    chain: str | None = Query(None, pattern=CHAIN_PATTERN),
+    chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
     store: Store = Depends(get_store),
 ):
