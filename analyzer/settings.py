@@ -94,6 +94,14 @@ class AnalyzerSettings(BaseSettings):
     )
     chdb_max_threads: int = Field(2, gt=0, description="Threads per query (session setting max_threads).")
 
+    # --- analysis API ----------------------------------------------------------------------------
+    jaeger_ui_url: str | None = Field(
+        None,
+        pattern=r"^(https?://\S+)?$",
+        description="Jaeger UI base URL as users' browsers reach it (http://localhost:16686, with any base path); "
+        "per-trace responses then carry jaeger_url = <ui>/trace/<trace_id>. Unset or empty: no links.",
+    )
+
     @field_validator("clickhouse_cluster")
     @classmethod
     def _cluster_name(cls, value: str) -> str:
