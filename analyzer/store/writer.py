@@ -15,8 +15,9 @@ materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSER
 never split across INSERTs.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
-``queue_max_spans`` and :class:`StoreUnavailable` while the last INSERT failed (until a probe query
-succeeds again); receivers answer 503 + Retry-After / gRPC UNAVAILABLE, so the sender retries.
+``queue_max_spans`` and :class:`StoreUnavailable` while the store does not answer (after an INSERT
+failed and the digest lookup below failed too, until a probe query succeeds again); receivers answer
+503 + Retry-After / gRPC UNAVAILABLE, so the sender retries.
 
 No duplicates on retry (an exporter resends the identical request after a timeout or a 503):
 
@@ -29,11 +30,20 @@ No duplicates on retry (an exporter resends the identical request after a timeou
   inserted shares that request's future. Because the duplicate never reaches ``chain_history``, the
   materialized views (``chain_metrics`` counts, ``chain_traces`` span counts) never double-count —
   which a ReplacingMergeTree on ``chain_history`` alone would not give.
+- an INSERT can fail after ClickHouse committed the ``chain_history`` part: a materialized view fails
+  (e.g. ``max_memory_usage`` in ``quantileTDigestState``; ClickHouse writes the table's part before
+  its views'), or the HTTP response to a server's commit is lost (read timeout). So after a failed
+  INSERT the writer asks ``chain_history`` which of the batch's digests it holds (rows ingested in the
+  last minutes only: ``ingested_at`` prunes the search to the newest partitions). Those requests are
+  committed (their futures resolve True, a retry is recognised); only the others get
+  :class:`StoreUnavailable`. If that lookup fails too, the store is down: nothing is known to be
+  stored, the whole batch and the queue behind it get :class:`StoreUnavailable` (the senders retry).
 - Limits: a retry that arrives after ``dedup_window`` is stored again. ClickHouse has no transaction
-  across a table and its views: if the process dies after ``chain_history`` committed and before the
-  views' parts were written, the request was not acknowledged, and its retry is recognised from
-  ``request_digest`` (not stored twice) — but that request's ``chain_traces``/``chain_metrics`` rows
-  are missing.
+  across a table and its views: when ``chain_history`` committed but a view did not (a view failed,
+  or the process died between them), the request's retry is recognised from ``request_digest`` (not
+  stored twice) — but that request's ``chain_traces``/``chain_metrics`` rows are missing. A server
+  that commits an INSERT only after the lookup has run (the client timed out while the INSERT still
+  ran) leaves that request's rows stored twice once the sender retries it.
 """
 
 from __future__ import annotations
@@ -55,6 +65,9 @@ from analyzer.store.client import Store
 log = logging.getLogger(__name__)
 
 _MAX_REMEMBERED = 500_000
+_LOOKUP_SLACK_S = 300
+"""Seconds added to a failed INSERT's own duration when looking for its rows by ``ingested_at``
+(server clock; on a cluster each shard's clock): clock steps and skew between servers."""
 
 
 class WriteQueueFull(Exception):
@@ -102,16 +115,13 @@ class SpanWriter:
 
     # --- public --------------------------------------------------------------------------------
     def start(self) -> None:
-        """Reload recent request digests from the store, then start the writer thread."""
+        """Reload recent request digests from the store, then start the writer thread.
+
+        Raises clickhouse-connect's errors when the store cannot be read."""
         window = int(self._settings.dedup_window)
         if window > 0:
-            rows = self._client.query(
-                "SELECT DISTINCT request_digest FROM chain_history "
-                "WHERE ingested_at >= now() - toIntervalSecond({w:UInt32})",
-                parameters={"w": window},
-            ).result_rows
             now = time.monotonic()
-            for (digest,) in rows:
+            for digest in self._stored_digests(window):
                 self._committed[digest] = now
         self._thread.start()
 
@@ -219,32 +229,65 @@ class SpanWriter:
             if not batch:
                 self._probe()
                 continue
+            started = time.monotonic()
             try:
                 self._insert(batch)
             except Exception as exc:  # noqa: BLE001 - report to every waiting sender, keep running
-                log.warning("INSERT of %d request(s) failed: %s", len(batch), exc)
-                with self._cond:
-                    self._healthy = False
-                    self.last_error = str(exc)[:500]
-                    # requests queued behind this batch fail too: their senders retry them later
-                    failed = batch + list(self._queue)
-                    self._queue.clear()
-                    self._queued_spans = 0
-                    for item in failed:
-                        self._inflight.pop(item.digest, None)
-                for item in failed:
-                    if not item.future.done():
-                        item.future.set_exception(StoreUnavailable(f"ClickHouse INSERT failed: {self.last_error}"))
+                self._insert_failed(batch, exc, time.monotonic() - started)
                 continue
-            now = time.monotonic()
+            self._settle(batch, [], "")
+
+    def _insert_failed(self, batch: list[_Item], exc: Exception, elapsed: float) -> None:
+        """After a failed INSERT of ``batch`` (which took ``elapsed`` seconds): requests whose rows
+        ClickHouse committed anyway are committed, the rest fail (see module docstring)."""
+        error = self.last_error = str(exc)[:500]
+        log.warning("INSERT of %d request(s) failed: %s", len(batch), error)
+        try:
+            stored = self._stored_digests(elapsed + _LOOKUP_SLACK_S, [item.digest for item in batch])
+        except Exception as lookup_exc:  # noqa: BLE001 - the store does not answer: nothing is known stored
+            log.warning("cannot tell which of them ClickHouse stored: %s", lookup_exc)
             with self._cond:
-                for item in batch:
-                    self._inflight.pop(item.digest, None)
-                    self._committed[item.digest] = now
-                self._forget(now)
-            for item in batch:
-                if not item.future.done():
-                    item.future.set_result(True)
+                self._healthy = False
+                # requests queued behind this batch fail too: their senders retry them later
+                failed = batch + list(self._queue)
+                self._queue.clear()
+                self._queued_spans = 0
+            self._settle([], failed, error)
+            return
+        if stored:
+            log.warning("%d of them were stored all the same (committed before the error)", len(stored))
+        self._settle(
+            [item for item in batch if item.digest in stored], [item for item in batch if item.digest not in stored], error
+        )
+
+    def _settle(self, committed: list[_Item], failed: list[_Item], error: str) -> None:
+        """Resolve futures: ``committed`` requests True (and remembered for dedup), ``failed`` ones
+        :class:`StoreUnavailable` naming ``error``."""
+        now = time.monotonic()
+        with self._cond:
+            for item in failed:
+                self._inflight.pop(item.digest, None)
+            for item in committed:
+                self._inflight.pop(item.digest, None)
+                self._committed[item.digest] = now
+            self._forget(now)
+        for item in committed:
+            if not item.future.done():
+                item.future.set_result(True)
+        for item in failed:
+            if not item.future.done():
+                item.future.set_exception(StoreUnavailable(f"ClickHouse INSERT failed: {error}"))
+
+    def _stored_digests(self, within: float, digests: list[int] | None = None) -> set[int]:
+        """Request digests in ``chain_history`` rows ingested in the last ``within`` seconds (server
+        clock), only among ``digests`` if given. ``ingested_at`` (the partition key) limits the read to
+        the newest partitions. Raises clickhouse-connect's errors."""
+        sql = "SELECT DISTINCT request_digest FROM chain_history WHERE ingested_at >= now() - toIntervalSecond({w:UInt32})"
+        parameters: dict = {"w": max(1, int(within))}
+        if digests is not None:
+            sql += " AND request_digest IN {d:Array(UInt64)}"
+            parameters["d"] = digests
+        return {digest for (digest,) in self._client.query(sql, parameters=parameters).result_rows}
 
     def _forget(self, now: float) -> None:
         horizon = now - self._settings.dedup_window

@@ -69,7 +69,8 @@ def test_failed_insert_is_not_acknowledged(tmp_path):
         writer = SpanWriter(store, settings)
         writer.start()
         assert writer.submit(1, decode_request(request())).result(10) is True
-        store.client.command("RENAME TABLE chain_history TO chain_history_away")  # the INSERT target is gone
+        # the INSERT target is gone, and with it the lookup of what a failed INSERT stored: the store is down
+        store.client.command("RENAME TABLE chain_history TO chain_history_away")
         with pytest.raises(StoreUnavailable, match="INSERT failed"):
             writer.submit(2, decode_request(request())).result(10)
         assert not writer.healthy
