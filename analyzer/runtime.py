@@ -54,6 +54,8 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     be bound.
     """
     store = open_store(settings)
+    writer: SpanWriter | None = None
+    decoders: DecodePool | None = None
     try:
         layout = store_layout(store.client, settings.clickhouse_cluster)
         migrate(store.client, layout)
@@ -61,14 +63,17 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
         seed_definitions(store.client)
         writer = SpanWriter(store, settings)
         writer.start()
+        decoders = DecodePool(settings.decode_workers, settings.decode_max_pending_bytes)
+        runtime = Runtime(settings=settings, store=store, writer=writer, decoders=decoders)
+        if settings.grpc_port >= 0:
+            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, decoders, settings)
+        return runtime
     except BaseException:
+        # stop what did start, in reverse order: no decoder process, writer thread or chDB lock
+        # outlives a failed start
+        if decoders is not None:
+            decoders.close()
+        if writer is not None:
+            writer.stop()
         store.close()
         raise
-    runtime = Runtime(settings=settings, store=store, writer=writer, decoders=DecodePool(settings.decode_workers, settings.decode_max_pending_bytes))
-    if settings.grpc_port >= 0:
-        try:
-            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, runtime.decoders, settings)
-        except BaseException:
-            runtime.close()
-            raise
-    return runtime

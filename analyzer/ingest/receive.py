@@ -162,8 +162,12 @@ class DecodePool:
             self._workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_decoder,
             initargs=(os.getpid(),),
         )
-        for _ in range(self._workers):  # start every process now (imports take ~1 s), not on first requests
-            executor.submit(_warm_up)
+        try:
+            for _ in range(self._workers):  # start every process now (imports take ~1 s), not on first requests
+                executor.submit(_warm_up)
+        except BaseException:
+            executor.shutdown(wait=False, cancel_futures=True)
+            raise
         return executor
 
     def submit(self, body: bytes, gzipped: bool, is_json: bool, max_decompressed: int) -> Future:

@@ -126,11 +126,13 @@ class SpanWriter:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Insert what is queued, then stop the thread (waits up to ``timeout`` s)."""
+        """Insert what is queued, then stop the thread (waits up to ``timeout`` seconds). Safe to call
+        when :meth:`start` was never called or failed."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        self._thread.join(timeout)
+        if self._thread.ident is not None:
+            self._thread.join(timeout)
 
     @property
     def queue_depth(self) -> int:

@@ -1,4 +1,5 @@
-"""The analyzer leaves no process behind: decoder processes end with it, on SIGTERM and on SIGKILL."""
+"""The analyzer leaves no process behind: decoder processes end with it, on SIGTERM and on SIGKILL;
+a start that fails half-way stops what it started."""
 
 from __future__ import annotations
 
@@ -35,6 +36,13 @@ def _alive(pids: list[int]) -> list[int]:
     return alive
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_no_process_left_behind(analyzer_factory, sig):
     a = analyzer_factory({"CHAINOTEL_DECODE_WORKERS": "2"})
@@ -46,3 +54,23 @@ def test_no_process_left_behind(analyzer_factory, sig):
     while _alive(kids) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert _alive(kids) == []
+
+
+@pytest.mark.parametrize("failing", ["decoders", "grpc"])
+def test_failed_start_releases_everything(tmp_path, monkeypatch, failing):
+    import threading
+
+    import analyzer.runtime as runtime_module
+    from analyzer.settings import AnalyzerSettings
+    from analyzer.store.client import open_store
+
+    def cannot_start(*args, **kwargs):
+        raise OSError(f"cannot start the {failing}")
+
+    monkeypatch.setattr(runtime_module, "DecodePool" if failing == "decoders" else "start_grpc_server", cannot_start)
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", decode_workers=1, grpc_port=0)
+    with pytest.raises(OSError, match=f"cannot start the {failing}"):
+        runtime_module.start_runtime(settings)
+    assert not [t for t in threading.enumerate() if t.name == "chainotel-span-writer"]
+    assert not [pid for pid in _alive(_children(os.getpid())) if b"spawn_main" in _cmdline(pid)]  # decoders
+    open_store(settings).close()  # the chDB lock was released
