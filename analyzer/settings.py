@@ -60,7 +60,8 @@ class AnalyzerSettings(BaseSettings):
         1024, gt=0, description="HTTP connections/requests at once before uvicorn answers 503 (limit_concurrency)."
     )
     grpc_max_concurrent_rpcs: int = Field(
-        64, gt=0, description="OTLP/gRPC calls in progress or queued before RESOURCE_EXHAUSTED."
+        64, gt=0, description="OTLP/gRPC calls in progress before UNAVAILABLE + RetryInfo (retried by exporters); "
+        "grpcio refuses calls past twice this with RESOURCE_EXHAUSTED.",
     )
     decode_workers: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),

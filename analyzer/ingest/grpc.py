@@ -2,9 +2,18 @@
 
 - gzip request compression is handled by grpcio; ``grpc.max_receive_message_length`` is set to
   ``max_decompressed_bytes`` (grpcio checks it on the message size after decompression).
-- Malformed message → ``INVALID_ARGUMENT`` with the reason; write queue full, ClickHouse down or not
-  committed within ``commit_timeout`` → ``UNAVAILABLE`` (retryable per the OTLP spec); spans with
-  invalid IDs → OK with ``partial_success``.
+- Malformed message → ``INVALID_ARGUMENT`` with the reason; spans with invalid IDs or times → OK
+  with ``partial_success``.
+- Overload → ``UNAVAILABLE``, which OTLP exporters retry (OTLP spec, "Failures"; ``RESOURCE_EXHAUSTED``
+  is retryable only with ``RetryInfo``, and a Collector drops the data without it): more than
+  ``grpc_max_concurrent_rpcs`` calls in progress, write queue or decoder backlog full, ClickHouse down,
+  or not committed within ``commit_timeout``. Each ``UNAVAILABLE`` carries a ``google.rpc.RetryInfo``
+  of ``retry_after`` seconds (the HTTP receiver's ``Retry-After``): in the ``grpc-status-details-bin``
+  trailer (``google.rpc.Status`` details, read by the Collector) and in ``google.rpc.retryinfo-bin``
+  (read by opentelemetry-python's exporter).
+- grpcio itself answers ``RESOURCE_EXHAUSTED`` only past a hard cap of twice
+  ``grpc_max_concurrent_rpcs`` calls (its ``maximum_concurrent_rpcs``, which bounds the messages held
+  in memory), and for a message over ``max_decompressed_bytes``.
 - The handler waits until the request's spans are committed before answering OK.
 
 The method handler takes raw bytes (no deserializer) so the request digest used for
@@ -13,9 +22,13 @@ no-duplicates-on-retry is computed from exactly the bytes received, as on HTTP.
 
 from __future__ import annotations
 
+import threading
 from concurrent import futures
+from typing import NoReturn
 
 import grpc
+from google.protobuf.any_pb2 import Any
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from analyzer.ingest.otlp_json import InvalidRequest
@@ -33,9 +46,22 @@ class TraceServiceHandler:
         self._writer = writer
         self._decoders = decoders
         self._settings = settings
+        self._calls = threading.BoundedSemaphore(settings.grpc_max_concurrent_rpcs)
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.seconds = settings.retry_after
+        self._retry_info = retry
 
     def export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         """Decode, queue and wait for the commit of one request (see module docstring for status codes)."""
+        if not self._calls.acquire(blocking=False):
+            limit = self._settings.grpc_max_concurrent_rpcs
+            self._unavailable(context, f"{limit} OTLP/gRPC calls in progress already")
+        try:
+            return self._export(body, context)
+        finally:
+            self._calls.release()
+
+    def _export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         committed = None
         with self._writer.incoming():  # until queued: the writer waits for these spans
             try:
@@ -46,15 +72,27 @@ class TraceServiceHandler:
             except (InvalidRequest, BodyTooLarge) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except (DecoderUnavailable, WriteQueueFull, StoreUnavailable) as exc:
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry later")
+                self._unavailable(context, str(exc))
         if committed is not None:
             try:
                 committed.result(timeout=self._settings.commit_timeout)
             except StoreUnavailable as exc:
-                context.abort(grpc.StatusCode.UNAVAILABLE, f"{exc}; retry later")
+                self._unavailable(context, str(exc))
             except futures.TimeoutError:
-                context.abort(grpc.StatusCode.UNAVAILABLE, "spans not committed in time; retry later")
+                self._unavailable(context, "spans not committed in time")
         return ExportResult(payload.spans.rejected, payload.spans.error_message).response()
+
+    def _unavailable(self, context: grpc.ServicerContext, reason: str) -> NoReturn:
+        """End the call with UNAVAILABLE and a RetryInfo of ``retry_after`` seconds (module docstring)."""
+        message = f"{reason}; retry later"
+        details = Any()
+        details.Pack(self._retry_info)
+        status = status_pb2.Status(code=grpc.StatusCode.UNAVAILABLE.value[0], message=message, details=[details])
+        context.set_trailing_metadata((
+            ("grpc-status-details-bin", status.SerializeToString()),
+            ("google.rpc.retryinfo-bin", self._retry_info.SerializeToString()),
+        ))  # fmt: skip
+        context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
 
 def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
@@ -63,11 +101,14 @@ def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: Analyz
     ``grpc_port = 0`` binds a free port. Raises RuntimeError if the port cannot be bound.
     """
     handler = TraceServiceHandler(writer, decoders, settings)
+    limit = settings.grpc_max_concurrent_rpcs
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="otlp-grpc"),
-        # beyond this many RPCs in progress or queued grpcio answers RESOURCE_EXHAUSTED (retried by
-        # the OTLP exporters) instead of queueing messages without bound
-        maximum_concurrent_rpcs=settings.grpc_max_concurrent_rpcs,
+        # a thread for each call the handler lets in (most of them wait for their commit), and spare
+        # ones that answer UNAVAILABLE at once beyond that
+        futures.ThreadPoolExecutor(max_workers=limit + 8, thread_name_prefix="otlp-grpc"),
+        # the hard cap, past the handler's limit: calls in progress or waiting for a thread, so the
+        # messages held in memory stay bounded (beyond it grpcio answers RESOURCE_EXHAUSTED)
+        maximum_concurrent_rpcs=2 * limit,
         options=[
             ("grpc.max_receive_message_length", settings.max_decompressed_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),

@@ -74,6 +74,45 @@ class Analyzer:
             self._log_fh = None
 
 
+def child_pids(pid: int) -> list[int]:
+    """PIDs of the processes whose parent is ``pid`` (from /proc)."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if stat.rsplit(")", 1)[1].split()[1] == str(pid):
+                out.append(int(entry.name))
+    return out
+
+
+def alive(pids: list[int]) -> list[int]:
+    """Those of ``pids`` still running (not gone, not zombies)."""
+    out = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            out.append(pid)
+    return out
+
+
+def decoder_pids(pid: int) -> list[int]:
+    """The decoder processes (multiprocessing spawn children) of the process ``pid``."""
+    out = []
+    for child in alive(child_pids(pid)):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                out.append(child)
+        except OSError:
+            continue
+    return out
+
+
 @contextmanager
 def running(data_dir: Path, env: dict[str, str] | None = None) -> Iterator[Analyzer]:
     """Start an analyzer on ``data_dir``; always stopped on exit."""
