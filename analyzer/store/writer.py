@@ -258,9 +258,8 @@ class SpanWriter:
             return
         if stored:
             log.warning("%d of them were stored all the same (committed before the error)", len(stored))
-        self._settle(
-            [item for item in batch if item.digest in stored], [item for item in batch if item.digest not in stored], error
-        )
+        committed = [item for item in batch if item.digest in stored]
+        self._settle(committed, [item for item in batch if item.digest not in stored], error)
 
     def _settle(self, committed: list[_Item], failed: list[_Item], error: str) -> None:
         """Resolve futures: ``committed`` requests True (and remembered for dedup), ``failed`` ones
@@ -284,7 +283,10 @@ class SpanWriter:
         """Request digests in ``chain_history`` rows ingested in the last ``within`` seconds (server
         clock), only among ``digests`` if given. ``ingested_at`` (the partition key) limits the read to
         the newest partitions. Raises clickhouse-connect's errors."""
-        sql = "SELECT DISTINCT request_digest FROM chain_history WHERE ingested_at >= now() - toIntervalSecond({w:UInt32})"
+        sql = (
+            "SELECT DISTINCT request_digest FROM chain_history "
+            "WHERE ingested_at >= now() - toIntervalSecond({w:UInt32})"
+        )
         parameters: dict = {"w": max(1, int(within))}
         if digests is not None:
             sql += " AND request_digest IN {d:Array(UInt64)}"
