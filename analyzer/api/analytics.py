@@ -37,8 +37,6 @@ from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 
-MAX_NS = 2**63 - 1  # DateTime64(9) reaches 2262-04-11
-
 
 def parse_time_ns(value: str, name: str) -> int:
     """RFC 3339 or Unix seconds → Unix **nanoseconds**; 422 naming ``name`` otherwise.
@@ -65,7 +63,7 @@ def parse_time_ns(value: str, name: str) -> int:
         if dt.tzinfo is None:
             raise HTTPException(422, f"{name}: {value!r} has no time zone offset (RFC 3339 needs 'Z' or ±hh:mm)")
         ns = int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
-    if not 0 <= ns <= MAX_NS:
+    if not 0 <= ns <= queries.MAX_NS:
         raise HTTPException(422, f"{name}: {value!r} is outside 1970-01-01 .. 2262-04-11")
     return ns
 

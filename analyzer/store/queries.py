@@ -34,8 +34,31 @@ deterministic). 1 000 traces put a per-trace mean within a few percent of its st
 (standard error σ/√1000 ≈ 0.03 σ) and keep a bottleneck query over millions of spans near a second."""
 
 
+TRACE_SPREAD_S = 3600
+"""The longest a trace is assumed to last (first to last span start), in **seconds**. Window
+queries read the per-trace index ``chain_traces`` only from ``since − TRACE_SPREAD_S`` to
+``until + TRACE_SPREAD_S`` (its ``start`` minmax index skips the rest), so their cost follows the
+window instead of the retention. A trace whose spans start more than an hour apart can be placed
+by a later part of it (its earlier rows fall outside) or lose its late spans' end and errors."""
+
+_INDEX_ROWS = " start >= {lo:DateTime64(9)} AND start < {hi:DateTime64(9)} "
+"""``chain_traces`` rows that can belong to a trace starting in ``[since, until)``; binds the
+parameters of :func:`_window_params`."""
+
+MAX_NS = 2**63 - 1
+"""The last Unix **ns** that ``DateTime64(9)`` holds (2262-04-11T23:47:16.854775807Z)."""
+
+
 def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 10**9, tz=timezone.utc).replace(microsecond=(ns % 10**9) // 1000)
+
+
+def _window_params(since_ns: int, until_ns: int) -> dict:
+    """``since``/``until`` of a window and the ``lo``/``hi`` bounds of :data:`_INDEX_ROWS` (Unix
+    **ns** in, ``datetime`` out), clamped to DateTime64(9)'s range so the slack never overflows."""
+    spread = TRACE_SPREAD_S * 10**9
+    return {"since": _dt(since_ns), "until": _dt(until_ns), "lo": _dt(max(0, since_ns - spread)),
+            "hi": _dt(min(MAX_NS, until_ns + spread))}  # fmt: skip
 
 
 def trace_spans(client: Client, trace_id: str) -> list[Span]:
@@ -82,11 +105,11 @@ def window_traces(
     """
     picked = client.query(
         "SELECT trace_id, count() OVER () AS total FROM ("
-        " SELECT trace_id FROM chain_traces GROUP BY trace_id"
+        " SELECT trace_id FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
         " HAVING min(start) >= {since:DateTime64(9)} AND min(start) < {until:DateTime64(9)}"
         " AND ({any_chain:Bool} OR max(chain) = {chain:String}))"
         " ORDER BY cityHash64(trace_id) LIMIT {limit:UInt32}",
-        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "chain": chain or "", "any_chain": chain is None,
+        parameters={**_window_params(since_ns, until_ns), "chain": chain or "", "any_chain": chain is None,
                     "limit": max_traces},  # fmt: skip
     ).result_rows
     if not picked:
@@ -118,16 +141,16 @@ def chain_figures(
     rows = client.query(
         "SELECT chain, count() AS traces, countIf(errs > 0) AS error_traces,"
         " countIf(errs > 0 AND trace_id IN (SELECT trace_id FROM chain_history WHERE parent_span_id = ''"
-        "  AND event_type = 'error' AND timestamp >= {since:DateTime64(9)} - INTERVAL 1 HOUR"
+        "  AND event_type = 'error' AND timestamp >= {lo:DateTime64(9)}"
         "  AND timestamp < {until:DateTime64(9)})) AS root_error_traces,"
         " countIf(dur_ms <= transform(chain, {ids:Array(String)}, {slas:Array(Float64)}, inf)) AS within_sla,"
         " avg(dur_ms) AS avg_ms, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q FROM ("
         "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
         "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
-        "  FROM chain_traces GROUP BY trace_id"
+        "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
         "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)})"
         " GROUP BY chain ORDER BY chain",
-        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "ids": list(slas),
+        parameters={**_window_params(since_ns, until_ns), "ids": list(slas),
                     "slas": [float(v) for v in slas.values()]},  # fmt: skip
     ).named_results()
     out = []
@@ -146,10 +169,10 @@ def chain_buckets(client: Client, since_ns: int, until_ns: int, bucket_s: int) -
         " count() AS traces, countIf(errs > 0) AS errors, quantileExactInclusive(0.95)(dur_ms) AS p95_ms FROM ("
         "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
         "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
-        "  FROM chain_traces GROUP BY trace_id"
+        "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
         "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)})"
         " GROUP BY chain, bucket",
-        parameters={"since": _dt(since_ns), "until": _dt(until_ns), "since_ns": since_ns,
+        parameters={**_window_params(since_ns, until_ns), "since_ns": since_ns,
                     "bucket_ns": bucket_s * 10**9},  # fmt: skip
     ).named_results())
 
@@ -169,7 +192,7 @@ def service_buckets(client: Client, since_ns: int, until_ns: int, bucket_s: int)
 
 # --- chain registry (chain_definitions) ---------------------------------------------------------
 
-_DEF_COLUMNS = (
+DEFINITION_COLUMNS = (
     "id", "version", "name", "category", "description", "max_duration_ms", "definition",
     "source", "catalog_version", "updated_at", "is_deleted",
 )  # fmt: skip
@@ -206,5 +229,5 @@ def write_definition(client: Client, doc: dict, version: int, deleted: bool = Fa
         [[doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
           doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", datetime.now(timezone.utc),
           1 if deleted else 0]],  # fmt: skip
-        column_names=_DEF_COLUMNS,
+        column_names=DEFINITION_COLUMNS,
     )
