@@ -1,29 +1,83 @@
-"""Seed ``chain_definitions`` from the chainotel chain catalog (``chainotel.catalog.default_catalog``).
+"""Seed ``chain_definitions`` (the chain registry) from the chain catalog at every start.
 
-Rules at every start, per chain ID of the catalog:
+Which catalog: the YAML file named by ``CHAINOTEL_CATALOG`` — the same variable, and the same
+loader (:func:`chainotel.catalog.load_catalog`), as the services' chainotel distribution, so the
+registry describes the chains the services tag — else the built-in catalog
+(:func:`chainotel.catalog.default_catalog`).
 
-- no row yet → insert version 1, ``source = 'catalog'``;
-- the newest row came from the catalog and its JSON differs → insert version + 1 (a package upgrade);
-- the newest row came from the API (edited or deleted by a user) → left alone.
+An invalid file stops the start: :func:`seed_definitions` raises :class:`CatalogConfigError`
+(one line per problem, naming the file, the chain and the field) and writes nothing;
+``chainotel-analyzer serve`` prints it and exits with status 2, as for other store settings. The analyzer neither falls back to the built-in catalog (the registry
+would silently describe other chains than the services tag) nor runs on with a stale registry;
+like an OpenTelemetry Collector with an invalid configuration, it refuses to start until the file
+is fixed or the variable unset. Nothing is lost: the analyzer has received nothing yet, and
+senders retry.
 
-``catalog_version`` records the chainotel package version the row came from.
+Rules, per chain ID:
+
+- in the catalog, no row yet → insert version 1, ``source = 'catalog'``;
+- in the catalog, the newest row came from the catalog and differs (other JSON, or a deletion
+  marker) → insert version + 1 (a package upgrade, an edited file);
+- not in the catalog, the newest row came from the catalog → deletion marker, version + 1 (the
+  chain was dropped from the file, or another catalog was configured);
+- the newest row came from the API (created, edited or deleted by a user) → left alone.
+
+``catalog_version`` records where a catalog row came from: the chainotel package version for the
+built-in catalog, the file's path for ``CHAINOTEL_CATALOG``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from datetime import datetime, timezone
 from importlib import metadata
 
 from clickhouse_connect.driver.client import Client
 
+from analyzer.store.client import StoreConfigError
+from analyzer.store.queries import DEFINITION_COLUMNS
+from chainotel.catalog import DEFAULT_CATALOG_SOURCE, Catalog, CatalogError, default_catalog, load_catalog
+from chainotel.configurator import CATALOG_ENV
+
 log = logging.getLogger(__name__)
 
-DEFINITION_COLUMNS = (
-    "id", "version", "name", "category", "description", "max_duration_ms", "definition",
-    "source", "catalog_version", "updated_at", "is_deleted",
-)  # fmt: skip
+
+class CatalogConfigError(StoreConfigError):
+    """``CHAINOTEL_CATALOG`` names a file that cannot be read or is not a valid catalog. The message
+    says so, then one line per problem (file, chain, field); ``problems`` holds them
+    (:class:`chainotel.catalog.CatalogProblem`). A :class:`StoreConfigError`: the registry cannot be
+    seeded as configured."""
+
+    def __init__(self, error: CatalogError):
+        self.problems = error.problems
+        super().__init__(f"{CATALOG_ENV} is not a valid chain catalog; fix the file or unset the variable:\n{error}")
+
+
+def configured_catalog() -> Catalog:
+    """``load_catalog($CHAINOTEL_CATALOG)``, or :func:`~chainotel.catalog.default_catalog` when the
+    variable is unset or empty.
+
+    Raises :class:`CatalogConfigError` when the file cannot be read or is invalid.
+    """
+    path = os.environ.get(CATALOG_ENV, "").strip()
+    if not path:
+        return default_catalog()
+    try:
+        return load_catalog(path)
+    except CatalogError as exc:
+        raise CatalogConfigError(exc) from None
+
+
+def _origin(catalog: Catalog) -> str:
+    """``catalog_version`` of a catalog's rows: the package version (built-in) or the file path."""
+    if catalog.source != DEFAULT_CATALOG_SOURCE:
+        return catalog.source
+    try:
+        return metadata.version("chainotel")
+    except metadata.PackageNotFoundError:
+        return ""
 
 
 def current_definitions(client: Client) -> dict[str, dict]:
@@ -42,36 +96,35 @@ def current_definitions(client: Client) -> dict[str, dict]:
     }
 
 
-def seed_definitions(client: Client) -> int:
-    """Insert catalog chains that are new or changed (module rules); return how many rows were written.
+def seed_definitions(client: Client, catalog: Catalog | None = None) -> int:
+    """Bring the registry in line with ``catalog`` (default: :func:`configured_catalog`) by the
+    module rules; return how many rows were written.
 
-    A catalog that cannot be imported or loaded is logged and skipped (ingest does not depend on it).
+    Raises :class:`CatalogConfigError` for an invalid ``CHAINOTEL_CATALOG`` file, before anything
+    is written.
     """
-    try:
-        from chainotel.catalog import default_catalog
-
-        chains = list(default_catalog().chains)
-    except Exception as exc:  # noqa: BLE001 - registry seeding must never stop the analyzer
-        log.warning("chain catalog not loaded, chain_definitions not seeded: %s", exc)
-        return 0
-    try:
-        package_version = metadata.version("chainotel")
-    except metadata.PackageNotFoundError:
-        package_version = ""
+    chains = catalog if catalog is not None else configured_catalog()
+    origin = _origin(chains)
     existing = current_definitions(client)
     now = datetime.now(timezone.utc)
     rows = []
-    for chain in chains:
+
+    def row(doc: dict, text: str, version: int, deleted: int) -> list:
+        return [doc["id"], version, doc["name"], doc["category"], doc.get("description", ""),
+                doc.get("max_duration_ms"), text, "catalog", origin, now, deleted]  # fmt: skip
+
+    for chain in chains.chains:
         doc = chain.model_dump(mode="json")
         text = json.dumps(doc, sort_keys=True)
         prev = existing.get(chain.id)
-        if prev is not None and (prev["source"] != "catalog" or prev["definition"] == text):
+        if prev is not None and (prev["source"] != "catalog" or (prev["definition"] == text and not prev["is_deleted"])):
             continue
-        version = 1 if prev is None else prev["version"] + 1
-        rows.append([
-            chain.id, version, doc["name"], doc["category"], doc.get("description", ""),
-            doc.get("max_duration_ms"), text, "catalog", package_version, now, 0,
-        ])  # fmt: skip
+        rows.append(row(doc, text, 1 if prev is None else prev["version"] + 1, 0))
+    listed = {chain.id for chain in chains.chains}
+    for chain_id, prev in sorted(existing.items()):
+        if chain_id not in listed and prev["source"] == "catalog" and not prev["is_deleted"]:
+            rows.append(row(json.loads(prev["definition"]), prev["definition"], prev["version"] + 1, 1))
     if rows:
         client.insert("chain_definitions", rows, column_names=DEFINITION_COLUMNS)
+        log.info("chain registry: %d definition rows written from catalog %s", len(rows), chains.source)
     return len(rows)

@@ -1,0 +1,83 @@
+"""The chain registry is seeded from ``CHAINOTEL_CATALOG`` (else the built-in catalog) at every
+start of a real analyzer process; an invalid file stops the start with the file, chain and field
+named, and writes nothing."""
+
+from __future__ import annotations
+
+import subprocess
+
+from chainotel.catalog import default_catalog
+from tests.analysis.server import analyzer_env, free_port, serve, serve_command
+
+CUSTOM = """\
+chains:
+  - id: A1
+    name: Quote refresh
+    category: data_flow
+    match: [{span_name: "quote.refresh*"}]
+    max_duration_ms: 50
+  - id: E9
+    name: Nightly export
+    category: infrastructure
+    match: [{span_name: "export*"}]
+    max_duration_ms: 500
+"""
+
+INVALID = """\
+chains:
+  - id: E9
+    name: Nightly export
+    category: nightly
+    match: [{span_name: "export*"}]
+"""
+
+
+def _registry(api) -> dict[str, dict]:
+    return {c["id"]: c for c in api.get("/api/v1/chains").json()["chains"]}
+
+
+def test_registry_follows_the_configured_catalog_and_refuses_an_invalid_one(tmp_path):
+    db = tmp_path / "db"
+    custom, invalid = tmp_path / "custom.yaml", tmp_path / "invalid.yaml"
+    custom.write_text(CUSTOM)
+    invalid.write_text(INVALID)
+    builtin = {c.id for c in default_catalog().chains}
+
+    with serve(db, {"CHAINOTEL_CATALOG": str(custom)}) as api:
+        chains = _registry(api)
+        assert set(chains) == {"A1", "E9"}  # the file's chains only, not the built-in ones
+        assert chains["A1"]["definition"]["name"] == "Quote refresh" and chains["A1"]["source"] == "catalog"
+        # a user's change is never overwritten by the catalog
+        edited = {**chains["E9"]["definition"], "max_duration_ms": 900}
+        assert api.put("/api/v1/chains/E9", json=edited).status_code == 200
+
+    # an invalid file: the analyzer does not start, says why, and writes nothing
+    run = subprocess.run(serve_command(db, free_port()), env=analyzer_env({"CHAINOTEL_CATALOG": str(invalid)}),
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 2, run.stderr[-3000:]
+    assert "error: CHAINOTEL_CATALOG is not a valid chain catalog" in run.stderr
+    assert f"{invalid}: chain E9 (chains[0]): field category" in run.stderr
+
+    # back to the built-in catalog: its chains return, the file's A1 is replaced (version 2),
+    # the file-only E9 stays as the user left it
+    with serve(db) as api:
+        chains = _registry(api)
+        assert set(chains) == builtin | {"E9"}
+        assert chains["A1"]["version"] == 2 and chains["A1"]["definition"] == default_catalog().get("A1").model_dump(mode="json")
+        assert chains["E9"]["source"] == "api" and chains["E9"]["definition"]["max_duration_ms"] == 900
+        assert chains["B1"]["version"] == 1
+
+
+def test_chains_dropped_from_the_catalog_are_deleted_and_come_back(tmp_path):
+    db = tmp_path / "db"
+    custom = tmp_path / "custom.yaml"
+    custom.write_text(CUSTOM)
+    with serve(db) as api:
+        assert "B1" in _registry(api)
+    with serve(db, {"CHAINOTEL_CATALOG": str(custom)}) as api:
+        chains = _registry(api)
+        assert set(chains) == {"A1", "E9"} and chains["A1"]["version"] == 2
+        assert api.get("/api/v1/chains/B1").status_code == 404
+    with serve(db) as api:  # unchanged built-in definitions are re-created as version 3
+        chains = _registry(api)
+        assert "E9" not in chains and chains["B1"]["version"] == 3 and chains["A1"]["version"] == 3
