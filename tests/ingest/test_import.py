@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-from pathlib import Path
 
+from tests.data import needs_onlineboutique, onlineboutique_dir
 from tests.ingest.conftest import ANALYZER, open_db
-
-BOUTIQUE = Path("/work/shared/data/onlineboutique/baseline")
 
 JAEGER = {
     "data": [{
@@ -36,8 +34,12 @@ JAEGER = {
 }  # fmt: skip
 
 
+@needs_onlineboutique
 def test_import_onlineboutique_and_jaeger(analyzer_factory, tmp_path):
-    boutique = sorted(BOUTIQUE.glob("*_otlp.json.gz"))[0]
+    baseline = onlineboutique_dir() / "baseline"
+    minutes = sorted(baseline.glob("*_otlp.json.gz"))
+    assert minutes, f"no *_otlp.json.gz in {baseline}: incomplete Online Boutique data"
+    boutique = minutes[0]
     jaeger = tmp_path / "jaeger.json"
     jaeger.write_text(json.dumps(JAEGER))
     a = analyzer_factory()
