@@ -4,7 +4,7 @@
   request's content type. ``Content-Encoding: gzip`` or none (else 415).
 - Body limits: ``max_request_bytes`` on the bytes sent and ``max_decompressed_bytes`` after gzip → 413.
 - Malformed body → 400 with a ``google.rpc.Status`` naming the reason.
-- Spans with invalid IDs → 200 with ``partial_success`` (``rejected_spans``, ``error_message``).
+- Spans with invalid IDs or times → 200 with ``partial_success`` (``rejected_spans``, ``error_message``).
 - Write queue full, decoder backlog full or ClickHouse down → 503 with ``Retry-After``; success is
   answered only after the request's spans are committed (see :mod:`analyzer.store.writer`).
 - Decoding runs in the decoder processes (:class:`analyzer.ingest.receive.DecodePool`).
