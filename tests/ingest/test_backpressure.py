@@ -1,6 +1,5 @@
 """Backpressure: a full write queue, a full decoder backlog or too many gRPC calls answer 503 +
-Retry-After / UNAVAILABLE + RetryInfo; a failed INSERT is never acknowledged and marks the store
-unavailable until it answers again.
+Retry-After / UNAVAILABLE + RetryInfo (a store that is down: test_insert_failures.py).
 
 No timing races: each test holds the part that would drain the backlog — the writer's INSERT (an
 in-process analyzer, its INSERT waits for an Event) or the decoder processes (SIGSTOP) — so the full
@@ -158,38 +157,3 @@ def test_busy_decoders_and_too_many_grpc_calls_give_503_and_unavailable(analyzer
     a.stop()
     with open_db(a.data_dir) as db:
         assert db.command("SELECT count() FROM chain_history") == 15 + 2
-
-
-def test_failed_insert_is_not_acknowledged(tmp_path):
-    from analyzer.ingest.otlp import decode_request
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.client import open_store
-    from analyzer.store.migrations import migrate
-    from analyzer.store.writer import SpanWriter, StoreUnavailable
-
-    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait=0)
-    store = open_store(settings)
-    try:
-        migrate(store.client)
-        writer = SpanWriter(store, settings)
-        writer.start()
-        assert writer.submit(1, decode_request(request())).result(10) is True
-        # the INSERT target is gone, and with it the lookup of what a failed INSERT stored: the store is down
-        store.client.command("RENAME TABLE chain_history TO chain_history_away")
-        with pytest.raises(StoreUnavailable, match="INSERT failed"):
-            writer.submit(2, decode_request(request())).result(10)
-        assert not writer.healthy
-        with pytest.raises(StoreUnavailable, match="unavailable"):
-            writer.submit(3, decode_request(request()))
-        store.client.command("RENAME TABLE chain_history_away TO chain_history")
-        deadline = time.monotonic() + 10
-        while not writer.healthy and time.monotonic() < deadline:  # the writer probes the store every second
-            time.sleep(0.1)
-        assert writer.healthy
-        # the refused request is stored when the sender retries it, exactly once
-        assert writer.submit(2, decode_request(request())).result(10) is True
-        assert writer.submit(2, decode_request(request())).result(10) is False
-        writer.stop()
-        assert store.client.command("SELECT uniqExact(request_digest) FROM chain_history") == 2
-    finally:
-        store.close()

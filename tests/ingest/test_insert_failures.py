@@ -1,5 +1,6 @@
-"""A failed INSERT whose rows ClickHouse committed anyway is acknowledged, not stored twice on retry
-(review 2); one refused before commit gets 503 and is stored once when retried.
+"""A failed INSERT is never acknowledged unless ClickHouse committed its rows anyway — then it is,
+and its retry is not stored twice (review 2); one refused before commit gets 503 and is stored once
+when retried; while the store is down everything gets 503 until it answers again.
 
 In-process SpanWriter on a chDB store, as the analyzer runs it. The failures are real ClickHouse
 behaviour (a materialized view that throws, a CHECK constraint), except the lost response after a
@@ -9,6 +10,7 @@ raising after the real INSERT returned.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -106,3 +108,25 @@ def test_insert_refused_before_commit_gets_503_and_is_stored_once_on_retry(write
     assert _send(writer, body) is True
     assert _send(writer, body) is False
     assert _counts(db, "refused") == (4, 4, 4, 4)
+
+
+def test_store_down_nothing_acknowledged_until_it_answers(writer_and_db):
+    writer, db = writer_and_db
+    assert writer.submit(1, decode_request(request())).result(10) is True
+    # the INSERT target is gone, and with it the lookup of what a failed INSERT stored: the store is down
+    db.command("RENAME TABLE chain_history TO chain_history_away")
+    with pytest.raises(StoreUnavailable, match="INSERT failed"):
+        writer.submit(2, decode_request(request())).result(10)
+    assert not writer.healthy
+    with pytest.raises(StoreUnavailable, match="unavailable"):
+        writer.submit(3, decode_request(request()))
+    db.command("RENAME TABLE chain_history_away TO chain_history")
+    deadline = time.monotonic() + 10
+    while not writer.healthy and time.monotonic() < deadline:  # the writer probes the store every second
+        time.sleep(0.1)
+    assert writer.healthy
+    # the refused request is stored when the sender retries it, exactly once
+    assert writer.submit(2, decode_request(request())).result(10) is True
+    assert writer.submit(2, decode_request(request())).result(10) is False
+    writer.stop()
+    assert db.command("SELECT uniqExact(request_digest) FROM chain_history") == 2
