@@ -57,6 +57,7 @@ class SpanTimes(BaseModel):
 class CriticalPathResponse(BaseModel):
     chain_id: str
     trace_id: str
+    jaeger_url: str | None = None
     chain: str
     duration_ms: float
     roots: list[RootPath]

@@ -2,9 +2,16 @@
 events, analysis and critical path.
 
 Chain instance IDs (``{chain_id}``) are the trace ID as a UUID or 32 hex digits
-(:func:`chainotel.ids.parse_chain_id`); an unknown instance → 404, a malformed one → 422.
+(:func:`chainotel.ids.parse_chain_id`); an unknown instance → 404, a malformed one → 422. With
+``CHAINOTEL_JAEGER_UI_URL`` set, the per-instance responses carry ``jaeger_url``, the trace in
+Jaeger UI (``<ui>/trace/<trace_id>``, Jaeger UI's trace page); otherwise ``jaeger_url`` is null.
+
 Chain definitions are validated by :class:`chainotel.catalog.ChainDefinition` (422 names the
-field); ``PUT`` writes version + 1, ``DELETE`` writes a deletion marker (version + 1).
+field); ``POST`` writes version 1 (or + 1 after a deletion), ``PUT`` version + 1, ``DELETE`` a
+deletion marker (version + 1). Each of them reads the newest version and inserts the next one
+under one lock: handlers run in a thread pool, and two unserialised PUTs would both write N + 1
+(one change lost). A process lock suffices because one analyzer process owns the store (one
+uvicorn worker; a chDB directory is locked to one process).
 
 Example::
 
@@ -13,19 +20,36 @@ Example::
 
 from __future__ import annotations
 
+import threading
+
 from fastapi import APIRouter, Depends, HTTPException, Response
 
 from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from analyzer.analysis.critical_path import analyze_trace
 from analyzer.analysis.graph import dependency_graph
 from analyzer.api.analysis_models import CriticalPathResponse
-from analyzer.api.deps import get_store
+from analyzer.api.deps import get_settings, get_store
+from analyzer.settings import AnalyzerSettings
 from analyzer.store import queries
 from analyzer.store.client import Store
 from chainotel.catalog import ChainDefinition
 from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
 
 router = APIRouter(prefix="/api/v1", tags=["chains"])
+
+_registry_lock = threading.Lock()
+"""Serialises read-newest-version-then-insert of the registry writes (module docstring)."""
+
+
+def jaeger_url(settings: AnalyzerSettings, trace_id: str) -> str | None:
+    """Jaeger UI link to trace ``trace_id`` (32 hex): ``<jaeger_ui_url>/trace/<trace_id>``, or
+    ``None`` when ``CHAINOTEL_JAEGER_UI_URL`` is not set.
+
+    >>> jaeger_url(AnalyzerSettings(jaeger_ui_url="http://localhost:16686/"), "0af7651916cd43dd8448eb211c80319c")
+    'http://localhost:16686/trace/0af7651916cd43dd8448eb211c80319c'
+    """
+    ui = settings.jaeger_ui_url
+    return f"{ui.rstrip('/')}/trace/{trace_id}" if ui else None
 
 
 def _trace_id(chain_id: str) -> str:
@@ -44,19 +68,20 @@ def _spans(store: Store, chain_id: str):
 
 
 @router.get("/chains/events/{chain_id}")
-def events(chain_id: str, store: Store = Depends(get_store)):
-    """``{"chain_id", "events": [chain_history rows in time order]}``."""
+def events(chain_id: str, store: Store = Depends(get_store), settings: AnalyzerSettings = Depends(get_settings)):
+    """``{"chain_id", "jaeger_url", "events": [chain_history rows in time order]}``."""
     trace_id = _trace_id(chain_id)
     rows = queries.trace_events(store.client, trace_id)
     if not rows:
         raise HTTPException(404, f"unknown chain instance {chain_id!r}")
-    return {"chain_id": format_chain_id(int(trace_id, 16)), "events": rows}
+    return {"chain_id": format_chain_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
 
 
 @router.get("/chains/analysis/{chain_id}")
-def analysis(chain_id: str, store: Store = Depends(get_store)):
-    """``{"chain_id", "total_duration" (ms), "service_count", "success_rate" (share of spans
-    without error), "bottlenecks", "dependency_graph", "critical_path"}`` of one chain instance."""
+def analysis(chain_id: str, store: Store = Depends(get_store), settings: AnalyzerSettings = Depends(get_settings)):
+    """``{"chain_id", "jaeger_url", "total_duration" (ms), "service_count", "success_rate" (share
+    of spans without error), "bottlenecks", "dependency_graph", "critical_path"}`` of one chain
+    instance."""
     trace_id, spans = _spans(store, chain_id)
     r = analyze_trace(spans)
     main = r.roots[0]
@@ -64,6 +89,7 @@ def analysis(chain_id: str, store: Store = Depends(get_store)):
     ranking = rank_bottlenecks(contributions([r]))
     return {
         "chain_id": format_chain_id(int(trace_id, 16)),
+        "jaeger_url": jaeger_url(settings, trace_id),
         "total_duration": root.duration_ns / 1e6,
         "service_count": len({s.service for s in spans}),
         "success_rate": sum(1 for s in r.spans.values() if not s.is_error) / len(r.spans),
@@ -82,9 +108,10 @@ def _section(r, sec) -> dict:
 
 
 @router.get("/traces/{chain_id}/critical-path", response_model=CriticalPathResponse)
-def critical_path(chain_id: str, store: Store = Depends(get_store)):
+def critical_path(chain_id: str, store: Store = Depends(get_store), settings: AnalyzerSettings = Depends(get_settings)):
     """Critical path of one chain instance (Jaeger UI's semantics; orphan subtrees as extra roots
-    after the main root), with self and critical time per span. Integers are exact **ns**."""
+    after the main root), with self and critical time per span and ``jaeger_url``. Integers are
+    exact **ns**."""
     trace_id, spans = _spans(store, chain_id)
     r = analyze_trace(spans)
     main = r.spans[r.roots[0].root_span_id]
@@ -104,6 +131,7 @@ def critical_path(chain_id: str, store: Store = Depends(get_store)):
     return {
         "chain_id": format_chain_id(int(trace_id, 16)),
         "trace_id": trace_id,
+        "jaeger_url": jaeger_url(settings, trace_id),
         "chain": max((s.chain for s in spans), default=""),
         "duration_ms": main.duration_ns / 1e6,
         "roots": roots,
@@ -137,12 +165,13 @@ def get_chain(chain: str, store: Store = Depends(get_store)):
 @router.post("/chains", status_code=201)
 def create_chain(body: ChainDefinition, store: Store = Depends(get_store)):
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
-    latest = queries.latest_version(store.client, body.id)
-    if latest is not None and not latest[1]:
-        raise HTTPException(409, f"chain {body.id!r} exists; use PUT /api/v1/chains/{body.id} to change it")
-    version = 1 if latest is None else latest[0] + 1
-    queries.write_definition(store.client, body.model_dump(mode="json"), version)
-    return queries.chain_definitions(store.client, body.id)[0]
+    with _registry_lock:
+        latest = queries.latest_version(store.client, body.id)
+        if latest is not None and not latest[1]:
+            raise HTTPException(409, f"chain {body.id!r} exists; use PUT /api/v1/chains/{body.id} to change it")
+        version = 1 if latest is None else latest[0] + 1
+        queries.write_definition(store.client, body.model_dump(mode="json"), version)
+        return queries.chain_definitions(store.client, body.id)[0]
 
 
 @router.put("/chains/{chain}")
@@ -150,19 +179,21 @@ def update_chain(chain: str, body: ChainDefinition, store: Store = Depends(get_s
     """Replace a chain definition: version + 1 (404 if unknown; 422 if the body's ``id`` differs)."""
     if body.id != chain:
         raise HTTPException(422, f"id: body id {body.id!r} does not match the path {chain!r}")
-    latest = queries.latest_version(store.client, chain)
-    if latest is None or latest[1]:
-        raise HTTPException(404, f"unknown chain {chain!r}")
-    queries.write_definition(store.client, body.model_dump(mode="json"), latest[0] + 1)
-    return queries.chain_definitions(store.client, chain)[0]
+    with _registry_lock:
+        latest = queries.latest_version(store.client, chain)
+        if latest is None or latest[1]:
+            raise HTTPException(404, f"unknown chain {chain!r}")
+        queries.write_definition(store.client, body.model_dump(mode="json"), latest[0] + 1)
+        return queries.chain_definitions(store.client, chain)[0]
 
 
 @router.delete("/chains/{chain}", status_code=204)
 def delete_chain(chain: str, store: Store = Depends(get_store)):
     """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
-    latest = queries.latest_version(store.client, chain)
-    if latest is None or latest[1]:
-        raise HTTPException(404, f"unknown chain {chain!r}")
-    current = queries.chain_definitions(store.client, chain)[0]["definition"]
-    queries.write_definition(store.client, current, latest[0] + 1, deleted=True)
+    with _registry_lock:
+        latest = queries.latest_version(store.client, chain)
+        if latest is None or latest[1]:
+            raise HTTPException(404, f"unknown chain {chain!r}")
+        current = queries.chain_definitions(store.client, chain)[0]["definition"]
+        queries.write_definition(store.client, current, latest[0] + 1, deleted=True)
     return Response(status_code=204)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from fastapi import Request
 
 from analyzer.runtime import Runtime
+from analyzer.settings import AnalyzerSettings
 from analyzer.store.client import Store
 
 
@@ -29,3 +30,8 @@ def get_runtime(request: Request) -> Runtime:
 def get_store(request: Request) -> Store:
     """The open :class:`~analyzer.store.client.Store`; ``store.client`` runs read queries."""
     return request.app.state.runtime.store
+
+
+def get_settings(request: Request) -> AnalyzerSettings:
+    """The process's :class:`~analyzer.settings.AnalyzerSettings` (read once at start)."""
+    return request.app.state.runtime.settings
