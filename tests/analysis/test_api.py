@@ -1,141 +1,26 @@
 """Analysis API through a running analyzer (``chainotel-analyzer serve`` subprocess, real chDB
-store in tmp_path), fed real Online Boutique traces through its OTLP endpoint by
-``chainotel-analyzer import``; checks the bottleneck ranking with baseline names the injected
-service, and the other endpoints' shapes and errors."""
+store in tmp_path) fed synthetic traces through its OTLP/HTTP endpoint: registry CRUD, health,
+performance, anomalies, chain views, Jaeger links, parameter errors. Needs no trace data set (the
+Online Boutique tests are in ``test_api_onlineboutique.py``)."""
 
 from __future__ import annotations
 
-import gzip
-import json
-import os
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
+import threading
 
-import httpx
 import pytest
+from pydantic import ValidationError
 
-DATA = Path(os.environ.get("CHAINOTEL_ONLINEBOUTIQUE", "/work/shared/data/onlineboutique"))
-BIN = Path(sys.executable).parent
-BASELINE = {"baseline_since": "2022-08-23T16:58:00Z", "baseline_until": "2022-08-23T17:01:00Z"}  # fault-free minute
-FAULTS = [  # (files, inject Unix s, injected service, baseline window) from ground_truth.csv
-    # network_delay; its files start 47 s before the injection: baseline = the traces before it
-    (["2022-08-22/05_27_otlp.json.gz", "2022-08-22/05_28_otlp.json.gz"], 1661146026, "currencyservice",
-     {"baseline_since": 1661146026 - 600, "baseline_until": 1661146026}),
-    # network_delay; no traces before the injection in the data: the fault-free baseline/ minute
-    (["2022-08-23/16_06_otlp.json.gz", "2022-08-23/16_07_otlp.json.gz"], 1661270702, "adservice", BASELINE),
-    # cpu_contention: the hardest case (other services slow down too; plain Δ ranking misses it)
-    (["2022-08-22/04_45_otlp.json.gz", "2022-08-22/04_46_otlp.json.gz"], 1661143456, "checkoutservice", BASELINE),
-]
+from analyzer.api.chains import jaeger_url
+from analyzer.settings import AnalyzerSettings
+from tests.analysis.server import serve
 
-pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason=f"no Online Boutique data at {DATA}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+JAEGER_UI = "http://jaeger.example:16686/jaeger/"  # with a base path and a trailing slash
 
 
 @pytest.fixture(scope="module")
 def api(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("analyzer")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [str(BIN / "chainotel-analyzer"), "serve", "--host", "127.0.0.1", "--grpc-port", "-1",
-         "--http-port", str(port), "--clickhouse-url", f"chdb://{tmp / 'db'}", "--log-level", "warning"],
-        stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.log", "wb"),
-    )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, (tmp / "serve.log").read_text()
-            assert time.monotonic() < deadline, "analyzer did not start"
-            time.sleep(0.3)
-        files = [str(DATA / "baseline" / "2022-08-23_17_00_otlp.json.gz")]
-        files += [str(DATA / f) for fs, *_ in FAULTS for f in fs]
-        subprocess.run([str(BIN / "chainotel-analyzer"), "import", "--endpoint", base, *files],
-                       check=True, timeout=300, capture_output=True)  # fmt: skip
-        with httpx.Client(base_url=base, timeout=60) as client:
-            yield client
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-@pytest.mark.parametrize("files,inject,service,baseline", FAULTS)
-def test_bottleneck_ranking_with_baseline_names_the_injected_service(api, files, inject, service, baseline):
-    r = api.get("/api/v1/analytics/bottlenecks", params={"since": inject, "until": inject + 180, **baseline})
-    assert r.status_code == 200, r.text
-    body = r.json()
-    assert body["traces"] > 100 and body["baseline"]["traces"] > 100
-    ranking = body["ranking"]
-    assert ranking[0]["service"] == service, ranking[:3]
-    assert set(ranking[0]) == {"service", "critical_ms_per_trace", "share", "p95_ms", "delta_ms_per_trace", "score"}
-    assert ranking[0]["delta_ms_per_trace"] > 20
-    # by operation, RFC 3339 times
-    r = api.get("/api/v1/analytics/bottlenecks", params={
-        "since": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(inject)), "until": inject + 180,
-        "group_by": "operation", **baseline})  # fmt: skip
-    assert r.status_code == 200 and r.json()["ranking"][0]["service"] == service
-    assert "operation" in r.json()["ranking"][0]
-
-
-def test_critical_path_of_one_trace(api):
-    doc = json.loads(gzip.decompress((DATA / FAULTS[0][0][0]).read_bytes()))
-    trace_id = doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["traceId"]
-    uuid = f"{trace_id[:8]}-{trace_id[8:12]}-{trace_id[12:16]}-{trace_id[16:20]}-{trace_id[20:]}"
-    hex_form = api.get(f"/api/v1/traces/{trace_id}/critical-path")
-    uuid_form = api.get(f"/api/v1/traces/{uuid.upper()}/critical-path")
-    assert hex_form.status_code == 200 and hex_form.json() == uuid_form.json()
-    body = hex_form.json()
-    assert body["chain_id"] == uuid and body["trace_id"] == trace_id
-    main = body["roots"][0]
-    spans = {s["span_id"]: s for s in body["spans"]}
-    root = spans[main["root_span_id"]]
-    assert root["parent_span_id"] == ""
-    t = root["start_unix_nano"]
-    for sec in main["sections"]:  # sections partition the root interval, exact ns integers
-        assert sec["start_unix_nano"] == t
-        t = sec["end_unix_nano"]
-    assert t == root["start_unix_nano"] + root["duration_ns"]
-    assert abs(sum(s["share"] for s in main["by_service"]) - 1) < 1e-9
-    assert all(s["critical_time_ns"] >= 0 and s["self_time_ns"] >= 0 for s in body["spans"])
-    events = api.get(f"/api/v1/chains/events/{uuid}").json()
-    assert events["chain_id"] == uuid and len(events["events"]) == len(body["spans"])
-    starts = [e["start_unix_nano"] for e in events["events"]]
-    assert starts == sorted(starts)
-    analysis = api.get(f"/api/v1/chains/analysis/{trace_id}").json()
-    assert set(analysis) == {"chain_id", "total_duration", "service_count", "success_rate", "bottlenecks",
-                             "dependency_graph", "critical_path"}  # fmt: skip
-    assert analysis["total_duration"] == pytest.approx(body["duration_ms"])
-    assert analysis["critical_path"] == main["sections"]
-
-
-def test_aggregated_critical_path_and_recommendations(api):
-    window = {"since": FAULTS[0][1], "until": FAULTS[0][1] + 180}
-    agg = api.get("/api/v1/analytics/critical-path", params=window).json()
-    assert agg["traces"] > 100 and agg["window"]["analysed_traces"] == agg["traces"]
-    top = agg["by_operation"][0]
-    # raw CRISP attribution (no call-hop re-attribution): the injected network delay sits in the
-    # frontend's client spans of its calls into currencyservice
-    assert (top["service"], top["operation"]) == ("frontend", "hipstershop.CurrencyService/Convert"), top
-    assert top["p50_ms"] <= top["p95_ms"] <= top["p99_ms"]
-    assert agg["by_call_path"][0]["call_path"][0] == "frontend:hipstershop.Frontend/Recv."
-    recs = api.get("/api/v1/analytics/optimization/recommendations", params=window).json()["recommendations"]
-    n_plus_one = [r for r in recs if r["type"] == "n_plus_one"]
-    assert any(r["service"] == "productcatalogservice" for r in n_plus_one), n_plus_one
+    with serve(tmp_path_factory.mktemp("analyzer") / "db", {"CHAINOTEL_JAEGER_UI_URL": JAEGER_UI}) as client:
+        yield client
 
 
 def test_unknown_and_malformed_ids_and_parameters(api):
@@ -179,25 +64,27 @@ def test_chain_registry_crud(api):
     assert len(api.get("/api/v1/chains").json()["chains"]) == len(chains)
 
 
-def test_health_performance_anomalies_impact_graph(api):
-    inject = FAULTS[0][1]
-    window = {"since": inject - 300, "until": inject + 180}
-    health = api.get("/api/v1/analytics/chains/health/overview", params=window).json()
-    assert health["chains"] and all(c["status"] in ("healthy", "degraded", "unhealthy", "no_data") for c in health["chains"])
-    perf = api.get("/api/v1/analytics/performance/real-time", params=window).json()
-    assert perf["traces"] > 100 and perf["average_duration"] > 0 and "active_chains" in perf
-    anomalies = api.get("/api/v1/analytics/anomalies/detect", params={"until": inject + 180, "window_minutes": 1})
-    assert anomalies.status_code == 200, anomalies.text
-    assert isinstance(anomalies.json()["anomalies"], list)
-    impact = api.get("/api/v1/analytics/services/currencyservice/impact", params=window).json()
-    assert impact["chains"][0]["share"] > 0
-    assert api.get("/api/v1/analytics/services/nosuchservice/impact", params=window).status_code == 404
-    doc = api.get("/openapi.json").json()
-    for path in ("/api/v1/traces/{chain_id}/critical-path", "/api/v1/analytics/bottlenecks",
-                 "/api/v1/analytics/chains/health/overview", "/api/v1/analytics/anomalies/detect",
-                 "/api/v1/chains/{chain}/dependency-graph", "/api/v1/analytics/services/{service}/impact"):  # fmt: skip
-        assert path in doc["paths"], path
-    assert "self_time_ns" in doc["components"]["schemas"]["SpanTimes"]["properties"]
+def test_concurrent_registry_updates_each_get_their_own_version(api):
+    doc = {"id": "E8", "name": "Cache warm-up", "category": "infrastructure", "max_duration_ms": 100,
+           "match": [{"span_name": "warm*"}]}  # fmt: skip
+    assert api.post("/api/v1/chains", json=doc).status_code == 201
+    threads, per_thread = 6, 4
+    statuses: list[int] = []
+
+    def put(n: int) -> None:
+        for i in range(per_thread):
+            r = api.put("/api/v1/chains/E8", json={**doc, "max_duration_ms": 1000 * n + i + 1})
+            statuses.append(r.status_code)
+
+    workers = [threading.Thread(target=put, args=(n,)) for n in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(120)
+    assert statuses == [200] * threads * per_thread
+    # every PUT wrote its own version: none was lost to another PUT writing the same N + 1
+    assert api.get("/api/v1/chains/E8").json()["version"] == 1 + threads * per_thread
+    assert api.delete("/api/v1/chains/E8").status_code == 204
 
 
 def _otlp_chain_traces(chain: str, t0_s: int, durations_ms: list[int], root_errors: list[bool]) -> dict:
@@ -250,12 +137,64 @@ def test_chain_health_performance_and_chain_views_from_tagged_traces(api):
     assert any(x["type"] == "sla_breach" and x["service"] == "backend" for x in recs["recommendations"])
 
 
+def test_per_trace_responses_link_to_the_trace_in_jaeger(api):
+    t0 = 1_400_000_000
+    assert api.post("/v1/traces", json=_otlp_chain_traces("B2", t0, [120], [False])).status_code == 200
+    trace_id = f"{0xC0FFEE:08x}{t0:016x}{0:08x}"
+    link = f"http://jaeger.example:16686/jaeger/trace/{trace_id}"
+    uuid = f"{trace_id[:8]}-{trace_id[8:12]}-{trace_id[12:16]}-{trace_id[16:20]}-{trace_id[20:]}"
+    for path in (f"/api/v1/traces/{uuid}/critical-path", f"/api/v1/chains/events/{trace_id}",
+                 f"/api/v1/chains/analysis/{uuid}"):  # fmt: skip
+        r = api.get(path)
+        assert r.status_code == 200, r.text
+        assert r.json()["jaeger_url"] == link, path
+
+
+def test_jaeger_link_setting(monkeypatch):
+    monkeypatch.delenv("CHAINOTEL_JAEGER_UI_URL", raising=False)
+    tid = "0af7651916cd43dd8448eb211c80319c"
+    assert jaeger_url(AnalyzerSettings(), tid) is None
+    monkeypatch.setenv("CHAINOTEL_JAEGER_UI_URL", "")  # empty = unset, as for OTEL_* variables
+    assert jaeger_url(AnalyzerSettings(), tid) is None
+    monkeypatch.setenv("CHAINOTEL_JAEGER_UI_URL", "https://tracing.example.com")
+    assert jaeger_url(AnalyzerSettings(), tid) == f"https://tracing.example.com/trace/{tid}"
+    with pytest.raises(ValidationError, match="jaeger_ui_url"):
+        AnalyzerSettings(jaeger_ui_url="localhost:16686")  # no scheme: a browser could not follow it
+
+
+def test_window_queries_see_a_whole_trace_whose_spans_arrive_late(api):
+    # the root (gateway, 1 s) arrives first; an asynchronous consumer span 70 s later, in another
+    # request: two rows of the per-trace index, the second one starting after the window's end
+    t0 = 1_300_000_000
+    tid = f"{0xC0FFEE:08x}{t0:016x}{1:08x}"
+    root = {"traceId": tid, "spanId": "00000000000000a1", "name": "POST /jobs", "kind": 2,
+            "startTimeUnixNano": str(t0 * 10**9), "endTimeUnixNano": str((t0 + 1) * 10**9),
+            "attributes": [{"key": "chain.id", "value": {"stringValue": "E2"}}]}  # fmt: skip
+    late = {"traceId": tid, "spanId": "00000000000000a2", "parentSpanId": "00000000000000a1", "name": "job",
+            "kind": 5, "startTimeUnixNano": str((t0 + 70) * 10**9), "endTimeUnixNano": str((t0 + 75) * 10**9),
+            "status": {"code": 2}}  # fmt: skip
+    before = {**root, "traceId": f"{0xC0FFEE:08x}{t0:016x}{2:08x}", "startTimeUnixNano": str((t0 - 10) * 10**9)}
+
+    def body(service, spans):
+        return {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                                   "scopeSpans": [{"scope": {"name": "test"}, "spans": spans}]}]}  # fmt: skip
+
+    assert api.post("/v1/traces", json=body("gateway", [root, before])).status_code == 200
+    assert api.post("/v1/traces", json=body("worker", [late])).status_code == 200
+    perf = api.get("/api/v1/analytics/performance/real-time", params={"since": t0, "until": t0 + 60}).json()
+    assert [(c["chain"], c["traces"]) for c in perf["chains"]] == [("E2", 1)]  # the one before t0 is outside
+    assert perf["average_duration"] == pytest.approx(75_000.0) and perf["error_rate"] == 1.0
+
+
 def test_anomaly_detection_flags_a_latency_spike_against_its_own_history(api):
     t0 = 1_600_000_020  # minute-aligned windows below: 1_600_000_020 is 20 s into a minute
     for minute in range(13):
         durations = [1000] * 5 if minute == 12 else [100 + 10 * (minute % 3)] * 5
         body = _otlp_chain_traces("C1", t0 + 60 * minute, durations, [False] * 5)
         assert api.post("/v1/traces", json=body).status_code == 200
+    # the first minute of a chain and its services: nothing to compare with, so no anomaly
+    first = api.get("/api/v1/analytics/anomalies/detect", params={"until": t0 - 20 + 60, "window_minutes": 1})
+    assert first.status_code == 200 and first.json()["anomalies"] == []
     until = t0 - 20 + 13 * 60  # end of the 13th minute
     r = api.get("/api/v1/analytics/anomalies/detect", params={"until": until, "window_minutes": 1})
     assert r.status_code == 200, r.text
@@ -265,3 +204,13 @@ def test_anomaly_detection_flags_a_latency_spike_against_its_own_history(api):
     assert not any(metric == "throughput_per_min" for _, _, metric in found)
     calm = api.get("/api/v1/analytics/anomalies/detect", params={"until": until - 60, "window_minutes": 1}).json()
     assert not [a for a in calm["anomalies"] if a["key"] in ("C1", "backend", "gateway")]
+
+
+def test_openapi_lists_the_analysis_endpoints(api):
+    doc = api.get("/openapi.json").json()
+    for path in ("/api/v1/traces/{chain_id}/critical-path", "/api/v1/analytics/bottlenecks",
+                 "/api/v1/analytics/chains/health/overview", "/api/v1/analytics/anomalies/detect",
+                 "/api/v1/chains/{chain}/dependency-graph", "/api/v1/analytics/services/{service}/impact"):  # fmt: skip
+        assert path in doc["paths"], path
+    assert "self_time_ns" in doc["components"]["schemas"]["SpanTimes"]["properties"]
+    assert "jaeger_url" in doc["components"]["schemas"]["CriticalPathResponse"]["properties"]
