@@ -166,3 +166,102 @@ def test_span_limits_are_honoured():
                 pass
         for span in exporter.get_finished_spans():
             assert check(span), (limits, dict(span.attributes))
+
+
+# --- SpanContext reads and attribute writes that rely on SDK internals (checked, with fallbacks) ---
+
+def test_span_context_getters_read_what_the_properties_say():
+    from opentelemetry.trace import SpanContext
+
+    from chainotel import processor
+
+    both, is_remote = processor._span_context_getters()
+    assert type(both).__name__ == "itemgetter"  # the fast positional read on the installed API
+    for remote in (True, False):
+        ctx = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=remote)
+        assert both(ctx) == (0xABC, remote) and is_remote(ctx) is remote
+
+
+def test_span_context_getters_fall_back_to_properties_when_the_layout_changes(monkeypatch):
+    from chainotel import processor
+
+    class ReorderedSpanContext(tuple):
+        """A future SpanContext that keeps its properties but not the tuple order."""
+
+        def __new__(cls, trace_id, span_id, is_remote):
+            return tuple.__new__(cls, (is_remote, span_id, trace_id))
+
+        trace_id = property(lambda self: self[2])
+        is_remote = property(lambda self: self[0])
+
+    monkeypatch.setattr(processor, "SpanContext", ReorderedSpanContext)
+    both, is_remote = processor._span_context_getters()
+    ctx = ReorderedSpanContext(0xABC, 0xDEF, False)
+    assert both(ctx) == (0xABC, False) and is_remote(ctx) is False
+
+
+def _stored_elsewhere_class():
+    from opentelemetry.attributes import BoundedAttributes
+
+    class StoredElsewhere(BoundedAttributes):
+        """As if the SDK kept span attributes outside ``_dict``: the API writes and reads another
+        dict, so a direct ``_dict`` write would be lost."""
+
+        def __init__(self, *args, **kwargs):
+            self._store = {}
+            super().__init__(*args, **kwargs)
+
+        def _setitem_locked(self, key, value):
+            self._store[key] = value
+
+        def __getitem__(self, key):
+            return self._store[key]
+
+        def __iter__(self):
+            return iter(list(self._store))
+
+        def __len__(self):
+            return len(self._store)
+
+    return StoredElsewhere
+
+
+def test_direct_writes_are_checked_against_what_the_sdk_reads_back(monkeypatch):
+    import opentelemetry.sdk.trace as sdk_trace
+
+    monkeypatch.setattr(sdk_trace, "BoundedAttributes", _stored_elsewhere_class())
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(CATALOG)
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
+    provider.add_span_processor(processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("child"):
+            pass
+    assert processor._room == -1  # the write check failed: the public API is used
+    for span in exporter.get_finished_spans():
+        assert span.attributes[attr.CHAIN_ID] == "B3", dict(span.attributes)
+
+
+def test_write_check_leaves_no_trace_on_the_span(setup):
+    tracer, processor, exporter = setup
+    with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade", "z": 1, "a": 2}):
+        pass
+    assert processor._room >= 0  # direct writes verified on the installed SDK
+    (span,) = exporter.get_finished_spans()
+    keys = list(span.attributes)
+    assert keys[:3] == ["http.route", "z", "a"] and not any("write_check" in k for k in keys), keys
+
+
+def test_span_name_rules_are_tried_once_per_name_that_cannot_match(setup):
+    tracer, processor, exporter = setup
+    with tracer.start_as_current_span("GET /other", kind=SpanKind.SERVER):
+        for _ in range(3):
+            with tracer.start_as_current_span("db.query"):
+                pass
+        with tracer.start_as_current_span("ml.inference.batch"):
+            pass
+    rules = next(iter(processor._rules_by_resource.values()))
+    assert rules.unmatched_names == {"db.query"}
+    assert by_name(exporter)["ml.inference.batch"].attributes[attr.CHAIN_ID] == "D1"
