@@ -143,6 +143,35 @@ def receiver_ports(cfg: dict) -> set[int]:
     return ports
 
 
+# --- analyzer configuration ---------------------------------------------------------------------------
+
+def analyzer_variables() -> set[str]:
+    """The ``CHAINOTEL_*`` variables the analyzer reads: ``CHAINOTEL_<FIELD>`` for every field of
+    :class:`analyzer.settings.AnalyzerSettings` (read from the class itself, so a new setting counts
+    as soon as it exists) and ``CHAINOTEL_CATALOG``, the chain catalog its registry is seeded from."""
+    from analyzer.settings import AnalyzerSettings  # noqa: PLC0415
+    from chainotel.configurator import CATALOG_ENV  # noqa: PLC0415
+
+    prefix = AnalyzerSettings.model_config["env_prefix"]
+    return {(prefix + name).upper() for name in AnalyzerSettings.model_fields} | {CATALOG_ENV}
+
+
+def unread_analyzer_variables(names, where: str) -> list[str]:
+    """A problem for each ``CHAINOTEL_*`` name in ``names`` that the analyzer does not read. The
+    settings ignore unknown variables (``extra="ignore"``), so a misspelt or never-implemented key
+    would otherwise configure nothing, silently."""
+    known = analyzer_variables()
+    return [
+        f"{where}: {name} is not read by the analyzer (no AnalyzerSettings field {name[len('CHAINOTEL_'):].lower()!r})"
+        for name in sorted(names)
+        if name.upper().startswith("CHAINOTEL_") and name.upper() not in known
+    ]
+
+
+def _runs_analyzer(command) -> bool:
+    return bool(command) and str(command[0]) == "chainotel-analyzer"
+
+
 # --- docker compose ---------------------------------------------------------------------------------
 
 def _flag(command: list[str], flag: str) -> str | None:
@@ -214,6 +243,8 @@ def compose_problems(compose: dict, collector_cfg: dict) -> list[str]:
             elif not source.startswith(("./", "/")) and source not in (compose.get("volumes") or {}):
                 problems.append(f"{name}: named volume {source!r} is not declared")
         command = [str(c) for c in svc.get("command") or []]
+        if _runs_analyzer(command):
+            problems += unread_analyzer_variables((svc.get("environment") or {}).keys(), name)
         if "--app-dir" in command:
             module = next(c for c in command if c.endswith(":app")).split(":")[0]
             if not (ROOT / "examples" / f"{module}.py").exists():
@@ -267,7 +298,8 @@ def kustomize_objects(base: Path) -> tuple[list[dict], dict[str, set[str]], list
 
 def k8s_problems(objects: list[dict], configmaps: dict[str, set[str]]) -> list[str]:
     """ConfigMap names and keys referenced by Deployments exist; Services select a Deployment's
-    pods and target named container ports that exist."""
+    pods and target named container ports that exist; the analyzer reads every ``CHAINOTEL_*``
+    variable its container gets (``env`` and ``envFrom`` ConfigMaps)."""
     problems: list[str] = []
     deployments = [o for o in objects if o.get("kind") == "Deployment"]
     for dep in deployments:
@@ -284,6 +316,13 @@ def k8s_problems(objects: list[dict], configmaps: dict[str, set[str]]) -> list[s
                 ref = source.get("configMapRef")
                 if ref and ref["name"] not in configmaps and not ref.get("optional"):
                     problems.append(f"Deployment {name}: envFrom ConfigMap {ref['name']} does not exist")
+            if _runs_analyzer(container.get("command") or container.get("args")):
+                env_names = {e["name"] for e in container.get("env") or []}
+                for source in container.get("envFrom") or []:
+                    ref = source.get("configMapRef")
+                    if ref:
+                        env_names |= {source.get("prefix", "") + key for key in configmaps.get(ref["name"], set())}
+                problems += unread_analyzer_variables(env_names, f"Deployment {name}")
             mounts = {m["name"] for m in container.get("volumeMounts") or []}
             for volume in spec.get("volumes") or []:
                 if volume["name"] not in mounts:

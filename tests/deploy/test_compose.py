@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from .stackcheck import compose_problems, exporter_targets, load, service_ports
+from .stackcheck import analyzer_variables, compose_problems, exporter_targets, load, service_ports
 
 COMPOSE = "docker-compose.yml"
 COLLECTOR = "collector-config/otel-collector.yaml"
@@ -33,6 +33,14 @@ def test_stack_has_every_part(compose):
     assert "16686:16686" in compose["services"]["jaeger"]["ports"]
     assert compose["services"]["analyzer"]["environment"]["CHAINOTEL_CLICKHOUSE_URL"].startswith("http://")
     assert ":8123" in compose["services"]["analyzer"]["environment"]["CHAINOTEL_CLICKHOUSE_URL"]
+
+
+def test_analyzer_reads_every_chainotel_variable_compose_sets(compose):
+    """Each CHAINOTEL_* key of the analyzer service is a field of analyzer.settings.AnalyzerSettings
+    (read from the class, not a copied list); the compose check reports the others."""
+    env = compose["services"]["analyzer"]["environment"]
+    assert {k for k in env if k.startswith("CHAINOTEL_")} <= analyzer_variables()
+    assert {"CHAINOTEL_CLICKHOUSE_URL", "CHAINOTEL_JAEGER_UI_URL"} <= env.keys()
 
 
 def test_collector_exports_to_jaeger_and_the_analyzer(compose, collector):
@@ -67,6 +75,8 @@ def test_demo_services_run_zero_code_under_opentelemetry_instrument(compose):
     (lambda c, k: c["services"]["ai-provider"].update(command=["opentelemetry-instrument", "uvicorn", "--app-dir", "/app/examples", "ai_provder:app"]), "examples/ai_provder.py does not exist"),
     (lambda c, k: c["services"]["analyzer"]["build"].update(target="analyser"), "no stage 'analyser'"),
     (lambda c, k: c.pop("volumes"), "named volume 'clickhouse-data' is not declared"),
+    (lambda c, k: c["services"]["analyzer"]["environment"].update(CHAINOTEL_RETENTION_DAY="7"),
+     "analyzer: CHAINOTEL_RETENTION_DAY is not read by the analyzer"),
 ])
 def test_checker_catches_a_broken_compose_file(compose, collector, breakage, expected):
     breakage(compose, collector)

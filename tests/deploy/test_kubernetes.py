@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from .stackcheck import ROOT, container_env, k8s_problems, kustomize_objects
+from .stackcheck import ROOT, analyzer_variables, container_env, k8s_problems, kustomize_objects
 
 BASE = ROOT / "deploy" / "k8s" / "base"
 
@@ -42,6 +42,32 @@ def _deployment(objects, name):
     return next(o for o in objects if o.get("kind") == "Deployment" and o["metadata"]["name"] == name)
 
 
+def _analyzer(objects):
+    return _deployment(objects, "chainotel-analyzer")["spec"]["template"]["spec"]["containers"][0]
+
+
+def test_analyzer_reads_every_chainotel_variable_of_its_container(parsed):
+    """ConfigMap keys and env names reach the analyzer; each must be an AnalyzerSettings field
+    (k8s_problems checks it, test_references_resolve runs it on the real files)."""
+    objects, configmaps, _ = parsed
+    names = configmaps["chainotel-analyzer"] | {e["name"] for e in _analyzer(objects).get("env", [])}
+    assert {n for n in names if n.startswith("CHAINOTEL_")} <= analyzer_variables()
+    assert "CHAINOTEL_JAEGER_UI_URL" in names
+
+
+def test_one_analyzer_pod_that_is_not_restarted_for_a_clickhouse_outage(parsed):
+    """Retry deduplication and the registry lock are per process: one replica, and rollouts stop the
+    old pod first. /health is 503 while ClickHouse is down: readiness only, liveness is a TCP check."""
+    objects, _, _ = parsed
+    deployment = _deployment(objects, "chainotel-analyzer")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    container = _analyzer(objects)
+    assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    for probe in ("livenessProbe", "startupProbe"):
+        assert "httpGet" not in container[probe] and container[probe]["tcpSocket"]["port"] == "http", probe
+
+
 @pytest.mark.parametrize("breakage, expected", [
     (lambda o, c: _deployment(o, "otel-collector")["spec"]["template"]["spec"]["volumes"][0]["configMap"].update(name="otel-config"), "ConfigMap otel-config does not exist"),
     (lambda o, c: c["otel-collector-config"].discard("otel-collector.yaml"), "needs key otel-collector.yaml"),
@@ -50,6 +76,8 @@ def _deployment(objects, name):
     (lambda o, c: _deployment(o, "chainotel-analyzer")["spec"]["template"]["spec"]["containers"][0]["ports"][1].update(name="web"), "targetPort http is no container port"),
     (lambda o, c: _deployment(o, "chainotel-analyzer")["spec"]["template"]["spec"]["containers"][0].setdefault("env", []).append(
         {"name": "X", "valueFrom": {"configMapKeyRef": {"name": "chainotel-analyzer", "key": "NOPE"}}}), "needs key NOPE"),
+    (lambda o, c: c["chainotel-analyzer"].add("CHAINOTEL_JAEGER_URL"), "CHAINOTEL_JAEGER_URL is not read by the analyzer"),
+    (lambda o, c: _analyzer(o)["env"].append({"name": "CHAINOTEL_CLUSTER", "value": "x"}), "CHAINOTEL_CLUSTER is not read by the analyzer"),
 ])
 def test_checker_catches_broken_references(parsed, breakage, expected):
     objects, configmaps, _ = copy.deepcopy(parsed)
