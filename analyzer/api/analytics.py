@@ -31,7 +31,7 @@ from analyzer.analysis.impact import service_impact
 from analyzer.analysis.recommendations import recommend
 from analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse, HealthOverviewResponse
 from analyzer.api.deps import get_store
-from analyzer.store import queries
+from analyzer.store import MAX_TIMESTAMP_NS, queries
 from analyzer.store.client import Store
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 
@@ -63,7 +63,7 @@ def parse_time_ns(value: str, name: str) -> int:
         if dt.tzinfo is None:
             raise HTTPException(422, f"{name}: {value!r} has no time zone offset (RFC 3339 needs 'Z' or ±hh:mm)")
         ns = int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
-    if not 0 <= ns <= queries.MAX_NS:
+    if not 0 <= ns <= MAX_TIMESTAMP_NS:
         raise HTTPException(422, f"{name}: {value!r} is outside 1970-01-01 .. 2262-04-11")
     return ns
 

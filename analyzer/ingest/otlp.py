@@ -29,6 +29,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
+from analyzer.store import MAX_TIMESTAMP_NS
 from chainotel import attributes as ca
 
 COLUMNS: tuple[str, ...] = (
@@ -64,9 +65,6 @@ STATUS_CODES = ("unset", "ok", "error")
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
-MAX_TIME_NS = 2**63 - 1
-"""Latest storable span start/end, ns since the Unix epoch (2262-04-11T23:47:16.854775807Z): the
-range of ``DateTime64(9)`` and of Arrow's ``timestamp[ns]`` (signed 64-bit)."""
 _PEER_KEYS = ("peer.service", "server.address", "net.peer.name")
 
 
@@ -189,7 +187,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
     catalog = None
     kinds, statuses_names = SPAN_KINDS, STATUS_CODES
     special = _SPECIAL
-    zero_trace, zero_span, max_ns = _ZERO_TRACE, _ZERO_SPAN, MAX_TIME_NS
+    zero_trace, zero_span, max_ns = _ZERO_TRACE, _ZERO_SPAN, MAX_TIMESTAMP_NS
     for ri, rs in enumerate(request.resource_spans):
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
@@ -292,6 +290,6 @@ def _why(span) -> str:
         return f"{label}: span_id is all zero"
     if pid and len(pid) != 8:
         return f"{label}: parent_span_id must be empty or 8 bytes, got {len(pid)}"
-    field = "start_time_unix_nano" if span.start_time_unix_nano > MAX_TIME_NS else "end_time_unix_nano"
+    field = "start_time_unix_nano" if span.start_time_unix_nano > MAX_TIMESTAMP_NS else "end_time_unix_nano"
     return f"{label}: {field} {getattr(span, field)} is after 2262-04-11 (must be below 2^63 ns)"
 

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 from clickhouse_connect.driver.client import Client
 
 from analyzer.analysis.model import Span
+from analyzer.store import MAX_TIMESTAMP_NS
 
 _SPAN_COLUMNS = (
     "request_id, parent_span_id, toString(service_name), toString(operation), "
@@ -45,8 +46,6 @@ _INDEX_ROWS = " start >= {lo:DateTime64(9)} AND start < {hi:DateTime64(9)} "
 """``chain_traces`` rows that can belong to a trace starting in ``[since, until)``; binds the
 parameters of :func:`_window_params`."""
 
-MAX_NS = 2**63 - 1
-"""The last Unix **ns** that ``DateTime64(9)`` holds (2262-04-11T23:47:16.854775807Z)."""
 
 
 def _dt(ns: int) -> datetime:
@@ -58,7 +57,7 @@ def _window_params(since_ns: int, until_ns: int) -> dict:
     **ns** in, ``datetime`` out), clamped to DateTime64(9)'s range so the slack never overflows."""
     spread = TRACE_SPREAD_S * 10**9
     return {"since": _dt(since_ns), "until": _dt(until_ns), "lo": _dt(max(0, since_ns - spread)),
-            "hi": _dt(min(MAX_NS, until_ns + spread))}  # fmt: skip
+            "hi": _dt(min(MAX_TIMESTAMP_NS, until_ns + spread))}  # fmt: skip
 
 
 def trace_spans(client: Client, trace_id: str) -> list[Span]:

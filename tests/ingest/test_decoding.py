@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from analyzer.ingest.otlp import MAX_TIME_NS, decode_request
+from analyzer.ingest.otlp import decode_request
+from analyzer.store import MAX_TIMESTAMP_NS
 from analyzer.ingest.otlp_json import InvalidRequest, parse_request
 from analyzer.ingest.receive import BodyTooLarge, DecodePool, gunzip_capped
 from tests.ingest.conftest import open_db
@@ -84,12 +85,12 @@ def test_span_times_beyond_int64_ns_are_rejected_one_by_one():
     spans = req.resource_spans[0].scope_spans[0].spans
     spans[1].start_time_unix_nano = 2**63  # would overflow timestamp[ns] and fail the whole request
     spans[2].end_time_unix_nano = 2**64 - 1
-    spans[3].start_time_unix_nano = spans[3].end_time_unix_nano = MAX_TIME_NS  # the last storable instant
+    spans[3].start_time_unix_nano = spans[3].end_time_unix_nano = MAX_TIMESTAMP_NS  # the last storable instant
     decoded = decode_request(req)
     assert decoded.count == 2 and decoded.rejected == 2
     assert f"start_time_unix_nano {2**63} is after 2262-04-11" in decoded.error_message
     assert f"end_time_unix_nano {2**64 - 1} is after 2262-04-11" in decoded.error_message
-    assert decoded.table.column("timestamp")[1].value == MAX_TIME_NS
+    assert decoded.table.column("timestamp")[1].value == MAX_TIMESTAMP_NS
 
 
 @pytest.mark.parametrize("workers", [0, 1])
