@@ -1,8 +1,8 @@
 """Bottleneck ranking with baseline vs the injected faults of the Online Boutique data.
 
 ``python -m bench.analysis_accuracy`` — for every latency fault listed with trace files in
-``<data>/<day>/ground_truth.csv`` (data: ``$CHAINOTEL_ONLINEBOUTIQUE`` or
-``/work/shared/data/onlineboutique``):
+``<data>/<day>/ground_truth.csv`` (data found as the tests find it, :mod:`tests.data`:
+``$CHAINOTEL_TEST_DATA``, else ``<repo>/../shared/data/onlineboutique``):
 
 - fault window: traces whose root starts in ``[inject, inject + 180 s)`` from the minute files
   that overlap it (the README's "files overlapping [inject, inject+180 s]");
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +31,10 @@ from pathlib import Path
 from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from analyzer.analysis.critical_path import analyze_trace
 from analyzer.analysis.model import Span, group_by_trace, span_from_history
+from tests.data import ENV as DATA_ENV
+from tests.data import onlineboutique_dir
 
-DATA = Path(os.environ.get("CHAINOTEL_ONLINEBOUTIQUE", "/work/shared/data/onlineboutique"))
+DATA = onlineboutique_dir() or Path("<no onlineboutique data>")
 FAULT_S = 180
 BASELINE_S = 600
 MIN_BASELINE_TRACES = 200
@@ -157,7 +158,7 @@ def rank_of(fault: Fault, current, base, plain_delta: bool = False, hops: bool =
 
 def main() -> int:
     if not DATA.is_dir():
-        print(f"no data at {DATA}; set CHAINOTEL_ONLINEBOUTIQUE", file=sys.stderr)
+        print(f"no Online Boutique data; set {DATA_ENV} to its folder", file=sys.stderr)
         return 1
     faults = latency_faults()
     cache = TraceCache()
