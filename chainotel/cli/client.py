@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import typer
 from rich.console import Console, Group
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -54,12 +55,15 @@ class AnalyzerClient:
     :class:`AnalyzerError` when the analyzer is unreachable (connection refused, timeout) or answers
     4xx/5xx (the message carries the analyzer's ``detail``).
 
+    ``timeout_s``: seconds each request may take, for each of connecting, writing, reading and
+    waiting for a pooled connection (httpx's ``timeout``).
+
     >>> AnalyzerClient("http://127.0.0.1:4318").critical_path("0af7651916cd43dd8448eb211c80319c")  # doctest: +SKIP
     """
 
-    def __init__(self, base_url: str = DEFAULT_ANALYZER_URL, timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str = DEFAULT_ANALYZER_URL, timeout_s: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout)
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
 
     def close(self) -> None:
         self._http.close()
@@ -99,7 +103,7 @@ class AnalyzerClient:
 
     def bottlenecks(self, since: str, until: str | None = None, chain: str | None = None, group_by: str | None = None,
                     baseline_since: str | None = None, baseline_until: str | None = None) -> dict:
-        """Bottleneck ranking; times are RFC 3339 or Unix seconds (see :func:`parse_time`)."""
+        """Bottleneck ranking; times are RFC 3339 or Unix seconds (see :func:`relative_to_unix_seconds`)."""
         return self.get(PATHS["bottlenecks"], since=since, until=until, chain=chain, group_by=group_by,
                         baseline_since=baseline_since, baseline_until=baseline_until)
 
@@ -113,11 +117,12 @@ def _detail_text(detail: Any) -> str:
 _RELATIVE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)$")
 
 
-def parse_time(value: str | None, now: float | None = None) -> str | None:
-    """Turn ``15m`` / ``2h`` / ``1d`` / ``30s`` (that long ago) into Unix seconds; pass RFC 3339 or
-    Unix seconds through unchanged. ``None`` stays ``None``.
+def relative_to_unix_seconds(value: str | None, now: float | None = None) -> str | None:
+    """A time query parameter for the analyzer: ``15m`` / ``2h`` / ``1d`` / ``30s`` (that long before
+    ``now``, Unix seconds, default the current time) becomes Unix seconds as a decimal string; RFC 3339
+    or Unix seconds pass through unchanged (the analyzer parses both). ``None`` stays ``None``.
 
-    >>> parse_time("15m", now=1_000_000.0)
+    >>> relative_to_unix_seconds("15m", now=1_000_000.0)
     '999100'
     """
     if value is None:
@@ -258,7 +263,7 @@ def _run(analyzer: str, as_json: bool, fetch, render) -> None:
     try:
         doc = fetch(client)
     except AnalyzerError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
     finally:
         client.close()
@@ -303,8 +308,8 @@ def bottlenecks(chain: str = typer.Option(None, "--chain", help="Chain definitio
                 analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
     """Services/operations ranked by their contribution to the critical path ("what holds it back?")."""
     _run(analyzer, as_json,
-         lambda c: c.bottlenecks(parse_time(since), parse_time(until), chain, group_by,
-                                 parse_time(baseline_since), parse_time(baseline_until)),
+         lambda c: c.bottlenecks(relative_to_unix_seconds(since), relative_to_unix_seconds(until), chain, group_by,
+                                 relative_to_unix_seconds(baseline_since), relative_to_unix_seconds(baseline_until)),
          lambda doc: bottleneck_table(doc, f"bottlenecks{' of ' + chain if chain else ''} since {since}"))
 
 
@@ -337,7 +342,7 @@ def monitor(interval: float = typer.Option(2.0, "--interval", min=0.2, help="Sec
                 time.sleep(interval)
                 live.update(frame())
     except AnalyzerError as exc:
-        Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
+        Console(stderr=True).print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
         raise typer.Exit(2) from exc
     except KeyboardInterrupt:
         pass
