@@ -3,16 +3,21 @@
 Starts ``chainotel-analyzer serve`` on its embedded chDB store (a fresh data directory), starts the
 five trading-platform services of ``examples/`` under ``opentelemetry-instrument`` (configured by
 environment variables only), drives a bounded number of requests with a progress bar, prints the
-chain report, and stops everything it started — at the end, or on Ctrl-C (``--keep-running`` leaves
-the stack up until Ctrl-C). Register on a typer app with :func:`register`.
+chain report, and stops everything it started — at the end, on Ctrl-C, SIGTERM or SIGHUP
+(``--keep-running`` leaves the stack up until one of those). If the demo itself is killed
+(SIGKILL), its children get SIGTERM from the kernel (Linux ``PR_SET_PDEATHSIG``). The temporary
+data directory is removed at the end unless ``--data-dir`` named it, ``--keep-running`` was given
+or the demo failed (its logs are kept for the error). Register on a typer app with :func:`register`.
 
 :class:`Stack` is the reusable part: the end-to-end tests and ``bench/load.py`` start the same
-processes through it, on free 127.0.0.1 ports.
+processes through it, on free 127.0.0.1 ports (:func:`free_port`, also the one port picker of the
+tests and benchmarks).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import os
 import shutil
@@ -21,7 +26,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -81,13 +88,15 @@ def load_traffic() -> ModuleType:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it)."""
+    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). Another process may
+    take it before the caller binds it; good enough for tests and local stacks."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
 def port_is_free(port: int) -> bool:
+    """Whether ``port`` can be bound on 127.0.0.1 right now."""
     with socket.socket() as s:
         try:
             s.bind(("127.0.0.1", port))
@@ -96,13 +105,41 @@ def port_is_free(port: int) -> bool:
         return True
 
 
+_INSTALL_DEMO = "install the demo extra: pip install 'chainotel[demo]'"
+
+
 def _bin(name: str) -> str:
-    """A console script of this environment (beside the interpreter), else from PATH."""
+    """A console script of this environment (beside the interpreter), else from PATH.
+
+    Raises ``FileNotFoundError`` naming the extra to install when it is in neither place.
+    """
     local = Path(sys.executable).parent / name
     found = str(local) if local.exists() else shutil.which(name)
     if not found:
-        raise FileNotFoundError(f"{name} not found; install chainotel with its extras: pip install 'chainotel[analyzer,instrument]'")
+        raise FileNotFoundError(f"{name} not found; {_INSTALL_DEMO}")
     return found
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A ``preexec_fn`` that makes the child get SIGTERM when the process that started it dies,
+    even by SIGKILL (Linux ``prctl(PR_SET_PDEATHSIG)``, as the analyzer's decoder processes do);
+    ``None`` where ``prctl`` does not exist. The signal follows the starting *thread*: start the
+    children from a thread that lives as long as they should (the main thread).
+
+    ``prctl`` is looked up here, in the parent: the function run between fork and exec only calls it.
+    """
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def preexec() -> None:
+        prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
 
 
 @dataclass
@@ -113,11 +150,12 @@ class Process:
     popen: subprocess.Popen
     log: Path
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout_s: float = 10.0) -> None:
+        """SIGTERM, wait up to ``timeout_s`` seconds for a clean exit, then SIGKILL (and wait up to 5 s)."""
         if self.popen.poll() is None:
             self.popen.send_signal(signal.SIGTERM)
             try:
-                self.popen.wait(timeout)
+                self.popen.wait(timeout_s)
             except subprocess.TimeoutExpired:
                 self.popen.kill()
                 self.popen.wait(5)
@@ -142,7 +180,10 @@ class Stack:
     - ``slow`` (``DEMO_SLOW``, e.g. ``"ai-provider:200ms"``), ``error_rate``, ``seed``: fault injection.
     - ``with_analyzer``: start ``chainotel-analyzer serve``; else spans go to ``otlp_endpoint``.
 
-    Use as a context manager; every process it started is stopped on exit, also on errors.
+    Use as a context manager; every process it started is stopped on exit, also on errors. The
+    children also get SIGTERM if this process dies without stopping them (see :func:`_die_with_parent`);
+    they run in sessions of their own, so a terminal's Ctrl-C reaches only this process, which stops
+    them in order (services first, so their last spans reach the analyzer).
     Raises ``RuntimeError`` with the process's last log lines when something does not come up.
     """
 
@@ -197,13 +238,15 @@ class Stack:
         log = self.workdir / f"{name}.log"
         with open(log, "wb") as out:
             popen = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                     cwd=self.workdir, start_new_session=True)
+                                     cwd=self.workdir, start_new_session=True, preexec_fn=_die_with_parent())
         proc = Process(name, popen, log)
         self.processes.append(proc)
         return proc
 
-    def _wait_healthy(self, proc: Process, url: str, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
+    def _wait_healthy(self, proc: Process, url: str, timeout_s: float) -> None:
+        """Poll ``url`` until it answers 200, for at most ``timeout_s`` seconds; ``RuntimeError`` with
+        the log's last lines if the process exits or the time runs out."""
+        deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if proc.popen.poll() is not None:
                 raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}; last log lines ({proc.log}):\n{proc.tail()}")
@@ -211,7 +254,7 @@ class Stack:
                 if httpx.get(url, timeout=1.0).status_code == 200:
                     return
             time.sleep(0.2)
-        raise RuntimeError(f"{proc.name} not healthy at {url} after {timeout:.0f} s; last log lines ({proc.log}):\n{proc.tail()}")
+        raise RuntimeError(f"{proc.name} not healthy at {url} after {timeout_s:.0f} s; last log lines ({proc.log}):\n{proc.tail()}")
 
     def base_env(self) -> dict[str, str]:
         """The parent's environment without OTEL_* (so a user's settings do not leak into the demo)."""
@@ -243,7 +286,7 @@ class Stack:
         cmd = [_bin("chainotel-analyzer"), "serve", "--host", "127.0.0.1", "--grpc-port", str(self.analyzer_grpc_port),
                "--http-port", str(self.analyzer_http_port), "--clickhouse-url", f"chdb://{data.resolve()}"]
         proc = self._spawn("analyzer", cmd, self.base_env())
-        self._wait_healthy(proc, f"{self.analyzer_url}/health", timeout=90)
+        self._wait_healthy(proc, f"{self.analyzer_url}/health", timeout_s=90)
 
     def start_services(self) -> None:
         app_dir = str(examples_dir())
@@ -254,7 +297,7 @@ class Stack:
                             "--host", "127.0.0.1", "--port", str(self.ports[svc.name]), "--no-access-log", "--log-level", "warning"]
             started.append((svc, self._spawn(svc.name, cmd, self.service_env(svc))))
         for svc, proc in started:
-            self._wait_healthy(proc, f"{self.url(svc.name)}/health", timeout=60)
+            self._wait_healthy(proc, f"{self.url(svc.name)}/health", timeout_s=60)
 
     def start(self) -> None:
         if self.with_analyzer:
@@ -281,12 +324,13 @@ def _pct(value) -> str:
     return f"{float(value) * 100:.1f}%"
 
 
-def wait_until_stored(client, chain_ids: list[str], timeout: float = 30.0) -> int:
-    """Poll the analyzer until the traces of ``chain_ids`` can be read back (their critical path
-    answers); return how many were found. Spans leave the services every 200 ms (OTEL_BSP_SCHEDULE_DELAY)."""
+def wait_until_stored(client, chain_ids: list[str], timeout_s: float = 30.0) -> int:
+    """Poll the analyzer for at most ``timeout_s`` seconds until the traces of ``chain_ids`` can be
+    read back (their critical path answers); return how many were found. Spans leave the services
+    every 200 ms (OTEL_BSP_SCHEDULE_DELAY)."""
     from chainotel.cli.client import AnalyzerError
 
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout_s
     pending = list(chain_ids)
     while pending and time.monotonic() < deadline:
         still = []
@@ -305,6 +349,7 @@ def chain_report(client, results: list, since: float) -> list:
     """Rich renderables of the chain report over the window starting at ``since`` (Unix seconds):
     per chain (traces, p50/p95 ms, error rate, SLA compliance, health, top bottleneck), the slowest
     trace's critical-path waterfall, anomalies. ``results`` are the traffic generator's results."""
+    from rich.markup import escape
     from rich.table import Table
 
     from chainotel.cli.client import AnalyzerError, anomalies_table, waterfall
@@ -315,7 +360,7 @@ def chain_report(client, results: list, since: float) -> list:
         doc = client.health()
         health_rows = {r["chain"]: r for r in doc.get("chains", [])}
     except AnalyzerError as exc:
-        parts.append(f"[yellow]health overview unavailable: {exc}[/]")
+        parts.append(f"[yellow]health overview unavailable: {escape(str(exc))}[/]")
 
     table = Table(title="chains in this run", title_justify="left")
     for col in ("chain", "traces", "p50 ms", "p95 ms", "errors", "in SLA", "health", "top bottleneck"):
@@ -343,13 +388,13 @@ def chain_report(client, results: list, since: float) -> list:
             parts.append(f"\n[bold]Slowest request[/]: {slowest.chain} {slowest.flow}, {slowest.duration_ms:.1f} ms, chain {slowest.chain_id}")
             parts.append(waterfall(client.critical_path(slowest.chain_id)))
         except AnalyzerError as exc:
-            parts.append(f"[yellow]critical path of {slowest.chain_id} unavailable: {exc}[/]")
+            parts.append(f"[yellow]critical path of {slowest.chain_id} unavailable: {escape(str(exc))}[/]")
     try:
         found = client.anomalies()
         found["anomalies"] = sorted(found.get("anomalies", []), key=lambda a: -abs(a.get("z_score") or 0))[:10]
         parts.append(anomalies_table(found))
     except AnalyzerError as exc:
-        parts.append(f"[yellow]anomalies unavailable: {exc}[/]")
+        parts.append(f"[yellow]anomalies unavailable: {escape(str(exc))}[/]")
     return parts
 
 
@@ -371,69 +416,123 @@ def next_steps(analyzer_url: str, example_chain_id: str | None, since: float) ->
 
 # --- the command -------------------------------------------------------------------------------------
 
-def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave the stack up after the report until Ctrl-C."),
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+@contextlib.contextmanager
+def _stop_signals_interrupt() -> Iterator[None]:
+    """While inside: SIGTERM and SIGHUP raise ``KeyboardInterrupt`` (message: the signal's name),
+    so they take the same shutdown path as Ctrl-C. The previous handlers are restored on exit.
+    Does nothing outside the main thread (only it may set signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signums = [getattr(signal, name) for name in _STOP_SIGNALS if hasattr(signal, name)]
+    previous = {signum: signal.signal(signum, interrupt) for signum in signums}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _ignore_stop_signals() -> None:
+    """Ignore SIGTERM and SIGHUP (used while shutting down, so a repeated signal cannot cut the
+    shutdown short); :func:`_stop_signals_interrupt` restores the handlers afterwards."""
+    if threading.current_thread() is threading.main_thread():
+        for name in _STOP_SIGNALS:
+            if hasattr(signal, name):
+                signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
+def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave the stack up after the report until Ctrl-C or SIGTERM; keep its data directory."),
          requests: int = typer.Option(300, "--requests", min=1, max=100_000, help="Number of requests to drive."),
          concurrency: int = typer.Option(8, "--concurrency", min=1, max=200, help="Requests in flight."),
          slow: str = typer.Option("ai-provider:200ms", "--slow", help="Injected slowdown, service:duration ('' for none)."),
          error_rate: float = typer.Option(0.02, "--error-rate", min=0.0, max=1.0, help="Injected failure probability per call."),
-         data_dir: Path = typer.Option(None, "--data-dir", help="Analyzer data directory (default: a fresh temporary one)."),
+         data_dir: Path = typer.Option(None, "--data-dir", help="Analyzer data directory, kept (default: a fresh temporary one, removed at the end)."),
          free_ports: bool = typer.Option(False, "--free-ports", help="Use any free ports instead of 4317/4318 and 8000-8008.")) -> None:
     """Run the trading-platform demo end to end and print the chain report."""
-    import asyncio
-
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from chainotel.cli.client import AnalyzerClient
+    from rich.markup import escape
 
     console = Console()
-    traffic = load_traffic()
+    if importlib.util.find_spec("websockets") is None:  # the services' and the traffic's WebSocket flow (C1)
+        console.print(f"[bold red]error:[/] the demo needs the websockets package; {escape(_INSTALL_DEMO)}", highlight=False)
+        raise typer.Exit(1)
     workdir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="chainotel-demo-"))
     wanted = [svc.port for svc in SERVICES] + [4317, 4318]
     if not free_ports and not all(port_is_free(p) for p in wanted):
         console.print("[yellow]some of the ports 4317, 4318, 8000-8008 are in use: using free ports instead[/]")
         free_ports = True
     stack = Stack(workdir, mode="chainotel", free_ports=free_ports, slow=slow, error_rate=error_rate)
-    try:
-        with console.status("starting the analyzer (embedded ClickHouse) and five services…"):
-            stack.start()
-        console.print(f"analyzer {stack.analyzer_url}   data {workdir / 'data'}   logs {workdir}")
-        console.print("services " + "  ".join(f"{n} :{p}" for n, p in stack.ports.items()) + (f"   slowed: {slow}" if slow else ""))
-        since = time.time() - 1
-        counts = {"ok": 0, "failed": 0}
-        with Progress(TextColumn("[bold]traffic"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
-                      TimeElapsedColumn(), console=console) as progress:
-            task = progress.add_task("traffic", total=requests, detail="")
-
-            def on_result(r) -> None:
-                counts["ok" if r.ok else "failed"] += 1
-                progress.update(task, advance=1, detail=f"ok {counts['ok']}  failed {counts['failed']}")
-
-            results = asyncio.run(traffic.drive(stack.entry(), requests, concurrency, deadline_s=600, on_result=on_result))
-        client = AnalyzerClient(stack.analyzer_url)
+    failed = False
+    with _stop_signals_interrupt():
         try:
-            with console.status("waiting for the last spans to be stored…"):
-                sample = [r.chain_id for r in results if r.ok][-20:]
-                wait_until_stored(client, sample)
-            for part in chain_report(client, results, since):
-                console.print(part)
+            _run(console, stack, requests, concurrency, slow, keep_running)
+        except KeyboardInterrupt as exc:
+            console.print(f"\ninterrupted{f' ({exc})' if str(exc) else ''}")
+        except (RuntimeError, FileNotFoundError) as exc:
+            failed = True
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
+            raise typer.Exit(1) from exc
         finally:
-            client.close()
-        example = next((r.chain_id for r in results if r.chain == "A2" and r.ok), None)
-        console.print(next_steps(stack.analyzer_url, example, since), soft_wrap=True)
-        if keep_running:
-            console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")
-            while True:
-                time.sleep(3600)
-    except KeyboardInterrupt:
-        console.print("\ninterrupted")
-    except (RuntimeError, FileNotFoundError) as exc:
-        console.print(f"[bold red]error:[/] {exc}", highlight=False)
-        raise typer.Exit(1) from exc
+            _ignore_stop_signals()
+            try:
+                with console.status("stopping everything the demo started…"):
+                    stack.stop()
+            finally:
+                if data_dir is None and not keep_running and not failed:
+                    shutil.rmtree(workdir, ignore_errors=True)
+                else:
+                    console.print(f"data and logs kept in {workdir}", highlight=False)
+            console.print("stopped.")
+
+
+def _run(console, stack: Stack, requests: int, concurrency: int, slow: str, keep_running: bool) -> None:
+    """The demo between start and stop: start the stack, drive traffic, print the report; with
+    ``keep_running``, then wait (until Ctrl-C or a stop signal)."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from chainotel.cli.client import AnalyzerClient
+
+    traffic = load_traffic()
+    with console.status("starting the analyzer (embedded ClickHouse) and five services…"):
+        stack.start()
+    console.print(f"analyzer {stack.analyzer_url}   data {stack.workdir / 'data'}   logs {stack.workdir}")
+    console.print("services " + "  ".join(f"{n} :{p}" for n, p in stack.ports.items()) + (f"   slowed: {slow}" if slow else ""))
+    since = time.time() - 1
+    counts = {"ok": 0, "failed": 0}
+    with Progress(TextColumn("[bold]traffic"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[detail]}"),
+                  TimeElapsedColumn(), console=console) as progress:
+        task = progress.add_task("traffic", total=requests, detail="")
+
+        def on_result(r) -> None:
+            counts["ok" if r.ok else "failed"] += 1
+            progress.update(task, advance=1, detail=f"ok {counts['ok']}  failed {counts['failed']}")
+
+        results = asyncio.run(traffic.drive(stack.entry(), requests, concurrency, deadline_s=600, on_result=on_result))
+    client = AnalyzerClient(stack.analyzer_url)
+    try:
+        with console.status("waiting for the last spans to be stored…"):
+            sample = [r.chain_id for r in results if r.ok][-20:]
+            wait_until_stored(client, sample)
+        for part in chain_report(client, results, since):
+            console.print(part)
     finally:
-        with console.status("stopping everything the demo started…"):
-            stack.stop()
-        console.print("stopped.")
+        client.close()
+    example = next((r.chain_id for r in results if r.chain == "A2" and r.ok), None)
+    console.print(next_steps(stack.analyzer_url, example, since), soft_wrap=True)
+    if keep_running:
+        console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")
+        while True:
+            time.sleep(3600)
 
 
 def register(app: typer.Typer) -> None:

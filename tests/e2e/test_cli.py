@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
+
+import pytest
 
 import typer
 from typer.testing import CliRunner
@@ -79,11 +82,13 @@ def test_installed_chainotel_command_has_the_stack_commands():
         assert command in out.stdout, f"`chainotel {command}` is not registered: {out.stdout}"
 
 
-def test_demo_command_runs_end_to_end_and_stops_everything(tmp_path):
-    out = _run("demo", "--requests", "36", "--free-ports", "--data-dir", str(tmp_path), "--slow", "ai-provider:150ms")
+def test_demo_command_runs_end_to_end_and_stops_everything(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the demo's data directory goes
+    out = _run("demo", "--requests", "36", "--free-ports", "--slow", "ai-provider:150ms")
     assert out.exit_code == 0, out.output
     for text in ("chains in this run", "A2", "critical path", "Where to look next", "stopped."):
         assert text in out.output, text
+    assert list(tmp_path.iterdir()) == []  # the temporary data directory was removed
     # every process the demo started has exited: their logs are closed and no port answers
     import httpx
     url = next(line.split()[1] for line in out.output.splitlines() if line.startswith("analyzer http://"))
@@ -92,3 +97,13 @@ def test_demo_command_runs_end_to_end_and_stops_everything(tmp_path):
         raise AssertionError("the analyzer still answers after the demo ended")
     except httpx.TransportError:
         pass
+
+
+def test_missing_parts_name_the_demo_extra(monkeypatch):
+    with pytest.raises(FileNotFoundError, match=r"pip install 'chainotel\[demo\]'"):
+        demo._bin("chainotel-no-such-script")
+    real_find_spec = demo.importlib.util.find_spec
+    monkeypatch.setattr(demo.importlib.util, "find_spec", lambda name, *a: None if name == "websockets" else real_find_spec(name, *a))
+    out = _run("demo", "--requests", "1", "--free-ports")
+    assert out.exit_code == 1
+    assert "websockets" in out.output and "chainotel[demo]" in out.output
