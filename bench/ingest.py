@@ -28,7 +28,6 @@ import argparse
 import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -40,6 +39,8 @@ import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
+
+from chainotel.cli.demo import free_port
 
 SPANS_PER_REQUEST = 1000
 SERVICES = ["frontend", "checkout", "cart", "payment", "shipping", "currency", "email", "catalog"]
@@ -88,12 +89,6 @@ def make_request(rng: random.Random, n: int = SPANS_PER_REQUEST) -> bytes:
         rs.scope_spans.append(ScopeSpans(scope={"name": "opentelemetry.instrumentation.fastapi"}, spans=spans))
         req.resource_spans.append(rs)
     return req.SerializeToString()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def rss_kib(pid: int) -> int:
