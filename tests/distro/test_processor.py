@@ -7,7 +7,7 @@ import threading
 import uuid
 
 import pytest
-from opentelemetry import baggage, context
+from opentelemetry import baggage, context, trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -170,20 +170,10 @@ def test_span_limits_are_honoured():
 
 # --- SpanContext reads and attribute writes that rely on SDK internals (checked, with fallbacks) ---
 
-def test_span_context_getters_read_what_the_properties_say():
-    from opentelemetry.trace import SpanContext
-
+def test_span_context_layout_is_checked_at_import(monkeypatch):
     from chainotel import processor
 
-    both, is_remote = processor._span_context_getters()
-    assert type(both).__name__ == "itemgetter"  # the fast positional read on the installed API
-    for remote in (True, False):
-        ctx = SpanContext(trace_id=0xABC, span_id=0xDEF, is_remote=remote)
-        assert both(ctx) == (0xABC, remote) and is_remote(ctx) is remote
-
-
-def test_span_context_getters_fall_back_to_properties_when_the_layout_changes(monkeypatch):
-    from chainotel import processor
+    assert processor._span_context_rebuilder() is None  # the installed API: direct tuple reads
 
     class ReorderedSpanContext(tuple):
         """A future SpanContext that keeps its properties but not the tuple order."""
@@ -192,12 +182,43 @@ def test_span_context_getters_fall_back_to_properties_when_the_layout_changes(mo
             return tuple.__new__(cls, (is_remote, span_id, trace_id))
 
         trace_id = property(lambda self: self[2])
+        span_id = property(lambda self: self[1])
         is_remote = property(lambda self: self[0])
 
     monkeypatch.setattr(processor, "SpanContext", ReorderedSpanContext)
-    both, is_remote = processor._span_context_getters()
+    rebuild = processor._span_context_rebuilder()
     ctx = ReorderedSpanContext(0xABC, 0xDEF, False)
-    assert both(ctx) == (0xABC, False) and is_remote(ctx) is False
+    assert rebuild(ctx)[processor._TRACE_ID] == 0xABC and rebuild(ctx)[processor._IS_REMOTE] is False
+
+
+def test_property_fallback_tags_like_the_direct_reads(monkeypatch):
+    """With the layout check failed, the processor reads the properties and tags the same."""
+    from chainotel import processor
+
+    rebuilt = []
+
+    def rebuild(ctx):
+        rebuilt.append(ctx)
+        return processor._span_context_tuple(ctx)
+
+    monkeypatch.setattr(processor, "_rebuild_span_context", rebuild)
+    exporter = InMemorySpanExporter()
+    chain_processor = ChainSpanProcessor(CATALOG)
+    provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
+    provider.add_span_processor(chain_processor)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("t")
+    remote = trace.SpanContext(0x1234, 0x5678, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+    with tracer.start_as_current_span("GET /trade", context=trace.set_span_in_context(trace.NonRecordingSpan(remote)),
+                                      attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("child"):
+            pass
+        assert len(chain_processor._decisions) == 1
+    assert not chain_processor._decisions  # the remote-parent local root was recognised at its end
+    spans = by_name(exporter)
+    assert spans["child"].attributes[attr.CHAIN_ID] == spans["GET /trade"].attributes[attr.CHAIN_ID] == "B3"
+    assert spans["child"].attributes[attr.CHAIN_INSTANCE_ID] == str(uuid.UUID(int=0x1234))
+    assert len(rebuilt) == 4  # on_start and on_end of both spans read through the properties
 
 
 def _stored_elsewhere_class():
