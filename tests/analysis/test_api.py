@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from analyzer.api.chains import jaeger_url
 from analyzer.settings import AnalyzerSettings
-from tests.analysis.server import serve
+from tests.processes import serve
 
 JAEGER_UI = "http://jaeger.example:16686/jaeger/"  # with a base path and a trailing slash
 

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.analysis.server import ANALYZER, serve
+from tests.processes import ANALYZER, serve
 from tests.data import needs_onlineboutique, onlineboutique_dir
 
 DATA = onlineboutique_dir()

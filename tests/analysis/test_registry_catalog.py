@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 
 from chainotel.catalog import default_catalog
-from tests.analysis.server import analyzer_env, free_port, serve, serve_command
+from tests.processes import Analyzer, analyzer_env, serve
 
 CUSTOM = """\
 chains:
@@ -52,7 +52,7 @@ def test_registry_follows_the_configured_catalog_and_refuses_an_invalid_one(tmp_
         assert api.put("/api/v1/chains/E9", json=edited).status_code == 200
 
     # an invalid file: the analyzer does not start, says why, and writes nothing
-    run = subprocess.run(serve_command(db, free_port()), env=analyzer_env({"CHAINOTEL_CATALOG": str(invalid)}),
+    run = subprocess.run(Analyzer(db, grpc=False).command(), env=analyzer_env({"CHAINOTEL_CATALOG": str(invalid)}),
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 2, run.stderr[-3000:]
     assert "error: CHAINOTEL_CATALOG is not a valid chain catalog" in run.stderr

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from chainotel.cli.demo import SERVICES
-from tests.ingest.conftest import alive, child_pids
+from tests.processes import alive, child_pids
 
 CHILDREN = len(SERVICES) + 1  # the analyzer and the five services
 

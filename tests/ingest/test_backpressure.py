@@ -20,7 +20,9 @@ import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from tests.ingest.conftest import decoder_pids, free_port, open_db
+from chainotel.cli.demo import free_port
+from tests.ingest.conftest import open_db
+from tests.processes import decoder_pids
 from tests.ingest.otlp_data import request
 
 PB = {"Content-Type": "application/x-protobuf"}

@@ -12,7 +12,8 @@ import httpx
 from google.rpc import status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from tests.ingest.conftest import ANALYZER, open_db, running
+from tests.ingest.conftest import open_db
+from tests.processes import ANALYZER, running
 from tests.ingest.otlp_data import request
 
 PB = {"Content-Type": "application/x-protobuf"}

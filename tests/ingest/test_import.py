@@ -7,7 +7,8 @@ import json
 import subprocess
 
 from tests.data import needs_onlineboutique, onlineboutique_dir
-from tests.ingest.conftest import ANALYZER, open_db
+from tests.ingest.conftest import open_db
+from tests.processes import ANALYZER
 
 JAEGER = {
     "data": [{

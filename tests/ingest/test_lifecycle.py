@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from tests.ingest.conftest import alive, child_pids, decoder_pids
+from tests.processes import alive, child_pids, decoder_pids
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
