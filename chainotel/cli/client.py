@@ -147,7 +147,8 @@ def _fmt(value: Any) -> str:
 def records_table(title: str, rows: Iterable[dict], preferred: list[str] | None = None, limit: int = 50) -> Table:
     """A table of dict rows: the ``preferred`` columns that occur first, then the other scalar keys."""
     rows = list(rows)
-    keys: list[str] = [k for k in preferred or [] if any(k in r for r in rows)]
+    # with no rows, the preferred columns still show, so the empty table and its caption render
+    keys: list[str] = [k for k in preferred or [] if not rows or any(k in r for r in rows)]
     for row in rows:
         keys += [k for k, v in row.items() if k not in keys and not isinstance(v, (list, dict))]
     table = Table(title=title, title_justify="left")

@@ -527,7 +527,8 @@ def _run(console, stack: Stack, requests: int, concurrency: int, slow: str, keep
             console.print(part)
     finally:
         client.close()
-    example = next((r.chain_id for r in results if r.chain == "A2" and r.ok), None)
+    ok = [r for r in results if r.ok]
+    example = max(ok, key=lambda r: r.duration_ms).chain_id if ok else None  # the report's slowest request
     console.print(next_steps(stack.analyzer_url, example, since), soft_wrap=True)
     if keep_running:
         console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")
