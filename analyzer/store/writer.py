@@ -34,9 +34,10 @@ No duplicates on retry (an exporter resends the identical request after a timeou
   (e.g. ``max_memory_usage`` in ``quantileTDigestState``; ClickHouse writes the table's part before
   its views'), or the HTTP response to a server's commit is lost (read timeout). So after a failed
   INSERT the writer asks ``chain_history`` which of the batch's digests it holds (rows ingested in the
-  last minutes only: ``ingested_at`` prunes the search to the newest partitions). Those requests are
-  committed (their futures resolve True, a retry is recognised); only the others get
-  :class:`StoreUnavailable`. If that lookup fails too, the store is down: nothing is known to be
+  last minutes only: ``ingested_at`` prunes the search to the newest partitions). Requests with all
+  their rows there are committed (their futures resolve True, a retry is recognised); the others get
+  :class:`StoreUnavailable` — also one stored only in part (on a cluster, one shard committed and
+  another failed), whose retry then stores its stored rows twice rather than losing the rest. If that lookup fails too, the store is down: nothing is known to be
   stored, the whole batch and the queue behind it get :class:`StoreUnavailable` (the senders retry).
 - Limits: a retry that arrives after ``dedup_window`` is stored again. ClickHouse has no transaction
   across a table and its views: when ``chain_history`` committed but a view did not (a view failed,
@@ -121,7 +122,7 @@ class SpanWriter:
         window = int(self._settings.dedup_window)
         if window > 0:
             now = time.monotonic()
-            for digest in self._stored_digests(window):
+            for digest in self._stored_rows(window):
                 self._committed[digest] = now
         self._thread.start()
 
@@ -245,7 +246,7 @@ class SpanWriter:
         error = self.last_error = str(exc)[:500]
         log.warning("INSERT of %d request(s) failed: %s", len(batch), error)
         try:
-            stored = self._stored_digests(elapsed + _LOOKUP_SLACK_S, [item.digest for item in batch])
+            stored = self._stored_rows(elapsed + _LOOKUP_SLACK_S, [item.digest for item in batch])
         except Exception as lookup_exc:  # noqa: BLE001 - the store does not answer: nothing is known stored
             log.warning("cannot tell which of them ClickHouse stored: %s", lookup_exc)
             with self._cond:
@@ -256,10 +257,15 @@ class SpanWriter:
                 self._queued_spans = 0
             self._settle([], failed, error)
             return
-        if stored:
-            log.warning("%d of them were stored all the same (committed before the error)", len(stored))
-        committed = [item for item in batch if item.digest in stored]
-        self._settle(committed, [item for item in batch if item.digest not in stored], error)
+        # only a request whose every row is there counts as stored: on a cluster a request's rows
+        # land on several shards, and one shard can commit while another fails
+        committed = [item for item in batch if stored.get(item.digest, 0) >= item.spans.count]
+        partial = [item for item in batch if 0 < stored.get(item.digest, 0) < item.spans.count]
+        if committed:
+            log.warning("%d of them were stored all the same (committed before the error)", len(committed))
+        if partial:
+            log.warning("%d of them were stored in part; their retries will store those rows again", len(partial))
+        self._settle(committed, [item for item in batch if stored.get(item.digest, 0) < item.spans.count], error)
 
     def _settle(self, committed: list[_Item], failed: list[_Item], error: str) -> None:
         """Resolve futures: ``committed`` requests True (and remembered for dedup), ``failed`` ones
@@ -279,19 +285,20 @@ class SpanWriter:
             if not item.future.done():
                 item.future.set_exception(StoreUnavailable(f"ClickHouse INSERT failed: {error}"))
 
-    def _stored_digests(self, within: float, digests: list[int] | None = None) -> set[int]:
-        """Request digests in ``chain_history`` rows ingested in the last ``within`` seconds (server
-        clock), only among ``digests`` if given. ``ingested_at`` (the partition key) limits the read to
-        the newest partitions. Raises clickhouse-connect's errors."""
+    def _stored_rows(self, within: float, digests: list[int] | None = None) -> dict[int, int]:
+        """``{request digest: rows}`` of ``chain_history`` rows ingested in the last ``within`` seconds
+        (server clock), only among ``digests`` if given. ``ingested_at`` (the partition key) limits the
+        read to the newest partitions. Raises clickhouse-connect's errors."""
         sql = (
-            "SELECT DISTINCT request_digest FROM chain_history "
+            "SELECT request_digest, count() FROM chain_history "
             "WHERE ingested_at >= now() - toIntervalSecond({w:UInt32})"
         )
         parameters: dict = {"w": max(1, int(within))}
         if digests is not None:
             sql += " AND request_digest IN {d:Array(UInt64)}"
             parameters["d"] = digests
-        return {digest for (digest,) in self._client.query(sql, parameters=parameters).result_rows}
+        sql += " GROUP BY request_digest"
+        return dict(self._client.query(sql, parameters=parameters).result_rows)
 
     def _forget(self, now: float) -> None:
         horizon = now - self._settings.dedup_window
