@@ -19,7 +19,11 @@ Rules, per chain ID:
 - in the catalog, the newest row came from the catalog and differs (other JSON, or a deletion
   marker) → insert version + 1 (a package upgrade, an edited file);
 - not in the catalog, the newest row came from the catalog → deletion marker, version + 1 (the
-  chain was dropped from the file, or another catalog was configured);
+  chain was dropped from the file, or another catalog was configured) — unless spans tagged with that
+  chain were ingested in the last :data:`ACTIVE_DAYS` days: each service reads its own
+  ``CHAINOTEL_CATALOG``, so a chain the analyzer's catalog lacks may still be tagged by services, and
+  hiding it from health, bottlenecks and the graph while its spans arrive would lose it from view
+  (a warning says so);
 - the newest row came from the API (created, edited or deleted by a user) → left alone.
 
 ``catalog_version`` records where a catalog row came from: the chainotel package version for the
@@ -42,6 +46,9 @@ from chainotel.catalog import DEFAULT_CATALOG_SOURCE, Catalog, CatalogError, def
 from chainotel.configurator import CATALOG_ENV
 
 log = logging.getLogger(__name__)
+
+ACTIVE_DAYS = 7
+"""A chain with spans ingested this many days back is not marked deleted by the catalog seed."""
 
 
 class CatalogConfigError(StoreConfigError):
@@ -121,10 +128,30 @@ def seed_definitions(client: Client, catalog: Catalog | None = None) -> int:
             continue
         rows.append(row(doc, text, 1 if prev is None else prev["version"] + 1, 0))
     listed = {chain.id for chain in chains.chains}
-    for chain_id, prev in sorted(existing.items()):
-        if chain_id not in listed and prev["source"] == "catalog" and not prev["is_deleted"]:
+    dropped = [chain_id for chain_id, prev in sorted(existing.items())
+               if chain_id not in listed and prev["source"] == "catalog" and not prev["is_deleted"]]  # fmt: skip
+    active = _active_chains(client, dropped)
+    if active:
+        log.warning("chain registry: %s not in catalog %s but still tagged on spans of the last %d days; kept",
+                    ", ".join(sorted(active)), chains.source, ACTIVE_DAYS)  # fmt: skip
+    for chain_id in dropped:
+        if chain_id not in active:
+            prev = existing[chain_id]
             rows.append(row(json.loads(prev["definition"]), prev["definition"], prev["version"] + 1, 1))
     if rows:
         client.insert("chain_definitions", rows, column_names=DEFINITION_COLUMNS)
         log.info("chain registry: %d definition rows written from catalog %s", len(rows), chains.source)
     return len(rows)
+
+
+def _active_chains(client: Client, chain_ids: list[str]) -> set[str]:
+    """Those of ``chain_ids`` with ``chain_history`` rows ingested in the last :data:`ACTIVE_DAYS`
+    days (``ingested_at`` is the partition key, ``chain`` the first sort key: a small read)."""
+    if not chain_ids:
+        return set()
+    rows = client.query(
+        "SELECT DISTINCT chain FROM chain_history "
+        "WHERE ingested_at >= now() - toIntervalDay({days:UInt32}) AND chain IN {ids:Array(String)}",
+        parameters={"days": ACTIVE_DAYS, "ids": chain_ids},
+    ).result_rows
+    return {chain for (chain,) in rows}

@@ -81,3 +81,30 @@ def test_chains_dropped_from_the_catalog_are_deleted_and_come_back(tmp_path):
     with serve(db) as api:  # unchanged built-in definitions are re-created as version 3
         chains = _registry(api)
         assert "E9" not in chains and chains["B1"]["version"] == 3 and chains["A1"]["version"] == 3
+
+
+def test_a_dropped_chain_that_still_has_spans_is_not_marked_deleted(tmp_path):
+    """Each service reads its own CHAINOTEL_CATALOG: a chain missing from the analyzer's catalog but
+    still tagged on recent spans stays in the registry; one without spans is marked deleted."""
+    from analyzer.settings import AnalyzerSettings
+    from analyzer.store.catalog import current_definitions, seed_definitions
+    from analyzer.store.client import open_store
+    from analyzer.store.migrations import migrate
+    from chainotel.catalog import parse_catalog
+
+    store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}"))
+    try:
+        migrate(store.client)
+        seed_definitions(store.client, default_catalog())
+        store.client.command(
+            "INSERT INTO chain_history (trace_id, request_id, service_name, operation, timestamp, duration_ns, chain) "
+            "VALUES ('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 'ai-provider', 'POST /ai/decision', "
+            "now64(9), 1000, 'A2')"
+        )
+        seed_definitions(store.client, parse_catalog(CUSTOM, "custom.yaml"))
+        registry = current_definitions(store.client)
+    finally:
+        store.close()
+    assert registry["A2"]["is_deleted"] == 0  # still tagged on spans: kept
+    assert registry["B3"]["is_deleted"] == 1  # no spans: the catalog dropped it
+    assert registry["E9"]["is_deleted"] == 0 and registry["E9"]["source"] == "catalog"
