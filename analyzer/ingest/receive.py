@@ -97,11 +97,15 @@ def decode_payload(body: bytes, gzipped: bool, is_json: bool, max_decompressed: 
 
 def _refusal(exc: BaseException) -> BaseException:
     """What a receiver gets for a decode that raised ``exc``: :class:`BodyTooLarge` and
-    :class:`InvalidRequest` as they are; anything else — input the decoder should have refused with a
+    :class:`InvalidRequest` as they are; ``MemoryError``/``OSError`` (the analyzer's resources, not the
+    input) become :class:`DecoderUnavailable` (503 / UNAVAILABLE, retried); anything else — input the decoder should have refused with a
     reason — is logged with its traceback and becomes :class:`InvalidRequest` naming it, so the sender
     gets 400 / INVALID_ARGUMENT with a reason rather than a bare 500 / UNKNOWN, and other requests go on."""
     if isinstance(exc, (BodyTooLarge, InvalidRequest)):
         return exc
+    if isinstance(exc, (MemoryError, OSError)):  # the analyzer's trouble, not the input's: retryable
+        log.error("an OTLP request could not be decoded for lack of resources", exc_info=exc)
+        return DecoderUnavailable(f"decoder out of resources ({type(exc).__name__}); retry later")
     log.error("an OTLP request could not be decoded; it is refused", exc_info=exc)
     return InvalidRequest(f"request could not be decoded: {type(exc).__name__}: {exc}")
 

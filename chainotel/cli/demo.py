@@ -432,7 +432,8 @@ def _stop_signals_interrupt() -> Iterator[None]:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     signums = [getattr(signal, name) for name in _STOP_SIGNALS if hasattr(signal, name)]
-    previous = {signum: signal.signal(signum, interrupt) for signum in signums}
+    previous = {signal.SIGINT: signal.getsignal(signal.SIGINT)}  # restored too: shutdown ignores it
+    previous.update({signum: signal.signal(signum, interrupt) for signum in signums})
     try:
         yield
     finally:
@@ -441,10 +442,10 @@ def _stop_signals_interrupt() -> Iterator[None]:
 
 
 def _ignore_stop_signals() -> None:
-    """Ignore SIGTERM and SIGHUP (used while shutting down, so a repeated signal cannot cut the
-    shutdown short); :func:`_stop_signals_interrupt` restores the handlers afterwards."""
+    """Ignore SIGINT, SIGTERM and SIGHUP (used while shutting down, so a repeated Ctrl-C or signal
+    cannot cut the shutdown short); :func:`_stop_signals_interrupt` restores the handlers afterwards."""
     if threading.current_thread() is threading.main_thread():
-        for name in _STOP_SIGNALS:
+        for name in ("SIGINT", *_STOP_SIGNALS):
             if hasattr(signal, name):
                 signal.signal(getattr(signal, name), signal.SIG_IGN)
 
@@ -459,6 +460,8 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
     """Run the trading-platform demo end to end and print the chain report."""
     from rich.console import Console
     from rich.markup import escape
+
+    from chainotel.cli.client import AnalyzerError
 
     console = Console()
     if importlib.util.find_spec("websockets") is None:  # the services' and the traffic's WebSocket flow (C1)
@@ -476,10 +479,13 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
             _run(console, stack, requests, concurrency, slow, keep_running)
         except KeyboardInterrupt as exc:
             console.print(f"\ninterrupted{f' ({exc})' if str(exc) else ''}")
-        except (RuntimeError, FileNotFoundError) as exc:
+        except (RuntimeError, FileNotFoundError, AnalyzerError) as exc:
             failed = True
             console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False)
             raise typer.Exit(1) from exc
+        except BaseException:
+            failed = True  # keep the logs that explain it
+            raise
         finally:
             _ignore_stop_signals()
             try:
