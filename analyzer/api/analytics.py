@@ -36,6 +36,9 @@ from analyzer.store.client import Store
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
+# The four window endpoints after ``/analytics/chains/health/overview`` also answer under the same
+# ``/analytics/chains/`` prefix (hidden from the OpenAPI document): the issue lists them as siblings
+# of that path, and scripts written against either reading keep working.
 
 
 def parse_time_ns(value: str, name: str) -> int:
@@ -225,6 +228,7 @@ def health_overview(since: str | None = None, until: str | None = None, store: S
 
 
 @router.get("/analytics/performance/real-time")
+@router.get("/analytics/chains/performance/real-time", include_in_schema=False)
 def performance(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
     """Traffic of the last 5 minutes (or the window): ``active_chains`` (chain definitions with
     traces), ``average_duration`` (ms, over all traces), throughput and error rate, per chain too
@@ -250,6 +254,7 @@ def performance(since: str | None = None, until: str | None = None, store: Store
 
 
 @router.get("/analytics/anomalies/detect", response_model=AnomaliesResponse, response_model_exclude_unset=True)
+@router.get("/analytics/chains/anomalies/detect", response_model=AnomaliesResponse, response_model_exclude_unset=True, include_in_schema=False)
 def anomalies(
     until: str | None = None,
     window_minutes: int = Query(5, ge=1, le=1440),
@@ -284,6 +289,7 @@ def anomalies(
 
 
 @router.get("/analytics/services/{service}/impact")
+@router.get("/analytics/chains/services/{service}/impact", include_in_schema=False)
 def impact(
     service: str,
     since: str | None = None,
@@ -306,6 +312,7 @@ def impact(
 
 
 @router.get("/analytics/optimization/recommendations")
+@router.get("/analytics/chains/optimization/recommendations", include_in_schema=False)
 def recommendations(
     since: str | None = None,
     until: str | None = None,

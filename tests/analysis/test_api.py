@@ -135,6 +135,11 @@ def test_chain_health_performance_and_chain_views_from_tagged_traces(api):
     assert [(e["caller"], e["callee"], e["calls"]) for e in graph["edges"]] == [("gateway", "backend", 8)]
     recs = api.get("/api/v1/analytics/optimization/recommendations", params={**window, "chain": "B1"}).json()
     assert any(x["type"] == "sla_breach" and x["service"] == "backend" for x in recs["recommendations"])
+    # the window endpoints answer the same under the /analytics/chains/ prefix of health/overview
+    for path in ("performance/real-time", "optimization/recommendations", "services/backend/impact"):
+        assert api.get(f"/api/v1/analytics/chains/{path}", params=window).json() == \
+            api.get(f"/api/v1/analytics/{path}", params=window).json(), path
+    assert api.get("/api/v1/analytics/chains/anomalies/detect", params={"until": t0 + 60}).status_code == 200
 
 
 def test_per_trace_responses_link_to_the_trace_in_jaeger(api):
