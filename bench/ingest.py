@@ -37,22 +37,14 @@ from pathlib import Path
 
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
-from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from chainotel.cli.demo import free_port
+from tests.ingest.otlp_data import kv
 
 SPANS_PER_REQUEST = 1000
 SERVICES = ["frontend", "checkout", "cart", "payment", "shipping", "currency", "email", "catalog"]
 ROUTES = ["/api/orders/{id}", "/api/cart", "/api/pay", "/api/ship", "/api/convert", "/api/products/{id}"]
-
-
-def _kv(key: str, value) -> KeyValue:
-    if isinstance(value, bool):
-        return KeyValue(key=key, value=AnyValue(bool_value=value))
-    if isinstance(value, int):
-        return KeyValue(key=key, value=AnyValue(int_value=value))
-    return KeyValue(key=key, value=AnyValue(string_value=value))
 
 
 def make_request(rng: random.Random, n: int = SPANS_PER_REQUEST) -> bytes:
@@ -76,16 +68,16 @@ def make_request(rng: random.Random, n: int = SPANS_PER_REQUEST) -> bytes:
                 name=f"GET {route}", kind=kind, start_time_unix_nano=start + s * 1000,
                 end_time_unix_nano=start + s * 1000 + dur,
                 attributes=[
-                    _kv("http.request.method", "GET"), _kv("http.route", route), _kv("url.path", route.replace("{id}", str(t))),
-                    _kv("http.response.status_code", 200), _kv("chain.id", chain), _kv("chain.category", "service_communication"),
-                    _kv("chain.name", "Checkout"), _kv("chain.instance_id", trace_id.hex()),
-                ] + ([_kv("server.address", SERVICES[(s + 1) % len(SERVICES)])] if kind == 3 else []),
+                    kv("http.request.method", "GET"), kv("http.route", route), kv("url.path", route.replace("{id}", str(t))),
+                    kv("http.response.status_code", 200), kv("chain.id", chain), kv("chain.category", "service_communication"),
+                    kv("chain.name", "Checkout"), kv("chain.instance_id", trace_id.hex()),
+                ] + ([kv("server.address", SERVICES[(s + 1) % len(SERVICES)])] if kind == 3 else []),
             )  # fmt: skip
             span.status.code = 2 if rng.random() < 0.01 else 0
             by_service.setdefault(service, []).append(span)
     for service, spans in by_service.items():
-        rs = ResourceSpans(resource={"attributes": [_kv("service.name", service), _kv("telemetry.sdk.language", "python"),
-                                                     _kv("service.version", "1.2.3"), _kv("host.name", "bench-host")]})
+        rs = ResourceSpans(resource={"attributes": [kv("service.name", service), kv("telemetry.sdk.language", "python"),
+                                                     kv("service.version", "1.2.3"), kv("host.name", "bench-host")]})
         rs.scope_spans.append(ScopeSpans(scope={"name": "opentelemetry.instrumentation.fastapi"}, spans=spans))
         req.resource_spans.append(rs)
     return req.SerializeToString()
@@ -197,7 +189,7 @@ def make_suffix(rng: random.Random) -> bytes:
     """A tiny extra ResourceSpans (1 span) appended to a body so every flood request is distinct."""
     extra = ExportTraceServiceRequest()
     rs = extra.resource_spans.add()
-    rs.resource.attributes.append(_kv("service.name", "flood"))
+    rs.resource.attributes.append(kv("service.name", "flood"))
     sp = rs.scope_spans.add().spans.add()
     sp.trace_id, sp.span_id, sp.name = rng.randbytes(16), rng.randbytes(8), "flood"
     sp.start_time_unix_nano = sp.end_time_unix_nano = time.time_ns()

@@ -9,6 +9,7 @@ from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
 
 def kv(key: str, value) -> KeyValue:
+    """An OTLP attribute: ``bool``, ``int`` or (otherwise) string value."""
     if isinstance(value, bool):
         return KeyValue(key=key, value=AnyValue(bool_value=value))
     if isinstance(value, int):
