@@ -1,7 +1,7 @@
 """``chainotel-analyzer``: ``serve`` (OTLP/gRPC + OTLP/HTTP + JSON API over ClickHouse), ``migrate``
 (the ClickHouse schema, on one node or a cluster) and ``import``.
 
-Flags override the ``CHAINOTEL_*`` environment (see :class:`analyzer.settings.AnalyzerSettings`).
+Flags override the ``CHAINOTEL_*`` environment (see :class:`chainotel_analyzer.settings.AnalyzerSettings`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from urllib.parse import urlparse
 import typer
 
 if TYPE_CHECKING:
-    from analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.settings import AnalyzerSettings
 
 app = typer.Typer(help="chainotel analyzer: OTLP intake into ClickHouse and chain analysis.", no_args_is_help=True)
 
@@ -28,7 +28,7 @@ def _settings(**overrides: Any) -> AnalyzerSettings:
     """Settings from the environment with the flags given (None = not given); exit 2 with the reason if invalid."""
     from pydantic import ValidationError
 
-    from analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.settings import AnalyzerSettings
 
     try:
         return AnalyzerSettings(**{k: v for k, v in overrides.items() if v is not None})
@@ -56,9 +56,9 @@ def serve(
     """Run the analyzer: OTLP/gRPC, OTLP/HTTP ``/v1/traces``, ``/health`` and the analysis API."""
     import uvicorn
 
-    from analyzer.api.app import create_app
-    from analyzer.runtime import start_runtime
-    from analyzer.store.client import StoreConfigError, StoreLockedError
+    from chainotel_analyzer.api.app import create_app
+    from chainotel_analyzer.runtime import start_runtime
+    from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = _settings(
@@ -100,9 +100,9 @@ def migrate_schema(
 ) -> None:
     """Create or update the ClickHouse schema, as ``serve`` does at start: the migration files, then the
     retention TTL. With ``--cluster`` every statement runs ON CLUSTER (see deploy/clickhouse-cluster.md)."""
-    from analyzer.store import migrations
-    from analyzer.store.client import StoreConfigError, StoreLockedError, open_store
-    from analyzer.store.layout import SINGLE_NODE, Layout
+    from chainotel_analyzer.store import migrations
+    from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError, open_store
+    from chainotel_analyzer.store.layout import SINGLE_NODE, Layout
 
     settings = _settings(
         clickhouse_url=clickhouse_url, data_dir=data_dir, retention_days=retention_days, clickhouse_cluster=cluster
@@ -142,7 +142,7 @@ def import_files(
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from analyzer.ingest.importer import ImportFailed, import_file
+    from chainotel_analyzer.ingest.importer import ImportFailed, import_file
 
     console = Console(stderr=True)
     stored = rejected = 0

@@ -2,7 +2,7 @@
 
 :func:`start_runtime` opens the store (locking a chDB directory), applies migrations and retention,
 seeds the chain registry, starts the span writer, the decoder processes and (unless ``grpc_port < 0``) the OTLP/gRPC server.
-The HTTP side (:mod:`analyzer.api.app`) reads everything from the :class:`Runtime`.
+The HTTP side (:mod:`chainotel_analyzer.api.app`) reads everything from the :class:`Runtime`.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import grpc
 
-from analyzer.ingest.grpc import start_grpc_server
-from analyzer.ingest.receive import DecodePool
-from analyzer.settings import AnalyzerSettings
-from analyzer.store.catalog import seed_definitions
-from analyzer.store.client import Store, open_store
-from analyzer.store.migrations import apply_retention, migrate, store_layout
-from analyzer.store.writer import SpanWriter
+from chainotel_analyzer.ingest.grpc import start_grpc_server
+from chainotel_analyzer.ingest.receive import DecodePool
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store.catalog import seed_definitions
+from chainotel_analyzer.store.client import Store, open_store
+from chainotel_analyzer.store.migrations import apply_retention, migrate, store_layout
+from chainotel_analyzer.store.writer import SpanWriter
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +48,8 @@ class Runtime:
 def start_runtime(settings: AnalyzerSettings) -> Runtime:
     """Open and prepare everything (see module docstring).
 
-    Raises :class:`~analyzer.store.client.StoreLockedError` when another process owns the chDB
-    directory, :class:`~analyzer.store.client.StoreConfigError` for a cluster on chDB,
+    Raises :class:`~chainotel_analyzer.store.client.StoreLockedError` when another process owns the chDB
+    directory, :class:`~chainotel_analyzer.store.client.StoreConfigError` for a cluster on chDB,
     clickhouse-connect errors when a server is unreachable, RuntimeError when the gRPC port cannot
     be bound.
     """

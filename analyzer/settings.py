@@ -1,11 +1,11 @@
 """All analyzer configuration, read in one place.
 
 Every value comes from a ``CHAINOTEL_*`` environment variable (or the matching ``serve`` flag,
-which :mod:`analyzer.cli` passes in as an override). Nothing here touches the network or the disk.
+which :mod:`chainotel_analyzer.cli` passes in as an override). Nothing here touches the network or the disk.
 
 Example::
 
-    >>> from analyzer.settings import AnalyzerSettings
+    >>> from chainotel_analyzer.settings import AnalyzerSettings
     >>> AnalyzerSettings(http_port=0).grpc_port
     4317
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from analyzer.store.layout import Layout
+from chainotel_analyzer.store.layout import Layout
 
 
 def default_data_dir() -> Path:

@@ -3,7 +3,7 @@
 ``python -m bench.analysis`` — generates traces of 10–500 spans (seeded, realistic shapes:
 fan-out, sequential and parallel children, ~8% of children overhanging their parent as in the
 Online Boutique data, a few orphans) and times
-:func:`analyzer.analysis.critical_path.analyze_trace` over all of them. The baseline measured in
+:func:`chainotel_analyzer.analysis.critical_path.analyze_trace` over all of them. The baseline measured in
 the same run is the cost of merely sorting each trace's spans by span ID and reading every
 field once — the least any analysis must do — so the ratio is comparable across noisy machines.
 """
@@ -15,8 +15,8 @@ import sys
 import time
 from operator import itemgetter
 
-from analyzer.analysis.critical_path import analyze_trace
-from analyzer.analysis.model import Span
+from chainotel_analyzer.analysis.critical_path import analyze_trace
+from chainotel_analyzer.analysis.model import Span
 
 GOAL_SPANS_PER_S = 200_000
 

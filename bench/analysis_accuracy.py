@@ -9,12 +9,12 @@
 - baseline window: traces starting in ``[inject - 600 s, inject)`` from that day's minute files
   that are not another fault's window; fewer than 200 such traces → the fault-free
   ``baseline/`` minute instead;
-- ranking: :func:`analyzer.analysis.bottlenecks.rank_bottlenecks` by service with that baseline;
+- ranking: :func:`chainotel_analyzer.analysis.bottlenecks.rank_bottlenecks` by service with that baseline;
   the rank of the injected service gives top-1 / top-3 accuracy.
 
 The OTLP JSON files are decoded by the analyzer's own ingest decoder
-(``analyzer.ingest.otlp_json.parse_request`` + ``analyzer.ingest.otlp.decode_request``) and
-turned into spans exactly as stored rows are (:func:`analyzer.analysis.model.span_from_history`).
+(``chainotel_analyzer.ingest.otlp_json.parse_request`` + ``chainotel_analyzer.ingest.otlp.decode_request``) and
+turned into spans exactly as stored rows are (:func:`chainotel_analyzer.analysis.model.span_from_history`).
 Prints a Markdown table, the accuracy with other window choices (whole minute files as the fault
 window; the ``baseline/`` minute as every fault's baseline), plus for comparison the accuracy of the plain ``Δ`` score and of the
 naive attribution that charges every span's critical time to its own service.
@@ -28,9 +28,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
-from analyzer.analysis.critical_path import analyze_trace
-from analyzer.analysis.model import Span, group_by_trace, span_from_history
+from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.critical_path import analyze_trace
+from chainotel_analyzer.analysis.model import Span, group_by_trace, span_from_history
 from tests.data import ENV as DATA_ENV
 from tests.data import onlineboutique_dir
 
@@ -55,8 +55,8 @@ def load_spans(path: Path) -> list[Span]:
     """Spans of one OTLP JSON (``.json`` or ``.json.gz``) file, via the analyzer's decoder."""
     import pyarrow as pa
 
-    from analyzer.ingest.otlp import decode_request
-    from analyzer.ingest.otlp_json import parse_request
+    from chainotel_analyzer.ingest.otlp import decode_request
+    from chainotel_analyzer.ingest.otlp_json import parse_request
 
     raw = path.read_bytes()
     if path.suffix == ".gz":

@@ -72,12 +72,12 @@ def timed(fn, repeat: int = 3) -> float:
 
 
 def main() -> int:
-    from analyzer.api import analytics
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.catalog import seed_definitions
-    from analyzer.store.client import open_store
-    from analyzer.store.migrations import migrate
-    from analyzer.store.queries import chain_definitions
+    from chainotel_analyzer.api import analytics
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.catalog import seed_definitions
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.migrations import migrate
+    from chainotel_analyzer.store.queries import chain_definitions
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{tmp}/db", data_dir=tmp))

@@ -202,10 +202,10 @@ def direct_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float, floa
     Decoding happens before the clock starts."""
     import pyarrow as pa
 
-    from analyzer.ingest.receive import decode_payload
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.client import open_store
-    from analyzer.store.migrations import migrate
+    from chainotel_analyzer.ingest.receive import decode_payload
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.migrations import migrate
 
     decoded = [decode_payload(b, False, False, 1 << 30).spans for b in bodies]
     batches = []
@@ -233,8 +233,8 @@ def direct_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float, floa
 
 def disk_usage(data_dir: Path) -> dict[str, tuple[int, int]]:
     """table → (bytes on disk, rows) over active parts, after OPTIMIZE FINAL."""
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.client import open_store
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
 
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:

@@ -10,7 +10,7 @@ Here the same is done per call path and per ``(service, operation)``:
 - ``per_trace_ns``: ``total_ns / traces`` — the average over *all* traces of the window, so a
   call path present in few traces weighs little;
 - ``p50_ns``/``p95_ns``/``p99_ns``: percentiles over the traces in which the key is on the
-  critical path (linear interpolation, see :mod:`analyzer.analysis.stats`);
+  critical path (linear interpolation, see :mod:`chainotel_analyzer.analysis.stats`);
 - ``traces``: in how many traces it was on the critical path.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from typing import NamedTuple, TypeVar
 
-from analyzer.analysis.critical_path import TraceCriticalPath
-from analyzer.analysis.stats import percentile
+from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
+from chainotel_analyzer.analysis.stats import percentile
 
 K = TypeVar("K", bound=Hashable)
 

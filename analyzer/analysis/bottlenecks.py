@@ -1,9 +1,9 @@
 """Bottleneck ranking: which service / operation holds a chain back, and what got slower.
 
-Input: the critical paths (:func:`analyzer.analysis.critical_path.analyze_trace`) of the traces
+Input: the critical paths (:func:`chainotel_analyzer.analysis.critical_path.analyze_trace`) of the traces
 in a window, optionally of a baseline window too. Each trace's critical path is charged to
 ``(service, operation)`` with call hops charged to the callee
-(:mod:`analyzer.analysis.attribution`), then aggregated over traces (:mod:`.aggregate`).
+(:mod:`chainotel_analyzer.analysis.attribution`), then aggregated over traces (:mod:`.aggregate`).
 
 Per entry (all times **milliseconds**, float):
 
@@ -27,9 +27,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from analyzer.analysis.aggregate import aggregate
-from analyzer.analysis.attribution import critical_by_operation
-from analyzer.analysis.critical_path import TraceCriticalPath
+from chainotel_analyzer.analysis.aggregate import aggregate
+from chainotel_analyzer.analysis.attribution import critical_by_operation
+from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
 
 GROUP_BY = ("service", "operation")
 

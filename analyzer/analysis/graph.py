@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from analyzer.analysis.model import Span
-from analyzer.analysis.stats import percentiles
+from chainotel_analyzer.analysis.model import Span
+from chainotel_analyzer.analysis.stats import percentiles
 
 
 def dependency_graph(traces: Iterable[Sequence[Span]]) -> dict:

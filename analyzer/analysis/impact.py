@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from analyzer.analysis.aggregate import aggregate
+from chainotel_analyzer.analysis.aggregate import aggregate
 
 
 def service_impact(service: str, per_chain: Mapping[str, Sequence[Mapping[str, int]]]) -> list[dict]:
     """Impact of ``service`` on each chain.
 
     ``per_chain``: ``{chain: [{service: critical ns}, ...]}`` — per-trace critical time by service
-    (:func:`analyzer.analysis.bottlenecks.contributions` with ``group_by="service"``, so call hops
+    (:func:`chainotel_analyzer.analysis.bottlenecks.contributions` with ``group_by="service"``, so call hops
     into the service count as its own). Returns, for chains where the service appears,
     ``{"chain", "traces", "traces_with_service", "critical_ms_per_trace", "share", "p95_ms"}``
     (**ms**; ``share`` of the chain's mean critical path, 0–1), largest share first.

@@ -7,7 +7,7 @@ Rules (each recommendation carries the numbers it rests on):
   data dependency between them, so they could run concurrently. Reported when the pattern is in
   at least ``MIN_TRACE_SHARE`` of the traces; the estimated saving per trace is the critical time
   of those calls minus the longest one (what concurrency would save at best), averaged (**ms**).
-Calls are named by their callee (:func:`analyzer.analysis.attribution.callee_of`).
+Calls are named by their callee (:func:`chainotel_analyzer.analysis.attribution.callee_of`).
 
 - ``n_plus_one`` — one parent span calling the same ``(service, operation)`` at least
   ``N_PLUS_ONE_MIN_CALLS`` times within a trace (the N+1 query / call pattern); evidence: traces
@@ -21,8 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from analyzer.analysis.attribution import callee_of, critical_by_operation
-from analyzer.analysis.critical_path import TraceCriticalPath
+from chainotel_analyzer.analysis.attribution import callee_of, critical_by_operation
+from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
 
 MIN_TRACE_SHARE = 0.2
 N_PLUS_ONE_MIN_CALLS = 5

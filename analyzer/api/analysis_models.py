@@ -10,8 +10,8 @@ from typing import get_type_hints
 
 from pydantic import BaseModel, create_model
 
-from analyzer.analysis.anomalies import Anomaly
-from analyzer.analysis.health import ChainHealth
+from chainotel_analyzer.analysis.anomalies import Anomaly
+from chainotel_analyzer.analysis.health import ChainHealth
 
 
 class Window(BaseModel):
@@ -88,7 +88,7 @@ ChainHealthEntry = create_model(
     name=(str, ...),
     **{field: (hint, ...) for field, hint in get_type_hints(ChainHealth).items()},
 )
-"""A registered chain's name and its :class:`~analyzer.analysis.health.ChainHealth`."""
+"""A registered chain's name and its :class:`~chainotel_analyzer.analysis.health.ChainHealth`."""
 
 
 class HealthOverviewResponse(BaseModel):

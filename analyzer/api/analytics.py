@@ -1,8 +1,8 @@
 """Analysis endpoints over a time window: bottlenecks, health, performance, anomalies, impact,
 recommendations and the dependency graph of a chain.
 
-Where the HTTP layer of the analysis lives; the computing is in :mod:`analyzer.analysis` and the
-SQL in :mod:`analyzer.store.queries`. Times (``since``/``until``/``baseline_*``) are RFC 3339
+Where the HTTP layer of the analysis lives; the computing is in :mod:`chainotel_analyzer.analysis` and the
+SQL in :mod:`chainotel_analyzer.store.queries`. Times (``since``/``until``/``baseline_*``) are RFC 3339
 (``2022-08-22T04:27:03Z``) or Unix seconds (``1661142423``, decimals allowed); traces of any date
 work (imported history). Bad parameters → 422 with the reason.
 
@@ -21,18 +21,18 @@ from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 
-from analyzer.analysis import anomalies as anomaly_rules
-from analyzer.analysis.aggregate import chain_critical_path
-from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
-from analyzer.analysis.critical_path import analyze_trace
-from analyzer.analysis.graph import dependency_graph
-from analyzer.analysis.health import chain_health
-from analyzer.analysis.impact import service_impact
-from analyzer.analysis.recommendations import recommend
-from analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse, HealthOverviewResponse
-from analyzer.api.deps import get_store
-from analyzer.store import MAX_TIMESTAMP_NS, queries
-from analyzer.store.client import Store
+from chainotel_analyzer.analysis import anomalies as anomaly_rules
+from chainotel_analyzer.analysis.aggregate import chain_critical_path
+from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.critical_path import analyze_trace
+from chainotel_analyzer.analysis.graph import dependency_graph
+from chainotel_analyzer.analysis.health import chain_health
+from chainotel_analyzer.analysis.impact import service_impact
+from chainotel_analyzer.analysis.recommendations import recommend
+from chainotel_analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse, HealthOverviewResponse
+from chainotel_analyzer.api.deps import get_store
+from chainotel_analyzer.store import MAX_TIMESTAMP_NS, queries
+from chainotel_analyzer.store.client import Store
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
@@ -146,7 +146,7 @@ def bottlenecks(
     store: Store = Depends(get_store),
 ):
     """Services (or operations) ranked by critical-path contribution; with a baseline window,
-    by increase over it (score ``Δ·Δ/current``, see :mod:`analyzer.analysis.bottlenecks`).
+    by increase over it (score ``Δ·Δ/current``, see :mod:`chainotel_analyzer.analysis.bottlenecks`).
     Call hops (client → server gaps) are charged to the callee. Default window: the last hour."""
     return _bottlenecks(store, chain, q)
 
@@ -209,7 +209,7 @@ def _registry(store: Store) -> dict[str, dict]:
 def health_overview(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
     """Health of every registered chain over the window (default: last hour): throughput, error
     rate, p50/p95/p99 (ms), SLA compliance, score 0–100 and status (formula in
-    :mod:`analyzer.analysis.health`)."""
+    :mod:`chainotel_analyzer.analysis.health`)."""
     s, u = window(since, until, 3600)
     registry = _registry(store)
     figures = {r["chain"]: r for r in queries.chain_figures(
@@ -263,7 +263,7 @@ def anomalies(
 ):
     """Latency / error-rate / throughput anomalies of every chain and service: the last
     ``window_minutes`` before ``until`` vs the ``baseline_buckets`` windows of equal length before
-    it (method and thresholds in :mod:`analyzer.analysis.anomalies`)."""
+    it (method and thresholds in :mod:`chainotel_analyzer.analysis.anomalies`)."""
     _, u = window(None, until, 60)
     bucket_s = window_minutes * 60
     s = u - (baseline_buckets + 1) * bucket_s * 10**9
@@ -322,7 +322,7 @@ def recommendations(
 ):
     """Recommendations with evidence (parallelizable calls, N+1, the service dominating SLA
     breaches) per chain over the window (default: last hour); rules in
-    :mod:`analyzer.analysis.recommendations`."""
+    :mod:`chainotel_analyzer.analysis.recommendations`."""
     s, u = window(since, until, 3600)
     slas = {k: d.get("max_duration_ms") for k, d in _registry(store).items()}
     _, traces = queries.window_traces(store.client, s, u, chain, max_traces)

@@ -1,12 +1,12 @@
 """The analyzer's FastAPI app factory.
 
 Mounted routers are listed in :func:`routers` — the one place to register a router (analysis routers
-are appended there). Every router reaches the store through :mod:`analyzer.api.deps`.
+are appended there). Every router reaches the store through :mod:`chainotel_analyzer.api.deps`.
 
 Run it the way ``chainotel-analyzer serve`` does (one uvicorn worker: the process owns the chDB
 directory)::
 
-    from analyzer.api.app import create_app
+    from chainotel_analyzer.api.app import create_app
     app = create_app()                 # opens the store at startup, closes it at shutdown
 """
 
@@ -16,16 +16,16 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from analyzer.runtime import Runtime, start_runtime
-from analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.runtime import Runtime, start_runtime
+from chainotel_analyzer.settings import AnalyzerSettings
 
 
 def routers() -> list[APIRouter]:
     """Every router of the app, in mount order. Register new routers here."""
-    from analyzer.api.analytics import router as analytics_router
-    from analyzer.api.chains import router as chains_router
-    from analyzer.api.health import router as health_router
-    from analyzer.ingest.http import router as otlp_router
+    from chainotel_analyzer.api.analytics import router as analytics_router
+    from chainotel_analyzer.api.chains import router as chains_router
+    from chainotel_analyzer.api.health import router as health_router
+    from chainotel_analyzer.ingest.http import router as otlp_router
 
     return [
         otlp_router,  # POST /v1/traces (OTLP/HTTP)

@@ -24,14 +24,14 @@ import threading
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
-from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
-from analyzer.analysis.critical_path import analyze_trace
-from analyzer.analysis.graph import dependency_graph
-from analyzer.api.analysis_models import CriticalPathResponse
-from analyzer.api.deps import get_settings, get_store
-from analyzer.settings import AnalyzerSettings
-from analyzer.store import queries
-from analyzer.store.client import Store
+from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.critical_path import analyze_trace
+from chainotel_analyzer.analysis.graph import dependency_graph
+from chainotel_analyzer.api.analysis_models import CriticalPathResponse
+from chainotel_analyzer.api.deps import get_settings, get_store
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store import queries
+from chainotel_analyzer.store.client import Store
 from chainotel.catalog import ChainDefinition
 from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
 

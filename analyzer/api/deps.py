@@ -3,8 +3,8 @@
 Example (an analysis router)::
 
     from fastapi import APIRouter, Depends
-    from analyzer.api.deps import get_store
-    from analyzer.store.client import Store
+    from chainotel_analyzer.api.deps import get_store
+    from chainotel_analyzer.store.client import Store
 
     router = APIRouter(prefix="/api/v1")
 
@@ -17,21 +17,21 @@ from __future__ import annotations
 
 from fastapi import Request
 
-from analyzer.runtime import Runtime
-from analyzer.settings import AnalyzerSettings
-from analyzer.store.client import Store
+from chainotel_analyzer.runtime import Runtime
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store.client import Store
 
 
 def get_runtime(request: Request) -> Runtime:
-    """The process's :class:`~analyzer.runtime.Runtime` (settings, store, writer)."""
+    """The process's :class:`~chainotel_analyzer.runtime.Runtime` (settings, store, writer)."""
     return request.app.state.runtime
 
 
 def get_store(request: Request) -> Store:
-    """The open :class:`~analyzer.store.client.Store`; ``store.client`` runs read queries."""
+    """The open :class:`~chainotel_analyzer.store.client.Store`; ``store.client`` runs read queries."""
     return request.app.state.runtime.store
 
 
 def get_settings(request: Request) -> AnalyzerSettings:
-    """The process's :class:`~analyzer.settings.AnalyzerSettings` (read once at start)."""
+    """The process's :class:`~chainotel_analyzer.settings.AnalyzerSettings` (read once at start)."""
     return request.app.state.runtime.settings

@@ -31,16 +31,16 @@ from google.protobuf.any_pb2 import Any
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
-from analyzer.ingest.otlp_json import InvalidRequest
-from analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
-from analyzer.settings import AnalyzerSettings
-from analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.ingest.otlp_json import InvalidRequest
+from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceServiceHandler:
-    """``TraceService/Export`` over a :class:`~analyzer.store.writer.SpanWriter`."""
+    """``TraceService/Export`` over a :class:`~chainotel_analyzer.store.writer.SpanWriter`."""
 
     def __init__(self, writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings):
         self._writer = writer

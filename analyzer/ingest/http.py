@@ -6,8 +6,8 @@
 - Malformed body → 400 with a ``google.rpc.Status`` naming the reason.
 - Spans with invalid IDs or times → 200 with ``partial_success`` (``rejected_spans``, ``error_message``).
 - Write queue full, decoder backlog full or ClickHouse down → 503 with ``Retry-After``; success is
-  answered only after the request's spans are committed (see :mod:`analyzer.store.writer`).
-- Decoding runs in the decoder processes (:class:`analyzer.ingest.receive.DecodePool`).
+  answered only after the request's spans are committed (see :mod:`chainotel_analyzer.store.writer`).
+- Decoding runs in the decoder processes (:class:`chainotel_analyzer.ingest.receive.DecodePool`).
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from google.rpc import status_pb2
 
-from analyzer.ingest.otlp_json import InvalidRequest, response_json
-from analyzer.ingest.receive import BodyTooLarge, DecoderUnavailable, ExportResult
-from analyzer.store.writer import StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.ingest.otlp_json import InvalidRequest, response_json
+from chainotel_analyzer.ingest.receive import BodyTooLarge, DecoderUnavailable, ExportResult
+from chainotel_analyzer.store.writer import StoreUnavailable, WriteQueueFull
 
 router = APIRouter(tags=["otlp"])
 

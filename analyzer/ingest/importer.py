@@ -20,8 +20,8 @@ from pathlib import Path
 
 import httpx
 
-from analyzer.ingest.jaeger import is_jaeger, jaeger_to_otlp
-from analyzer.ingest.otlp_json import InvalidRequest, upgrade_legacy_names
+from chainotel_analyzer.ingest.jaeger import is_jaeger, jaeger_to_otlp
+from chainotel_analyzer.ingest.otlp_json import InvalidRequest, upgrade_legacy_names
 
 
 class ImportFailed(RuntimeError):

@@ -29,7 +29,7 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from analyzer.store import MAX_TIMESTAMP_NS
+from chainotel_analyzer.store import MAX_TIMESTAMP_NS
 from chainotel import attributes as ca
 
 COLUMNS: tuple[str, ...] = (

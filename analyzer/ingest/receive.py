@@ -26,8 +26,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from analyzer.ingest.otlp import DecodedSpans, decode_request
-from analyzer.ingest.otlp_json import InvalidRequest, parse_request
+from chainotel_analyzer.ingest.otlp import DecodedSpans, decode_request
+from chainotel_analyzer.ingest.otlp_json import InvalidRequest, parse_request
 
 log = logging.getLogger(__name__)
 

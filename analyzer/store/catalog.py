@@ -40,8 +40,8 @@ from importlib import metadata
 
 from clickhouse_connect.driver.client import Client
 
-from analyzer.store.client import StoreConfigError
-from analyzer.store.queries import DEFINITION_COLUMNS
+from chainotel_analyzer.store.client import StoreConfigError
+from chainotel_analyzer.store.queries import DEFINITION_COLUMNS
 from chainotel.catalog import DEFAULT_CATALOG_SOURCE, Catalog, CatalogError, default_catalog, load_catalog
 from chainotel.configurator import CATALOG_ENV
 

@@ -10,7 +10,7 @@ chDB limits handled here:
   :class:`StoreLockedError` naming the lock file and that PID;
 - memory is capped explicitly: the engine-wide ``max_server_memory_usage`` is passed as a chDB
   start-up option (``chdb_options``), and every session gets ``max_memory_usage`` and ``max_threads``
-  as session settings (see :class:`~analyzer.settings.AnalyzerSettings`).
+  as session settings (see :class:`~chainotel_analyzer.settings.AnalyzerSettings`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 import clickhouse_connect
 from clickhouse_connect.driver.client import Client
 
-from analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.settings import AnalyzerSettings
 
 LOCK_FILE_NAME = "chainotel.lock"
 

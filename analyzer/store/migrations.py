@@ -6,11 +6,11 @@ re-runnable (``IF NOT EXISTS``), so a start interrupted mid-file simply re-appli
 After the files, :func:`apply_retention` sets the TTL of the span tables from the configuration.
 
 The same files make the schema of a ClickHouse cluster: markers in them (``{on_cluster}``,
-``{local:T}``, ``{replicated:…}``, ``{distributed:…}``, see :mod:`analyzer.store.layout`) become
+``{local:T}``, ``{replicated:…}``, ``{distributed:…}``, see :mod:`chainotel_analyzer.store.layout`) become
 nothing on a single node — the statements run there are byte-for-byte the unmarked ones — and
 ``ON CLUSTER``, ``Replicated*MergeTree`` tables ``T_local`` and ``Distributed`` tables ``T`` sharded by
 trace ID on a cluster. Every statement here, bookkeeping and retention included, goes through
-:meth:`~analyzer.store.layout.Layout.render`. :func:`schema_statements` lists them without a server
+:meth:`~chainotel_analyzer.store.layout.Layout.render`. :func:`schema_statements` lists them without a server
 (``chainotel-analyzer migrate --print-sql``).
 """
 
@@ -22,7 +22,7 @@ from importlib import resources
 
 from clickhouse_connect.driver.client import Client
 
-from analyzer.store.layout import SINGLE_NODE, Layout
+from chainotel_analyzer.store.layout import SINGLE_NODE, Layout
 
 TTL_TABLES = ("chain_history", "chain_traces", "chain_metrics")
 """Tables whose rows expire ``retention_days`` after ``ingested_at``."""
@@ -65,7 +65,7 @@ def load_migrations(layout: Layout = SINGLE_NODE) -> list[Migration]:
     statements rendered for ``layout`` (a statement that exists only on a cluster is left out on a
     single node). Raises ValueError for a malformed marker (see :meth:`Layout.render`)."""
     found = []
-    for entry in resources.files("analyzer.store").joinpath("migrations").iterdir():
+    for entry in resources.files("chainotel_analyzer.store").joinpath("migrations").iterdir():
         m = _FILE_RE.match(entry.name)
         if m:
             rendered = (layout.render(stmt) for stmt in split_statements(entry.read_text("utf-8")))

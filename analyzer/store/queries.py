@@ -2,7 +2,7 @@
 
 All values reach ClickHouse as bound parameters (clickhouse-connect ``parameters=`` with the
 server-side ``{name:Type}`` syntax); no SQL is ever built from request input. Times passed in
-are Unix **nanoseconds** (``int``); rows come back as :class:`analyzer.analysis.model.Span` or
+are Unix **nanoseconds** (``int``); rows come back as :class:`chainotel_analyzer.analysis.model.Span` or
 plain dicts.
 
 Tables (see ``analyzer/store/migrations``): ``chain_history`` (one row per span),
@@ -17,16 +17,16 @@ from datetime import datetime, timezone
 
 from clickhouse_connect.driver.client import Client
 
-from analyzer.analysis.model import Span
-from analyzer.store import MAX_TIMESTAMP_NS
+from chainotel_analyzer.analysis.model import Span
+from chainotel_analyzer.store import MAX_TIMESTAMP_NS
 
 _SPAN_COLUMNS = (
     "request_id, parent_span_id, toString(service_name), toString(operation), "
     "toUnixTimestamp64Nano(timestamp) AS start_ns, start_ns + duration_ns, upper(span_kind), "
     "event_type = 'error', trace_id, toString(chain), toString(peer_service)"
 )
-"""``chain_history`` columns in :class:`~analyzer.analysis.model.Span` field order — the same
-mapping as :func:`~analyzer.analysis.model.span_from_history`, done by ClickHouse so that rows
+"""``chain_history`` columns in :class:`~chainotel_analyzer.analysis.model.Span` field order — the same
+mapping as :func:`~chainotel_analyzer.analysis.model.span_from_history`, done by ClickHouse so that rows
 become spans with ``Span._make`` alone."""
 
 DEFAULT_MAX_TRACES = 1000

@@ -10,7 +10,7 @@ so parts should be big. The writer starts an INSERT when ``batch_max_spans`` (â‰
 or when at least ``batch_min_spans`` wait and no request is being read or decoded
 (:meth:`SpanWriter.incoming`), or ``batch_max_wait`` (â‰¤ 1 s) after the oldest waiting request
 arrived. Each INSERT takes what is waiting, at most ``batch_max_spans`` spans, in one Arrow-format
-INSERT into ``chain_history`` (columns built by :func:`~analyzer.ingest.otlp.decode_request`); the
+INSERT into ``chain_history`` (columns built by :func:`~chainotel_analyzer.ingest.otlp.decode_request`); the
 materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSERT. Requests are
 never split across INSERTs.
 
@@ -21,7 +21,7 @@ failed and the digest lookup below failed too, until a probe query succeeds agai
 
 No duplicates on retry (an exporter resends the identical request after a timeout or a 503):
 
-- every request is identified by a 64-bit digest of its decompressed body (:func:`analyzer.ingest.receive.request_digest`);
+- every request is identified by a 64-bit digest of its decompressed body (:func:`chainotel_analyzer.ingest.receive.request_digest`);
 - the digest is written with each of the request's rows (``chain_history.request_digest``) in the
   same INSERT as the rows themselves, so "rows stored" and "request recorded" cannot diverge;
 - the writer remembers digests of committed requests for ``dedup_window`` seconds (reloaded from
@@ -59,9 +59,9 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
-from analyzer.ingest.otlp import DecodedSpans
-from analyzer.settings import AnalyzerSettings
-from analyzer.store.client import Store
+from chainotel_analyzer.ingest.otlp import DecodedSpans
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store.client import Store
 
 log = logging.getLogger(__name__)
 

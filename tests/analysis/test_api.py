@@ -10,8 +10,8 @@ import threading
 import pytest
 from pydantic import ValidationError
 
-from analyzer.api.chains import jaeger_url
-from analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.api.chains import jaeger_url
+from chainotel_analyzer.settings import AnalyzerSettings
 from tests.processes import serve
 
 JAEGER_UI = "http://jaeger.example:16686/jaeger/"  # with a base path and a trailing slash

@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from analyzer.analysis import anomalies
-from analyzer.analysis.aggregate import chain_critical_path
-from analyzer.analysis.attribution import critical_by_operation
-from analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
-from analyzer.analysis.critical_path import analyze_trace
-from analyzer.analysis.graph import dependency_graph
-from analyzer.analysis.health import chain_health
-from analyzer.analysis.impact import service_impact
-from analyzer.analysis.model import CLIENT, INTERNAL, SERVER, Span
-from analyzer.analysis.recommendations import recommend
+from chainotel_analyzer.analysis import anomalies
+from chainotel_analyzer.analysis.aggregate import chain_critical_path
+from chainotel_analyzer.analysis.attribution import critical_by_operation
+from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.critical_path import analyze_trace
+from chainotel_analyzer.analysis.graph import dependency_graph
+from chainotel_analyzer.analysis.health import chain_health
+from chainotel_analyzer.analysis.impact import service_impact
+from chainotel_analyzer.analysis.model import CLIENT, INTERNAL, SERVER, Span
+from chainotel_analyzer.analysis.recommendations import recommend
 
 MS = 1_000_000
 

@@ -9,8 +9,8 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.analysis.critical_path import analyze_trace
-from analyzer.analysis.model import CONSUMER, PRODUCER, SERVER, Span
+from chainotel_analyzer.analysis.critical_path import analyze_trace
+from chainotel_analyzer.analysis.model import CONSUMER, PRODUCER, SERVER, Span
 
 
 def S(sid, parent, start, end, kind="UNSPECIFIED", service="svc"):

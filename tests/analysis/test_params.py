@@ -7,7 +7,7 @@ from fastapi import HTTPException
 from hypothesis import given
 from hypothesis import strategies as st
 
-from analyzer.api.analytics import parse_time_ns, window
+from chainotel_analyzer.api.analytics import parse_time_ns, window
 
 
 def test_rfc3339_and_unix_seconds_agree():

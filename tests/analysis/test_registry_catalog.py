@@ -86,10 +86,10 @@ def test_chains_dropped_from_the_catalog_are_deleted_and_come_back(tmp_path):
 def test_a_dropped_chain_that_still_has_spans_is_not_marked_deleted(tmp_path):
     """Each service reads its own CHAINOTEL_CATALOG: a chain missing from the analyzer's catalog but
     still tagged on recent spans stays in the registry; one without spans is marked deleted."""
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.catalog import current_definitions, seed_definitions
-    from analyzer.store.client import open_store
-    from analyzer.store.migrations import migrate
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.catalog import current_definitions, seed_definitions
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.migrations import migrate
     from chainotel.catalog import parse_catalog
 
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}"))

@@ -147,9 +147,9 @@ def receiver_ports(cfg: dict) -> set[int]:
 
 def analyzer_variables() -> set[str]:
     """The ``CHAINOTEL_*`` variables the analyzer reads: ``CHAINOTEL_<FIELD>`` for every field of
-    :class:`analyzer.settings.AnalyzerSettings` (read from the class itself, so a new setting counts
+    :class:`chainotel_analyzer.settings.AnalyzerSettings` (read from the class itself, so a new setting counts
     as soon as it exists) and ``CHAINOTEL_CATALOG``, the chain catalog its registry is seeded from."""
-    from analyzer.settings import AnalyzerSettings  # noqa: PLC0415
+    from chainotel_analyzer.settings import AnalyzerSettings  # noqa: PLC0415
     from chainotel.configurator import CATALOG_ENV  # noqa: PLC0415
 
     prefix = AnalyzerSettings.model_config["env_prefix"]

@@ -36,7 +36,7 @@ def test_stack_has_every_part(compose):
 
 
 def test_analyzer_reads_every_chainotel_variable_compose_sets(compose):
-    """Each CHAINOTEL_* key of the analyzer service is a field of analyzer.settings.AnalyzerSettings
+    """Each CHAINOTEL_* key of the analyzer service is a field of chainotel_analyzer.settings.AnalyzerSettings
     (read from the class, not a copied list); the compose check reports the others."""
     env = compose["services"]["analyzer"]["environment"]
     assert {k for k in env if k.startswith("CHAINOTEL_")} <= analyzer_variables()

@@ -14,8 +14,8 @@ from tests.processes import Analyzer
 @contextmanager
 def open_db(data_dir: Path):
     """The store of a stopped analyzer, opened in this process (clickhouse-connect client)."""
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.client import open_store
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
 
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:

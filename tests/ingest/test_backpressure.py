@@ -53,8 +53,8 @@ def served(settings) -> Iterator[object]:
     test can hold its writer; yields the Runtime with ``http`` set to the base URL."""
     import uvicorn
 
-    from analyzer.api.app import create_app
-    from analyzer.runtime import start_runtime
+    from chainotel_analyzer.api.app import create_app
+    from chainotel_analyzer.runtime import start_runtime
 
     runtime = start_runtime(settings)
     port = free_port()
@@ -73,7 +73,7 @@ def served(settings) -> Iterator[object]:
 
 
 def test_full_queue_gives_503_and_unavailable(tmp_path):
-    from analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.settings import AnalyzerSettings
 
     settings = AnalyzerSettings(
         clickhouse_url=f"chdb://{tmp_path / 'db'}", host="127.0.0.1", grpc_port=0, decode_workers=0,

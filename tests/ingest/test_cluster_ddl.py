@@ -1,4 +1,4 @@
-"""The migrations' cluster form (``migrate --cluster``, :mod:`analyzer.store.layout`) and their
+"""The migrations' cluster form (``migrate --cluster``, :mod:`chainotel_analyzer.store.layout`) and their
 unchanged single-node form.
 
 No ClickHouse cluster runs here: the cluster DDL is parsed by ClickHouse's own parser (chDB,
@@ -17,11 +17,11 @@ import clickhouse_connect
 import pytest
 from typer.testing import CliRunner
 
-from analyzer.cli import app
-from analyzer.settings import AnalyzerSettings
-from analyzer.store.client import server_session_settings
-from analyzer.store.layout import SINGLE_NODE, Layout
-from analyzer.store.migrations import TTL_TABLES, apply_retention, migrate, retention_sql, schema_statements
+from chainotel_analyzer.cli import app
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store.client import server_session_settings
+from chainotel_analyzer.store.layout import SINGLE_NODE, Layout
+from chainotel_analyzer.store.migrations import TTL_TABLES, apply_retention, migrate, retention_sql, schema_statements
 from tests.ingest.conftest import open_db
 
 CLUSTER, DB = "chainotel_cluster", "otel"

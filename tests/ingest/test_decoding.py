@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from analyzer.ingest.otlp import decode_request
-from analyzer.store import MAX_TIMESTAMP_NS
-from analyzer.ingest.otlp_json import InvalidRequest, parse_request
-from analyzer.ingest.receive import BodyTooLarge, DecodePool, gunzip_capped
+from chainotel_analyzer.ingest.otlp import decode_request
+from chainotel_analyzer.store import MAX_TIMESTAMP_NS
+from chainotel_analyzer.ingest.otlp_json import InvalidRequest, parse_request
+from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, gunzip_capped
 from tests.ingest.conftest import open_db
 from tests.ingest.otlp_data import request
 
@@ -63,7 +63,7 @@ def test_invalid_parent_id_and_attribute_encoding():
 
 
 def test_migrations_are_idempotent_and_retention_follows_settings(tmp_path):
-    from analyzer.store.migrations import apply_retention, migrate
+    from chainotel_analyzer.store.migrations import apply_retention, migrate
 
     with open_db(tmp_path / "db") as db:
         assert migrate(db) == [1, 2, 3, 4]
@@ -108,7 +108,7 @@ def test_unexpected_decoder_error_refuses_only_that_request(workers, caplog):
 
 
 def test_legacy_instrumentation_library_spans_are_kept(tmp_path):
-    from analyzer.ingest.importer import count_spans, load_request
+    from chainotel_analyzer.ingest.importer import count_spans, load_request
 
     def span(i: int) -> dict:
         return {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": f"b7ad6b716920333{i}", "name": f"s{i}"}

@@ -16,12 +16,12 @@ from collections.abc import Iterator
 import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 
-from analyzer.ingest.otlp import decode_request
-from analyzer.ingest.receive import request_digest
-from analyzer.settings import AnalyzerSettings
-from analyzer.store.client import open_store
-from analyzer.store.migrations import migrate
-from analyzer.store.writer import SpanWriter, StoreUnavailable
+from chainotel_analyzer.ingest.otlp import decode_request
+from chainotel_analyzer.ingest.receive import request_digest
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store.client import open_store
+from chainotel_analyzer.store.migrations import migrate
+from chainotel_analyzer.store.writer import SpanWriter, StoreUnavailable
 from tests.ingest.otlp_data import request
 
 

@@ -29,9 +29,9 @@ def test_no_process_left_behind(analyzer_factory, sig):
 def test_failed_start_releases_everything(tmp_path, monkeypatch, failing):
     import threading
 
-    import analyzer.runtime as runtime_module
-    from analyzer.settings import AnalyzerSettings
-    from analyzer.store.client import open_store
+    import chainotel_analyzer.runtime as runtime_module
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
 
     def cannot_start(*args, **kwargs):
         raise OSError(f"cannot start the {failing}")
