@@ -8,7 +8,7 @@ typer app with :func:`register`::
     from chainotel.cli import client
     client.register(app)
 
-Endpoints used (issue 4's analysis API): ``/api/v1/traces/{chain_id}/critical-path``,
+Endpoints used (the analyzer's analysis API): ``/api/v1/traces/{instance_id}/critical-path``,
 ``/api/v1/analytics/chains/health/overview``, ``/api/v1/analytics/performance/real-time``,
 ``/api/v1/analytics/anomalies/detect``, ``/api/v1/analytics/services/{service}/impact``,
 ``/api/v1/analytics/bottlenecks``.
@@ -328,7 +328,7 @@ def monitor(interval: float = typer.Option(2.0, "--interval", min=0.2, help="Sec
         if as_json:
             return {"health": doc, "real_time": rt}
         summary = Text(f"active chains {rt.get('active_chains', '-')}   average duration "
-                       f"{_fmt(rt.get('average_duration'))} ms   {time.strftime('%H:%M:%S')}", style="bold")
+                       f"{_fmt(rt.get('avg_duration_ms'))} ms   {time.strftime('%H:%M:%S')}", style="bold")
         return Group(summary, health_table(doc))
 
     try:

@@ -1,5 +1,5 @@
 """A failed INSERT is never acknowledged unless ClickHouse committed its rows anyway — then it is,
-and its retry is not stored twice (review 2); one refused before commit gets 503 and is stored once
+and its retry is not stored twice; one refused before commit gets 503 and is stored once
 when retried; while the store is down everything gets 503 until it answers again.
 
 In-process SpanWriter on a chDB store, as the analyzer runs it. The failures are real ClickHouse
@@ -27,7 +27,7 @@ from tests.ingest.otlp_data import request
 
 @pytest.fixture
 def writer_and_db(tmp_path) -> Iterator[tuple[SpanWriter, object]]:
-    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait=0)
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait_s=0)
     store = open_store(settings)
     try:
         migrate(store.client)
