@@ -151,11 +151,13 @@ class AnalyzerSettings(BaseSettings):
     )
     alertmanager_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
+        json_schema_extra={"default_text": "(empty)"},
         description="Comma-separated Alertmanager base URLs (http://alertmanager:9093); alerts are POSTed to "
         "<url>/api/v2/alerts. Empty: no Alertmanager.",
     )
     alert_webhook_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
+        json_schema_extra={"default_text": "(empty)"},
         description="Comma-separated URLs that receive alerts as Alertmanager's webhook JSON (for users without Alertmanager).",
     )
     alert_resend_interval_s: float = Field(

@@ -109,8 +109,7 @@ def resolve_alert(
     return _model(alert, _links(request, monitoring))
 
 
-@router.get("/metrics", summary="Prometheus metrics", response_class=Response,
-            responses={200: {"content": {"text/plain; version=0.0.4": {}}}})  # fmt: skip
+@router.get("/metrics", summary="Prometheus metrics", response_class=Response, include_in_schema=False)
 def metrics(monitoring: Monitoring = Depends(get_monitoring)) -> Response:
     """The Prometheus text format; rendered at most once per cache interval (see docs/monitoring.md)."""
     return Response(monitoring.metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
