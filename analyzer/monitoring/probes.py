@@ -2,7 +2,9 @@
 
 For each chain with a ``probe:`` key, every ``interval`` the :class:`Prober` sends the probe with a
 fresh trace: ``traceparent`` and ``X-Chain-ID`` name a new random trace ID, and the W3C ``baggage``
-entry ``chain.synthetic=true`` (plus the ``X-Chain-Synthetic: true`` header) marks it synthetic. The
+entries ``chain.synthetic=true`` (the distro then writes ``chain.synthetic=true`` on every span of the
+trace, in every service the baggage reaches) and ``chain.id=<chain>`` (the chain is decided, whatever
+the catalog rules say) mark it. The
 run is **up** when
 
 1. the entry answered one of ``expect_status`` within ``timeout`` (WebSocket ``ws://``: the connection
@@ -40,16 +42,15 @@ from chainotel_analyzer.store.interfaces import ChainRegistry, MonitorStore
 log = logging.getLogger(__name__)
 
 SYNTHETIC_BAGGAGE = "chain.synthetic=true"
-SYNTHETIC_HEADER = "X-Chain-Synthetic"
 RELOAD_S = 10.0
 """Chain definitions (and so probes) are re-read this often."""
 TRACE_POLL_S = 0.25
 
 
-def probe_headers(probe: Probe, trace_id: str) -> dict[str, str]:
-    """The request headers of one run: the probe's own, then trace context, X-Chain-ID and the synthetic mark."""
+def probe_headers(probe: Probe, chain: str, trace_id: str) -> dict[str, str]:
+    """The request headers of one run: the probe's own, then trace context, X-Chain-ID and the baggage."""
     return {**probe.headers, "traceparent": f"00-{trace_id}-{secrets.token_hex(8)}-01",
-            "X-Chain-ID": str(uuid.UUID(trace_id)), "baggage": SYNTHETIC_BAGGAGE, SYNTHETIC_HEADER: "true"}  # fmt: skip
+            "X-Chain-ID": str(uuid.UUID(trace_id)), "baggage": f"{SYNTHETIC_BAGGAGE},chain.id={chain}"}  # fmt: skip
 
 
 def send_http(probe: Probe, headers: dict[str, str]) -> tuple[str, int, float]:
@@ -197,7 +198,7 @@ class Prober:
         trace_id = secrets.token_hex(16)
         checked_at = time.time_ns()
         send = send_websocket if probe.is_websocket else send_http
-        reason, status, ms = send(probe, probe_headers(probe, trace_id))
+        reason, status, ms = send(probe, probe_headers(probe, d.id, trace_id))
         if not reason and self.trace_spans is not None:
             reason = self._wait_for_trace(trace_id, d)
         return {"chain": d.id, "checked_at_unix_nano": checked_at, "status": "down" if reason else "up",
