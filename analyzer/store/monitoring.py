@@ -48,6 +48,7 @@ FROM (
     WHERE start >= {lo:DateTime64(9)} AND start < {hi:DateTime64(9)}
     GROUP BY trace_id
     HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND chain IN {ids:Array(String)}
+        AND trace_id NOT IN (SELECT trace_id FROM probe_results WHERE checked_at_unix_nano >= {probe_since:Int64})
 )
 GROUP BY chain
 """
@@ -86,7 +87,8 @@ class ClickHouseMonitorStore:
         ``error_traces``, ``within_sla`` (duration ≤ ``slas_ms[chain]``; every trace without an SLA),
         ``p95_ms``, ``slowest_trace_id``, ``error_trace_id``; and ``last_start_ns``, the latest trace
         start in ``[until − lookback_s, until)`` (``lookback_s`` ≥ every window). Chains without a
-        trace in the look-back are absent."""
+        trace in the look-back are absent. The traces of synthetic probes (``probe_results``) are left
+        out: alerts on real traffic are not moved by probes (a probe has its own alert)."""
         if not windows_s:
             return []
         ids = list(windows_s)
@@ -98,6 +100,7 @@ class ClickHouseMonitorStore:
                 "ids": ids, "windows_ns": [int(windows_s[c] * 10**9) for c in ids],
                 "slas": [float(slas_ms.get(c) or "inf") for c in ids], "until_ns": until_ns,
                 "since": _dt(since_ns), "until": _dt(until_ns), "lo": _dt(since_ns - spread), "hi": _dt(until_ns + spread),
+                "probe_since": since_ns - spread,
             },  # fmt: skip
         ).named_results()
         return [{**r, "p95_ms": float(r["p95_ms"]) if r["traces"] else 0.0} for r in rows]
