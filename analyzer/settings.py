@@ -149,6 +149,10 @@ class AnalyzerSettings(BaseSettings):
     alert_default_rules: bool = Field(
         True, description="Chains without an 'alerts:' key get the documented default rules; false: they never alert."
     )
+    alert_anomalies: bool = Field(
+        False, description="Also alert (ChainAnomaly) when the anomaly detector finds a chain's latency, error rate "
+        "or throughput off its baseline (5-minute windows against the 12 before; one more query per evaluation).",
+    )
     alertmanager_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         json_schema_extra={"default_text": "(empty)"},

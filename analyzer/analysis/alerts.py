@@ -27,6 +27,9 @@ Rules (``alertname``; value; fires when):
 ``ChainLatencyHigh``        p95 of trace durations (ms)             value > ``p95_above_ms``
 ``ChainNoTraffic``          seconds since the last trace started    value ≥ ``no_traffic_for``
 ``ChainProbeDown``          1 when the last probe was down          the chain's synthetic probe is down
+``ChainAnomaly``            z-score of the first finding            the anomaly detector finds the chain's
+                                                                    latency, error rate or throughput off its
+                                                                    baseline (only with ``alert_anomalies``)
 ==========================  ======================================  ==========================================
 
 Rate rules need ``min_traces`` traces in the window; without them the condition is false (no data
@@ -41,11 +44,16 @@ from dataclasses import dataclass, replace
 
 from chainotel.catalog.models import AlertRules
 
+from chainotel_analyzer.analysis import anomalies as anomaly_rules
+
 SLA_ALERT = "ChainSLAComplianceLow"
 ERROR_ALERT = "ChainErrorRateHigh"
 LATENCY_ALERT = "ChainLatencyHigh"
 NO_TRAFFIC_ALERT = "ChainNoTraffic"
 PROBE_ALERT = "ChainProbeDown"
+ANOMALY_ALERT = "ChainAnomaly"
+ANOMALY_BUCKETS = 12
+"""Baseline windows before the current one for ``ChainAnomaly`` (as the anomalies endpoint's default)."""
 
 PENDING, FIRING, RESOLVED, INACTIVE = "pending", "firing", "resolved", "inactive"
 OPEN_STATES = (PENDING, FIRING)
@@ -190,6 +198,31 @@ def probe_condition(chain: str, down: bool, reason: str, trace_id: str = "", ser
         f"chain {chain}: synthetic probe down" if down else f"chain {chain}: synthetic probe up",
         f"the synthetic probe of chain {chain} failed: {reason}" if down else "",
     )  # fmt: skip
+
+
+def anomaly_conditions(bucket_rows: list[dict], window_s: int, chains: list[str]) -> list[Condition]:
+    """``ChainAnomaly`` of each of ``chains`` from ``chain_buckets`` rows (``chain``, ``bucket``,
+    ``traces``, ``errors``, ``p95_ms``) of :data:`ANOMALY_BUCKETS` + 1 windows of ``window_s`` seconds,
+    the last one current; the rules of :func:`chainotel_analyzer.analysis.anomalies.detect`."""
+    minutes = window_s / 60
+    series: dict[str, dict[int, anomaly_rules.Bucket]] = {}
+    for r in bucket_rows:
+        series.setdefault(r["chain"], {})[int(r["bucket"])] = anomaly_rules.Bucket(
+            r["traces"] / minutes, r["errors"] / minutes, float(r["p95_ms"] or 0.0))
+    empty = anomaly_rules.Bucket(0.0, 0.0, 0.0)
+    out = []
+    for chain in chains:
+        buckets = series.get(chain, {})
+        history = [buckets.get(i, empty) for i in range(ANOMALY_BUCKETS)]
+        found = anomaly_rules.detect("chain", chain, buckets.get(ANOMALY_BUCKETS, empty), history)
+        text = "; ".join(f"{a.metric} {a.value:.3g} vs baseline {a.baseline_mean:.3g} (z {a.z_score:+.1f}, {a.direction})"
+                         for a in found)  # fmt: skip
+        out.append(Condition(
+            ANOMALY_ALERT, chain, bool(found), found[0].z_score if found else 0.0, anomaly_rules.Z_THRESHOLD, "", "",
+            f"chain {chain}: {found[0].metric} anomaly" if found else f"chain {chain}: no anomaly",
+            f"over the last {_duration(window_s)} against the {ANOMALY_BUCKETS} windows before: {text}" if found else "",
+        ))  # fmt: skip
+    return out
 
 
 def _duration(seconds: float) -> str:

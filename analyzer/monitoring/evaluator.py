@@ -31,10 +31,11 @@ from pydantic import ValidationError
 from chainotel.catalog.models import AlertRules, ChainDefinition, DEFAULT_ALERT_RULES
 
 from chainotel_analyzer.analysis.alerts import (
-    PROBE_ALERT, Alert, ChainFigures, Condition, conditions, probe_condition, resolve_by_hand, step,
+    ANOMALY_BUCKETS, PROBE_ALERT, Alert, ChainFigures, Condition, anomaly_conditions, conditions, probe_condition,
+    resolve_by_hand, step,
 )  # fmt: skip
 from chainotel_analyzer.monitoring.notifier import Notifier
-from chainotel_analyzer.store.interfaces import ChainRegistry, MonitorStore
+from chainotel_analyzer.store.interfaces import ChainRegistry, MonitorStore, TraceReader
 
 log = logging.getLogger(__name__)
 
@@ -110,17 +111,22 @@ class AlertEvaluator:
 
     ``registry``/``store``: the storage interfaces; ``notifier``: where changed alerts go (or None);
     ``interval_s``: seconds between evaluations; ``default_rules``: whether chains without ``alerts:``
-    get :data:`DEFAULT_ALERT_RULES`; ``probe_status(chain)``: the chain's latest probe result (or None).
+    get :data:`DEFAULT_ALERT_RULES`; ``probe_status(chain)``: the chain's latest probe result (or None);
+    ``anomaly_reader``: when given, ``ChainAnomaly`` is evaluated too (one more query, over
+    ``chain_traces``, of :data:`ANOMALY_BUCKETS` + 1 windows of ``anomaly_window_s`` seconds).
     """
 
     def __init__(self, registry: ChainRegistry, store: MonitorStore, notifier: Notifier | None, interval_s: float,
-                 default_rules: bool = True, probe_status: Callable[[str], ProbeStatus | None] | None = None):  # fmt: skip
+                 default_rules: bool = True, probe_status: Callable[[str], ProbeStatus | None] | None = None,
+                 anomaly_reader: TraceReader | None = None, anomaly_window_s: int = 300):  # fmt: skip
         self.registry = registry
         self.store = store
         self.notifier = notifier
         self.interval_s = interval_s
         self.default_rules = default_rules
         self.probe_status = probe_status or (lambda chain: None)
+        self.anomaly_reader = anomaly_reader
+        self.anomaly_window_s = anomaly_window_s
         self.snapshot = Snapshot()
         self.evaluations = 0
         self.failures = 0
@@ -173,6 +179,7 @@ class AlertEvaluator:
             figure_rows = self.store.chain_window_figures(now_ns, windows, lookback, slas)
             service_rows = self.store.chain_service_figures(now_ns, windows)
             blame = error_services(service_rows)
+            anomalies = self._anomalies(now_ns, list(rules))
             figures = {c: ChainFigures(c) for c in windows}
             for row in figure_rows:
                 figures[row["chain"]] = ChainFigures(
@@ -189,6 +196,8 @@ class AlertEvaluator:
                 probe = self.probe_status(d.id) if d.probe is not None else None
                 if probe is not None:
                     conds.append(probe_condition(d.id, probe.down, probe.reason, probe.trace_id, probe.service))
+                if d.id in anomalies:
+                    conds.append(anomalies[d.id])
                 r = rule or DEFAULT_ALERT_RULES
                 for cond in conds:
                     key = (d.id, cond.alertname)
@@ -202,13 +211,20 @@ class AlertEvaluator:
             services: dict[str, list[dict]] = {}
             for row in service_rows:
                 services.setdefault(row["chain"], []).append(row)
-            self.snapshot = Snapshot(now_ns, figures, services, {d.id: d.category.value for d in chains}, 3,
-                                     time.perf_counter() - started)  # fmt: skip
+            self.snapshot = Snapshot(now_ns, figures, services, {d.id: d.category.value for d in chains},
+                                     3 + (self.anomaly_reader is not None), time.perf_counter() - started)  # fmt: skip
             current = list(self._latest.values())
         self.evaluations += 1
         if self.notifier is not None:
             self.notifier.notify(current, now_ns)
         return changed
+
+    def _anomalies(self, now_ns: int, chains: list[str]) -> dict[str, Condition]:
+        if self.anomaly_reader is None or not chains:
+            return {}
+        w = self.anomaly_window_s
+        rows = self.anomaly_reader.chain_buckets(now_ns - (ANOMALY_BUCKETS + 1) * w * 10**9, now_ns, w)
+        return {c.chain: c for c in anomaly_conditions(rows, w, chains)}
 
     def _definitions(self) -> list[ChainDefinition]:
         out = []

@@ -53,7 +53,7 @@ def build_monitoring(settings: AnalyzerSettings, reader: TraceReader, registry: 
                         settings.alert_notify_max_retries)  # fmt: skip
     status = prober.status if prober is not None else None
     evaluator = AlertEvaluator(registry, store, notifier, settings.alert_eval_interval_s, settings.alert_default_rules,
-                               status)  # fmt: skip
+                               status, reader if settings.alert_anomalies else None)  # fmt: skip
     latest = prober.latest if prober is not None else None
     collector = ChainotelCollector(reader, registry, sink, evaluator, notifier, latest)
     metrics = MetricsPage(collector, min(settings.alert_eval_interval_s, 15.0))

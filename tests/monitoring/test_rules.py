@@ -142,3 +142,15 @@ def test_alert_rows_round_trip_and_blame_needs_a_single_service():
     rows = [{"chain": "B3", "service": "gw", "errors": 0}, {"chain": "B3", "service": "pay", "errors": 3},
             {"chain": "B4", "service": "gw", "errors": 1}, {"chain": "B4", "service": "pay", "errors": 1}]
     assert error_services(rows) == {"B3": "pay"}
+
+
+def test_anomaly_condition_from_chain_buckets():
+    from chainotel_analyzer.analysis.alerts import ANOMALY_ALERT, ANOMALY_BUCKETS, anomaly_conditions
+
+    rows = [{"chain": "B3", "bucket": i, "traces": 60, "errors": 0, "p95_ms": 100.0 + i} for i in range(ANOMALY_BUCKETS)]
+    rows.append({"chain": "B3", "bucket": ANOMALY_BUCKETS, "traces": 60, "errors": 0, "p95_ms": 1000.0})
+    rows += [{"chain": "B4", "bucket": i, "traces": 60, "errors": 0, "p95_ms": 100.0} for i in range(ANOMALY_BUCKETS + 1)]
+    found = {c.chain: c for c in anomaly_conditions(rows, 300, ["B3", "B4", "B5"])}
+    assert found["B3"].active and found["B3"].alertname == ANOMALY_ALERT and "latency_p95_ms" in found["B3"].description
+    assert found["B3"].value >= 3.0
+    assert not found["B4"].active and not found["B5"].active  # steady; no history at all
