@@ -9,8 +9,10 @@ One evaluation (:meth:`AlertEvaluator.evaluate`):
    over ``chain_metrics`` (per-service errors, to name the service to blame);
 3. the pure rule evaluation and lifecycle (:mod:`chainotel_analyzer.analysis.alerts`), plus each
    chain's latest probe result (``ChainProbeDown``);
-4. the changed alerts stored in one INSERT into ``chain_alerts`` (the state survives a restart: the
-   evaluator resumes from the newest alert of each chain and rule), then handed to the
+4. the alerts whose state changed stored in one INSERT into ``chain_alerts`` (the state survives a
+   restart: the evaluator resumes from the newest alert of each chain and rule; a firing alert's
+   ``last_true`` is kept in memory only, so after a restart ``keep_firing_for`` counts from its last
+   stored change), then handed to the
    :class:`~chainotel_analyzer.monitoring.notifier.Notifier` without waiting.
 
 An evaluation that fails (store unreachable) is logged and retried at the next tick; alerts keep
@@ -166,7 +168,7 @@ class AlertEvaluator:
 
     # --- one evaluation -----------------------------------------------------------------------------
     def evaluate(self, now_ns: int | None = None) -> list[Alert]:
-        """Evaluate every chain once at ``now_ns`` (default: now); returns the alerts that changed."""
+        """Evaluate every chain once at ``now_ns`` (default: now); returns the alerts whose state changed."""
         now_ns = now_ns if now_ns is not None else time.time_ns()
         started = time.perf_counter()
         with self._lock:
@@ -206,7 +208,9 @@ class AlertEvaluator:
                     new = step(current, cond, now_ns, for_s, r.keep_firing_for_s, d.category.value, r.severity)
                     if new is not current and new is not None:
                         self._latest[key] = new
-                        changed.append(new)
+                        if current is None or (new.alert_id, new.state, new.cleared) != (
+                                current.alert_id, current.state, current.cleared):  # fmt: skip
+                            changed.append(new)
             self.store.save_alerts([alert_to_row(a) for a in changed])
             services: dict[str, list[dict]] = {}
             for row in service_rows:
