@@ -60,6 +60,7 @@ from dataclasses import dataclass, field
 from chainotel_analyzer.model.rows import DecodedSpans, insert_table
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.client import Store
+from chainotel_analyzer.store.interfaces import StoreUnavailable, WriteQueueFull
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +68,6 @@ _MAX_REMEMBERED = 500_000
 _LOOKUP_SLACK_S = 300
 """Seconds added to a failed INSERT's own duration when looking for its rows by ``ingested_at``
 (server clock; on a cluster each shard's clock): clock steps and skew between servers."""
-
-
-class WriteQueueFull(Exception):
-    """The write queue holds ``queue_max_spans`` spans already; retry later (HTTP 503 / UNAVAILABLE)."""
-
-
-class StoreUnavailable(Exception):
-    """ClickHouse rejected or could not take the last INSERT; retry later (HTTP 503 / UNAVAILABLE)."""
 
 
 @dataclass
@@ -86,7 +79,8 @@ class _Item:
 
 
 class SpanWriter:
-    """Owns the insert path into ``chain_history``; see the module docstring for the contract.
+    """Owns the insert path into ``chain_history`` — the :class:`~chainotel_analyzer.store.interfaces.SpanSink`
+    of ClickHouse; see the module docstring for the contract.
 
     Example::
 
