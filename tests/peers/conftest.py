@@ -8,16 +8,16 @@ import pytest
 from .peers import Jaeger, require_binaries
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="package", autouse=True)
 def peers_built():
-    """Skip (or, with CI=true, fail) each test of this package when the peer binaries are missing."""
+    """Skip (or, with CI=true, fail) each test of this package when the peer binaries are missing
+    (package scope: it runs before any module fixture that would start a peer)."""
     return require_binaries()
 
 
 @pytest.fixture(scope="package")
 def jaeger(tmp_path_factory):
     """One Jaeger v2 (in-memory storage) for the package; stopped at the end."""
-    require_binaries()
     peer = Jaeger(tmp_path_factory.mktemp("jaeger"))
     try:
         yield peer.start()

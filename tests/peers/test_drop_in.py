@@ -65,14 +65,22 @@ def test_the_drop_in_adds_a_pipeline_and_leaves_theirs_alone(tmp_path, gates):
 
 
 def test_without_the_gate_a_later_list_replaces_the_earlier_one(tmp_path):
-    """Default merge: the naive file's exporter list replaces the user's, whose backend gets nothing."""
+    """Default merge: maps merge key by key, every list of the later file replaces the earlier one —
+    the naive file's exporter list drops the user's own exporter, whose backend would get nothing."""
     merged = _merged(tmp_path, [THEIRS, NAIVE], "")
-    assert merged["service"]["pipelines"]["traces"]["exporters"] == ["otlphttp/chainotel"]
+    traces = merged["service"]["pipelines"]["traces"]
+    assert traces["exporters"] == ["otlphttp/chainotel"]
+    assert traces["processors"] == ["batch/naive"]
+    assert traces["receivers"] == ["otlp"]  # not in the later file: kept
+    assert {"memory_limiter", "batch/theirs", "batch/naive"} <= merged["processors"].keys()  # maps merged
 
 
 def test_with_the_gate_a_later_exporters_list_is_appended(tmp_path):
-    """``confmap.enableMergeAppendOption``: lists of component IDs under ``service`` are appended
-    (without duplicates); other lists are still replaced."""
+    """``confmap.enableMergeAppendOption``: ``service::extensions`` and the ``receivers``/``exporters``
+    lists under ``service`` are appended, earlier entries first, without duplicates; a pipeline's
+    ``processors`` list is still replaced."""
     merged = _merged(tmp_path, [THEIRS, NAIVE], MERGE_APPEND)
-    assert merged["service"]["pipelines"]["traces"]["exporters"] == ["otlphttp/theirs", "otlphttp/chainotel"]
-    assert merged["service"]["pipelines"]["traces"]["processors"] == ["memory_limiter", "batch/theirs"]
+    traces = merged["service"]["pipelines"]["traces"]
+    assert traces["exporters"] == ["otlphttp/theirs", "otlphttp/chainotel"]
+    assert merged["service"]["extensions"] == ["health_check"]
+    assert traces["processors"] == ["batch/naive"]
