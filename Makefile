@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test bench demo clean peers
+.PHONY: install test bench demo docs docs-check clean peers
 
 # Jaeger v2, the OpenTelemetry Collector and the Go test service, built from pinned Go modules into
 # .peers/bin (cached: rebuilt only when a pin changes). `make test` builds them first when Go is on
@@ -32,6 +32,13 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/chainotel demo $(DEMO_ARGS)
+
+# docs/configuration.md is generated from the settings classes; docs-check fails when it is stale
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
+
+docs-check: $(STAMP)
+	$(BIN)/python docs/generate.py --check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .peers
