@@ -255,7 +255,7 @@ def emit_spans(endpoint: str, traces: int, spans_per_trace: int, service: str = 
 
 
 def analyzer_span_ids(analyzer_url: str, trace_ids) -> Counter[str]:
-    """How often the analyzer stored each span ID (``request_id`` of ``/api/v1/chains/events``) of
+    """How often the analyzer stored each span ID (``span_id`` of ``/api/v1/chains/events``) of
     the given traces (32-hex trace IDs)."""
     import uuid
 
@@ -264,7 +264,7 @@ def analyzer_span_ids(analyzer_url: str, trace_ids) -> Counter[str]:
         for trace_id in trace_ids:
             response = client.get(f"/api/v1/chains/events/{uuid.UUID(hex=trace_id)}")
             if response.status_code == 200:
-                counts.update(str(e["request_id"]) for e in response.json()["events"])
+                counts.update(str(e["span_id"]) for e in response.json()["events"])
     return counts
 
 

@@ -55,9 +55,11 @@ def test_503_under_overload_is_retried_until_every_span_is_stored_once(tmp_path)
                           env={"GOMAXPROCS": "2"}).start()  # fmt: skip
     try:
         sent = {}
-        for _ in range(4):  # bursts larger than one batch, so several exports are in flight at once
+        for _ in range(3):  # bursts larger than one batch, so several exports are in flight at once
             sent |= emit_spans(collector.http, traces=100, spans_per_trace=10)
-        _delivered_once(analyzer.http, sent, 90)
+        # Bounded generously: refused exports back off exponentially (up to 30 s between tries), and
+        # on a loaded machine the analyzer lets few through.
+        _delivered_once(analyzer.http, sent, 180)
         assert "503" in collector.tail(200000), "the analyzer never answered 503: the test did not overload it"
     finally:
         collector.stop()

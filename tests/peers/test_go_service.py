@@ -72,7 +72,7 @@ def test_the_trace_id_stays_the_chain_instance_id_through_the_go_service(crossed
         assert sorted(e["span_kind"] for e in go) == ["client", "server"], go  # otelhttp's handler and transport
         assert not any(e["chain"] for e in go)  # no chainotel in Go: its spans carry no chain.* attributes
         # Parent links are unbroken: trading-engine's server span has the Go client span as parent.
-        go_ids = {e["request_id"] for e in go}
+        go_ids = {e["span_id"] for e in go}
         engine_roots = [e for e in events if e["service_name"] == "trading-engine" and e["parent_span_id"] in go_ids]
         assert engine_roots, "trading-engine's span does not hang under the Go service's span"
 

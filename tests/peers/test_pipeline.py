@@ -86,7 +86,7 @@ def test_the_analyzer_has_the_same_instance_and_a_jaeger_link_jaeger_answers(pip
     with httpx.Client(base_url=analyzer_url, timeout=10) as client:
         for r in results:
             doc = client.get(f"/api/v1/chains/events/{r.chain_id}").json()
-            assert doc["chain_id"] == r.chain_id
+            assert doc["instance_id"] == r.chain_id
             assert {e["chain"] for e in doc["events"] if e["chain"]} == {r.chain}
             trace_id = r.chain_id.replace("-", "")
             assert doc["jaeger_url"] == f"{jaeger.query}/trace/{trace_id}"
