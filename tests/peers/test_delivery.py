@@ -40,7 +40,7 @@ def test_an_analyzer_outage_of_20_s_loses_and_duplicates_nothing(tmp_path):
         time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - down_since)))
         assert "connection refused" in collector.tail(20000).lower(), "the Collector never saw the analyzer down"
         analyzer.start()  # same ports, same chDB directory
-        _delivered_once(analyzer.http, during, 60)
+        _delivered_once(analyzer.http, during, 90)
         _delivered_once(analyzer.http, before, 5)
     finally:
         collector.stop()
