@@ -31,11 +31,25 @@ from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainRegistr
 router = APIRouter(prefix="/api/v1", tags=["discovery"])
 
 
+def is_fallback(definition: dict) -> bool:
+    """Whether every match rule of a stored definition is a catch-all: only ``service`` (or a ``route``
+    of ``*`` / ``/*``) — a chain for "any other request" of a service, such as the built-in B1."""
+    rules = [{k: v for k, v in r.items() if v is not None} for r in definition.get("match") or []]
+    return bool(rules) and all(set(r) <= {"service", "route"} and r.get("route") in (None, "*", "/*") for r in rules)
+
+
+def _id_key(chain: str) -> tuple[str, int]:
+    return chain[:1], int(chain[1:]) if chain[1:].isdigit() else 0
+
+
 def registered_catalog(registry: ChainRegistry) -> Catalog:
-    """The registry's current definitions as a :class:`~chainotel.catalog.Catalog` (registry order);
-    a stored definition that no longer validates is left out."""
+    """The registry's current definitions as a :class:`~chainotel.catalog.Catalog` in matching
+    order — by ID (``B9`` before ``B10``), catch-all chains (:func:`is_fallback`) last, which is the
+    built-in catalog's own order — so the first matching rule is the one a catalog file would pick.
+    A stored definition that no longer validates is left out."""
+    records = sorted(registry.list(), key=lambda r: (is_fallback(r["definition"]), _id_key(r["id"])))
     chains = []
-    for record in registry.list():
+    for record in records:
         try:
             chains.append(ChainDefinition.model_validate(record["definition"]))
         except ValidationError:
