@@ -16,45 +16,18 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import ValidationError
 
-from chainotel.catalog import Catalog, ChainDefinition
 from chainotel_analyzer.analysis.discovery import HTTP_ATTRIBUTES, chain_shapes, propose
 from chainotel_analyzer.analysis.drift import topology_drift
 from chainotel_analyzer.api.analytics import _known_chain as known_chain
 from chainotel_analyzer.api.analytics import _window_doc as window_doc
 from chainotel_analyzer.api.analytics import window
+from chainotel_analyzer.api.catalog import registered_catalog
 from chainotel_analyzer.api.deps import get_reader, get_registry
 from chainotel_analyzer.api.discovery_models import DriftResponse, ScanRequest, ScanResponse
 from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainRegistry, TraceReader
 
 router = APIRouter(prefix="/api/v1", tags=["discovery"])
-
-
-def is_fallback(definition: dict) -> bool:
-    """Whether every match rule of a stored definition is a catch-all: only ``service`` (or a ``route``
-    of ``*`` / ``/*``) — a chain for "any other request" of a service, such as the built-in B1."""
-    rules = [{k: v for k, v in r.items() if v is not None} for r in definition.get("match") or []]
-    return bool(rules) and all(set(r) <= {"service", "route"} and r.get("route") in (None, "*", "/*") for r in rules)
-
-
-def _id_key(chain: str) -> tuple[str, int]:
-    return chain[:1], int(chain[1:]) if chain[1:].isdigit() else 0
-
-
-def registered_catalog(registry: ChainRegistry) -> Catalog:
-    """The registry's current definitions as a :class:`~chainotel.catalog.Catalog` in matching
-    order — by ID (``B9`` before ``B10``), catch-all chains (:func:`is_fallback`) last, which is the
-    built-in catalog's own order — so the first matching rule is the one a catalog file would pick.
-    A stored definition that no longer validates is left out."""
-    records = sorted(registry.list(), key=lambda r: (is_fallback(r["definition"]), _id_key(r["id"])))
-    chains = []
-    for record in records:
-        try:
-            chains.append(ChainDefinition.model_validate(record["definition"]))
-        except ValidationError:
-            continue
-    return Catalog(chains, source="<registry>")
 
 
 @router.post("/discovery/scan", response_model=ScanResponse)
