@@ -119,10 +119,6 @@ class ChainRecord(BaseModel):
     definition: dict = Field(description="The definition (chainotel.catalog.ChainDefinition as JSON).")
 
 
-class ChainList(BaseModel):
-    chains: list[ChainRecord]
-
-
 class Event(BaseModel):
     """One stored span of a chain instance (``chain_history`` columns by their served names)."""
 
