@@ -8,7 +8,7 @@ from __future__ import annotations
 from pydantic import BaseModel, Field
 
 from chainotel_analyzer.analysis.discovery import DEFAULT_MIN_SHARE, DEFAULT_MIN_TRACES
-from chainotel_analyzer.api.models import ChainRecord, Window
+from chainotel_analyzer.api.models import ChainList, Window
 
 SCAN_DEFAULT_MAX_TRACES = 5000
 """Traces a scan reads at most by default (a uniform sample by trace-ID hash beyond that)."""
@@ -96,8 +96,9 @@ class CatalogResponse(BaseModel):
     chains: list[dict]
 
 
-class PagedChainList(BaseModel):
-    chains: list[ChainRecord]
+class PagedChainList(ChainList):
+    """A page of current chain definitions (ordered by ID)."""
+
     total: int = Field(description="Chains matching the filter, before paging.")
     limit: int | None
     offset: int
