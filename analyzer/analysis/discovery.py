@@ -15,17 +15,18 @@ another service (the gateway still counts among the chain's services).
 Per group (:func:`propose`): the share of traces each service appears in; ``expected_services`` are
 those in at least ``min_share`` of them; ``edges`` the caller → callee pairs (parent and child span in
 different services) seen in at least ``min_share`` of the traces, between expected services, without
-cycles; ``max_duration_ms`` the p99 of trace durations rounded up (:func:`round_up_ms`); a category
+cycles; ``max_duration_ms`` the p99 of trace durations rounded up (:func:`chainotel.discovery.rules.round_up_ms`); a category
 guess with its reason (:func:`guess_category`); and a confidence (:func:`confidence`).
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+
+from chainotel.discovery import rules
 
 from chainotel_analyzer.analysis.stats import percentile
 from chainotel_analyzer.model.span import CONSUMER, SERVER, Span
@@ -168,47 +169,14 @@ def trace_duration_ms(spans: Sequence[Span]) -> float:
     return max(0, max(s.end_ns for s in spans) - min(s.start_ns for s in spans)) / 1e6
 
 
-def round_up_ms(value_ms: float) -> float:
-    """``value_ms`` rounded up to two significant digits, at least 1 ms (a suggested SLA from a p99).
-
-    >>> [round_up_ms(v) for v in (0.2, 3.21, 237.4, 1001, 12345)]
-    [1.0, 3.3, 240.0, 1100.0, 13000.0]
-    """
-    if value_ms <= 1:
-        return 1.0
-    scale = 10 ** (math.floor(math.log10(value_ms)) - 1)
-    return float(round(math.ceil(round(value_ms / scale, 9)) * scale, 6))
-
-
-_RULES: tuple[tuple[str, re.Pattern[str], str], ...] = (
-    ("ai_ml_processing", re.compile(r"infer|predict|model|train|embed|llm|\bai\b|/ai/|recommend|classif|score"),
-     "the entry names AI/ML work ({word})"),
-    ("infrastructure", re.compile(r"health|metrics|ready|readiness|live|liveness|status|ping|heartbeat|probe"),
-     "the entry is an operational endpoint ({word})"),
-    ("data_flow", re.compile(r"ingest|import|export|etl|sync|pipeline|feed|upload|batch|stream|market-data|replicat"),
-     "the entry moves data ({word})"),
-    ("user_experience", re.compile(r"dashboard|page|ui\b|frontend|login|session|cart|checkout|search|browse|home"),
-     "the entry serves a user-facing page or action ({word})"),
-)  # fmt: skip
-
-
 def guess_category(entry: EntryPoint) -> tuple[str, str]:
-    """``(category, reason)`` for a group entering at ``entry``, by the first rule that applies:
-    a WebSocket entry → ``user_experience``; words in the route / span name → ``ai_ml_processing``
-    (inference, model, training…), ``infrastructure`` (health, metrics…), ``data_flow`` (ingest,
-    stream…), ``user_experience`` (dashboard, cart…); else ``service_communication``.
+    """``(category, reason)`` for a group entering at ``entry``
+    (:func:`chainotel.discovery.rules.guess_category` of its route, span name and scheme).
 
     >>> guess_category(EntryPoint("api", "POST", "/v1/inference", "POST /v1/inference"))[0]
     'ai_ml_processing'
     """
-    text = f"{entry.route} {entry.span_name}".lower()
-    if entry.websocket or "websocket" in text or re.search(r"(^|/| )ws(/|$| )", text):
-        return "user_experience", "WebSocket entry: a client holds a live connection"
-    for category, pattern, reason in _RULES:
-        m = pattern.search(text)
-        if m:
-            return category, reason.format(word=m.group(0).strip("/ "))
-    return "service_communication", "no specific marker: a request served across services"
+    return rules.guess_category(entry.route, entry.span_name, entry.websocket)
 
 
 def confidence(traces: int, modal_share: float, observed_s: float) -> float:
@@ -220,48 +188,6 @@ def confidence(traces: int, modal_share: float, observed_s: float) -> float:
     stability = 0.5 + 0.5 * modal_share
     time_factor = 0.75 + 0.25 * min(1.0, max(0.0, observed_s) / FULL_OBSERVATION_S)
     return round(count * stability * time_factor, 3)
-
-
-def _acyclic(edges: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``edges`` in order, skipping any edge that would close a cycle with those kept."""
-    kept: list[tuple[str, str]] = []
-    graph: dict[str, set[str]] = {}
-
-    def reaches(a: str, b: str) -> bool:
-        stack, seen = [a], set()
-        while stack:
-            node = stack.pop()
-            if node == b:
-                return True
-            if node not in seen:
-                seen.add(node)
-                stack.extend(graph.get(node, ()))
-        return False
-
-    for caller, callee in edges:
-        if caller != callee and not reaches(callee, caller):
-            kept.append((caller, callee))
-            graph.setdefault(caller, set()).add(callee)
-    return kept
-
-
-def free_ids(taken: Iterable[str]) -> dict[str, Iterable[str]]:
-    """Per category letter, an iterator of chain IDs not in ``taken`` (``A1``, ``A2``… lowest first)."""
-    used = set(taken)
-
-    def gen(letter: str):
-        n = 0
-        while True:
-            n += 1
-            if f"{letter}{n}" not in used:
-                used.add(f"{letter}{n}")
-                yield f"{letter}{n}"
-
-    return {letter: gen(letter) for letter in "ABCDE"}
-
-
-_LETTER = {"data_flow": "A", "service_communication": "B", "user_experience": "C", "ai_ml_processing": "D",
-           "infrastructure": "E"}  # fmt: skip
 
 
 def group_untagged(
@@ -294,7 +220,7 @@ def propose(
     ``category_reason``, ``entry`` (``service``, ``method``, ``route``, ``span_name``, ``gateway``),
     ``edges`` (``[{"caller", "callee", "share"}]``, every edge seen) and ``example_trace_ids`` (≤ 3).
     """
-    ids = free_ids(taken_ids)
+    ids = rules.free_ids(taken_ids)
     groups = group_untagged(traces, attributes)
     ordered = sorted(groups.values(), key=lambda g: (-len(g), g[0][0].key))
     out = []
@@ -326,7 +252,7 @@ def _proposal(members: list[tuple[EntryPoint, Sequence[Span]]], ids: dict, min_s
         expected.insert(0, entry.service)
     in_expected = set(expected)
     edge_list = sorted(edge_counts.items(), key=lambda kv: (-kv[1], kv[0]))
-    edges = _acyclic(e for e, c in edge_list if c / n >= min_share and set(e) <= in_expected)
+    edges = rules.acyclic(e for e, c in edge_list if c / n >= min_share and set(e) <= in_expected)
     category, reason = guess_category(entry)
     p99 = percentile(durations, 99)
     modal = shapes.most_common(1)[0][1] / n
@@ -340,7 +266,7 @@ def _proposal(members: list[tuple[EntryPoint, Sequence[Span]]], ids: dict, min_s
     else:
         match["span_name"] = entry.span_name
     definition = {
-        "id": next(ids[_LETTER[category]]),
+        "id": next(ids[rules.letter(category)]),
         "name": f"{what} on {entry.service}",
         "category": category,
         "description": f"Proposed by chainotel discovery from {n} traces entering at {what} on {entry.service}"
@@ -348,7 +274,7 @@ def _proposal(members: list[tuple[EntryPoint, Sequence[Span]]], ids: dict, min_s
         "match": [match],
         "expected_services": expected,
         "edges": [f"{a} -> {b}" for a, b in edges],
-        "max_duration_ms": round_up_ms(p99),
+        "max_duration_ms": rules.round_up_ms(p99),
     }
     evidence = {
         "traces": n,

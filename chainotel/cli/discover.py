@@ -37,8 +37,17 @@ def discover(
     if source is not None:
         from chainotel.discovery.code import scan_source  # noqa: PLC0415
 
-        doc = scan_source(source)
-        header = [f"chainotel discover --source {source}: chains proposed from the code"]
+        client = AnalyzerClient(analyzer, timeout_s=5)
+        try:  # IDs the registry holds are not proposed (POST /api/v1/chains would answer 409)
+            taken = [c["id"] for c in client.get("/api/v1/chains").get("chains", [])]
+            note = f"chain IDs registered at {analyzer} are skipped"
+        except AnalyzerError:
+            taken, note = [], f"analyzer {analyzer} not reachable: IDs may collide with registered chains"
+        finally:
+            client.close()
+        doc = scan_source(source, taken)
+        header = [f"chainotel discover --source {source}: chains proposed from the code "
+                  f"({doc['files']} files, {doc['routes']} routes, compose file {doc['compose'] or 'none'})", note]
     else:
         client = AnalyzerClient(analyzer, timeout_s=120)
         body = {"since": relative_to_unix_seconds(since), "until": relative_to_unix_seconds(until),

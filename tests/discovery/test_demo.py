@@ -12,21 +12,9 @@ import httpx
 import pytest
 
 from chainotel.cli.demo import Stack, load_traffic
+from tests.discovery.demo_flows import DEMO_FLOWS
 
 REQUESTS = 96  # 8 cycles of the 12-request mix: ≥ 8 traces of every flow
-DEMO_FLOWS = {  # chain the built-in catalog gives the flow → (services, calls), read from examples/*.py
-    "A1": ({"data-bridge", "database-service", "trading-engine"},
-           {"data-bridge -> database-service", "data-bridge -> trading-engine"}),
-    "A2": ({"api-gateway", "ai-provider", "data-bridge", "database-service"},
-           {"api-gateway -> ai-provider", "ai-provider -> data-bridge", "ai-provider -> database-service"}),
-    "B3": ({"api-gateway", "trading-engine", "data-bridge", "database-service"},
-           {"api-gateway -> trading-engine", "trading-engine -> data-bridge", "trading-engine -> database-service"}),
-    "C1": ({"api-gateway", "data-bridge"}, {"api-gateway -> data-bridge"}),
-    "D1": ({"ai-provider", "database-service"}, {"ai-provider -> database-service"}),
-    "E1": ({"api-gateway", "ai-provider", "data-bridge", "database-service", "trading-engine"},
-           {"api-gateway -> ai-provider", "api-gateway -> data-bridge", "api-gateway -> database-service",
-            "api-gateway -> trading-engine"}),
-}  # fmt: skip
 
 
 def _by_chain(body: dict) -> dict:
