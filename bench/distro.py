@@ -30,10 +30,12 @@ from pathlib import Path
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import SpanKind
 
 from chainotel.catalog import default_catalog
 from chainotel.processor import ChainSpanProcessor
+from chainotel.sampler import install
 
 CHILDREN = 9
 
@@ -63,8 +65,32 @@ class _Timed(SpanProcessor):
         self.ns += perf_counter_ns() - t
 
 
-def _tracer(processor: SpanProcessor | None, service: str):
+class _TimedSampler(Sampler):
+    """Delegates to ``inner`` and adds the nanoseconds spent in its ``should_sample`` to
+    ``timed.ns`` (the shim case times the SDK's own sampler the same way, and is subtracted)."""
+
+    def __init__(self, inner: Sampler, timed: _Timed):
+        self.inner, self.timed = inner, timed
+
+    def should_sample(self, *args, **kwargs):
+        t = perf_counter_ns()
+        result = self.inner.should_sample(*args, **kwargs)
+        self.timed.ns += perf_counter_ns() - t
+        return result
+
+    def get_description(self):
+        return self.inner.get_description()
+
+
+def _tracer(processor: SpanProcessor | None, service: str, chain: ChainSpanProcessor | None = None):
+    """A tracer of a new provider with ``processor`` (if any) and a no-op exporter; ``chain``: the
+    chain processor whose :class:`~chainotel.sampler.ChainSampler` is installed, as the chainotel
+    configurator does. A ``_Timed`` processor also times the sampler."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if chain is not None:
+        install(provider, chain)
+    if isinstance(processor, _Timed):
+        provider.sampler = _TimedSampler(provider.sampler, processor)
     if processor is not None:
         provider.add_span_processor(processor)
     provider.add_span_processor(SimpleSpanProcessor(_NoopExporter()))
@@ -99,11 +125,12 @@ def span_cost(rounds: int = 15, traces: int = 500) -> dict[str, dict[str, float]
     }
     out = {}
     for case, (service, route) in cases.items():
-        timed, empty = _Timed(ChainSpanProcessor(default_catalog())), _Timed(SpanProcessor())
+        chain, timed_chain = ChainSpanProcessor(default_catalog()), ChainSpanProcessor(default_catalog())
+        timed, empty = _Timed(timed_chain), _Timed(SpanProcessor())
         tracers = {
             "sdk": _tracer(None, service),
-            "with": _tracer(ChainSpanProcessor(default_catalog()), service),
-            "timed": _tracer(timed, service),
+            "with": _tracer(chain, service, chain),
+            "timed": _tracer(timed, service, timed_chain),
             "shim": _tracer(empty, service),
         }
         for tracer in tracers.values():

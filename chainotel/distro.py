@@ -17,10 +17,11 @@ OTEL_PYTHON_ID_GENERATOR ``xchain``                       lone ``X-Chain-ID`` �
 ``opentelemetry.propagate`` builds the global propagator from ``OTEL_PROPAGATORS`` when it is first
 imported; if that happened before this distro ran, the global text map is rebuilt from the
 environment after the defaults are set, so the default really is ``tracecontext,baggage,xchain``.
-The rebuild uses the API's own loader (``opentelemetry.propagate._load_propagators``, private: the
-same parsing of ``OTEL_PROPAGATORS`` as at import, ``none`` included). If that loader is gone or
-fails, only the rebuild is skipped, with a warning — the SDK is still configured (an exception here
-would make ``opentelemetry-instrument`` skip the whole configuration).
+The rebuild reads ``OTEL_PROPAGATORS`` as the OpenTelemetry spec and the API define it (a comma
+list of names of the ``opentelemetry_propagator`` entry point group, ``none`` for no propagator)
+and installs a ``CompositePropagator`` of them with ``set_global_textmap``. If a name is unknown
+or a propagator fails to load, only the rebuild is skipped, with a warning — the SDK is still
+configured (an exception here would make ``opentelemetry-instrument`` skip the whole configuration).
 
 It also installs :class:`~chainotel.propagator.XChainResponsePropagator` as the global HTTP
 response propagator, so every response of an instrumented server carries ``X-Chain-ID``.
@@ -34,7 +35,7 @@ import sys
 
 from opentelemetry.instrumentation.distro import BaseDistro
 
-__all__ = ["DEFAULTS", "ChainotelDistro"]
+__all__ = ["DEFAULTS", "ChainotelDistro", "propagators_from_env"]
 
 _logger = logging.getLogger(__name__)
 
@@ -65,11 +66,11 @@ class ChainotelDistro(BaseDistro):
 
 def _rebuild_global_textmap() -> None:
     """Set the global text map propagator from ``OTEL_PROPAGATORS`` as it is now. Never raises: if
-    the private loader is missing (``AttributeError``) or fails, the propagator built at import stays."""
+    a propagator cannot be loaded, the propagator built at import stays (with a warning)."""
     from opentelemetry import propagate  # noqa: PLC0415 - already imported
 
     try:
-        propagate.set_global_textmap(propagate._load_propagators())  # noqa: SLF001
+        propagate.set_global_textmap(propagators_from_env(os.environ.get("OTEL_PROPAGATORS", "")))
     except Exception:  # noqa: BLE001 - a propagator problem must not leave the SDK unconfigured
         _logger.warning(
             "chainotel: could not rebuild the global propagator from OTEL_PROPAGATORS=%r; keeping the one "
@@ -77,3 +78,27 @@ def _rebuild_global_textmap() -> None:
             "services. Export OTEL_PROPAGATORS=%s before the process starts to avoid the rebuild.",
             os.environ.get("OTEL_PROPAGATORS"), DEFAULTS["OTEL_PROPAGATORS"], exc_info=True,
         )
+
+
+def propagators_from_env(value: str):
+    """The ``CompositePropagator`` named by an ``OTEL_PROPAGATORS`` value: comma-separated names of
+    the ``opentelemetry_propagator`` entry point group, in order; ``none`` anywhere means no
+    propagator; empty means the spec's default ``tracecontext,baggage``.
+
+    Raises:
+        ValueError: a name is not an installed propagator.
+    """
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    from opentelemetry.propagators.composite import CompositePropagator  # noqa: PLC0415
+
+    names = [name.strip() for name in (value or "tracecontext,baggage").split(",") if name.strip()]
+    if any(name.lower() == "none" for name in names):
+        return CompositePropagator([])
+    propagators = []
+    for name in names:
+        found = entry_points(group="opentelemetry_propagator", name=name)
+        if not found:
+            raise ValueError(f"propagator {name!r} in OTEL_PROPAGATORS is not installed")
+        propagators.append(next(iter(found)).load()())
+    return CompositePropagator(propagators)

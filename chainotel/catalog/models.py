@@ -163,6 +163,8 @@ class ChainDefinition(BaseModel):
     - ``edges``: optional calls between those services (``"caller -> callee"``); every node must be
       in ``expected_services`` and the graph must be acyclic.
     - ``max_duration_ms``: the SLA, end-to-end duration of the chain's trace in **milliseconds**.
+    - ``enabled``: ``false`` keeps the definition but tags no span with it — its rules are not
+      matched and the chain arriving in baggage is not applied (the per-chain rollout switch).
 
     Raises:
         pydantic.ValidationError: from ``model_validate``; each error's ``loc`` names the field.
@@ -178,6 +180,7 @@ class ChainDefinition(BaseModel):
     expected_services: list[str] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     max_duration_ms: float = Field(gt=0)
+    enabled: bool = True
 
     @field_validator("category")
     @classmethod

@@ -68,7 +68,10 @@ def examples_dir() -> Path:
 
     Raises ``FileNotFoundError`` saying how to fix it when neither exists (e.g. a wheel install).
     """
-    candidates = [Path(os.environ["CHAINOTEL_DEMO_DIR"])] if os.environ.get("CHAINOTEL_DEMO_DIR") else []
+    from chainotel.settings import DistroSettings  # noqa: PLC0415
+
+    configured = DistroSettings.from_env().demo_dir
+    candidates = [configured] if configured else []
     candidates.append(Path(__file__).resolve().parents[2] / "examples")
     for path in candidates:
         if (path / "api_gateway.py").exists():
