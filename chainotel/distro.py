@@ -14,6 +14,12 @@ OTEL_PROPAGATORS         ``tracecontext,baggage,xchain``  W3C context + ``X-Chai
 OTEL_PYTHON_ID_GENERATOR ``xchain``                       lone ``X-Chain-ID`` → that trace ID
 ======================== ================================ ===========================================
 
+and ``OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf`` when neither it nor
+``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`` is set and the OTLP/gRPC exporter is not installed: the SDK
+reads ``otlp`` as OTLP/gRPC by default, and ``pip install chainotel`` ships the OTLP/HTTP exporter
+only (``chainotel[grpc]`` adds gRPC) — without this default the SDK would fail to configure
+(http/protobuf is also the OTLP spec's recommended default; its endpoint is ``:4318``).
+
 ``opentelemetry.propagate`` builds the global propagator from ``OTEL_PROPAGATORS`` when it is first
 imported; if that happened before this distro ran, the global text map is rebuilt from the
 environment after the defaults are set, so the default really is ``tracecontext,baggage,xchain``.
@@ -48,6 +54,15 @@ DEFAULTS: dict[str, str] = {
 }
 """Environment defaults set by the distro (never overriding a value the user set)."""
 
+_PROTOCOL, _TRACES_PROTOCOL = "OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"
+
+
+def _grpc_exporter_installed() -> bool:
+    """Whether the SDK's ``otlp_proto_grpc`` span exporter entry point is installed."""
+    from importlib.metadata import entry_points  # noqa: PLC0415
+
+    return bool(entry_points(group="opentelemetry_traces_exporter", name="otlp_proto_grpc"))
+
 
 class ChainotelDistro(BaseDistro):
     """Entry point ``opentelemetry_distro`` → ``chainotel``."""
@@ -55,6 +70,8 @@ class ChainotelDistro(BaseDistro):
     def _configure(self, **kwargs) -> None:
         for name, value in DEFAULTS.items():
             os.environ.setdefault(name, value)
+        if not (os.environ.get(_PROTOCOL) or os.environ.get(_TRACES_PROTOCOL)) and not _grpc_exporter_installed():
+            os.environ[_PROTOCOL] = "http/protobuf"
         if "opentelemetry.propagate" in sys.modules:  # imported before the defaults were set
             _rebuild_global_textmap()
         from opentelemetry.instrumentation.propagators import set_global_response_propagator  # noqa: PLC0415

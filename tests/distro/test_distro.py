@@ -60,3 +60,24 @@ def test_failed_rebuild_is_logged_and_the_rest_is_configured(clean_globals, monk
 )
 def test_propagators_from_env_reads_otel_propagators_as_the_api_does(value, names):
     assert _names(propagators_from_env(value)) == names
+
+
+def test_otlp_http_is_the_default_when_the_grpc_exporter_is_not_installed(clean_globals, monkeypatch):
+    from chainotel import distro
+
+    for name in ("OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(distro, "_grpc_exporter_installed", lambda: False)
+    ChainotelDistro().configure()
+    assert os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] == "http/protobuf"
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")  # the user's choice stays
+    ChainotelDistro().configure()
+    assert os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] == "grpc"
+
+
+def test_grpc_stays_the_sdk_default_when_its_exporter_is_installed(clean_globals, monkeypatch):
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_PROTOCOL", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", raising=False)
+    ChainotelDistro().configure()  # the test environment has chainotel[grpc]
+    assert "OTEL_EXPORTER_OTLP_PROTOCOL" not in os.environ
