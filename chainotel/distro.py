@@ -65,9 +65,34 @@ def _grpc_exporter_installed() -> bool:
 
 
 class ChainotelDistro(BaseDistro):
-    """Entry point ``opentelemetry_distro`` → ``chainotel``."""
+    """Entry point ``opentelemetry_distro`` → ``chainotel``.
+
+    A singleton (as every ``BaseDistro``). Attributes for :mod:`chainotel.diagnostics`:
+    ``configured`` (this process was configured by it), ``loaded`` (instrumentor name → ``""``
+    when loaded, else why not: its library missing, or the error its ``instrument()`` raised),
+    ``reported`` (the start-up summary was logged).
+    """
+
+    configured = False
+    reported = False
+    loaded: dict[str, str] = {}
+
+    def load_instrumentor(self, entry_point, **kwargs) -> None:
+        """Load the instrumentor as ``BaseDistro`` does, recording the outcome for the start-up
+        summary; errors propagate to ``opentelemetry-instrument`` unchanged."""
+        try:
+            super().load_instrumentor(entry_point, **kwargs)
+        except ModuleNotFoundError as exc:
+            self.loaded[entry_point.name] = f"{exc.name} is not installed" if exc.name else str(exc)
+            raise
+        except Exception as exc:
+            self.loaded[entry_point.name] = f"failed: {type(exc).__name__}: {exc}"
+            raise
+        self.loaded[entry_point.name] = ""
 
     def _configure(self, **kwargs) -> None:
+        type(self).configured = True
+        type(self).loaded = {}
         for name, value in DEFAULTS.items():
             os.environ.setdefault(name, value)
         if not (os.environ.get(_PROTOCOL) or os.environ.get(_TRACES_PROTOCOL)) and not _grpc_exporter_installed():

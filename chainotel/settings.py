@@ -56,6 +56,12 @@ class DistroSettings(BaseModel):
         description="Traces with an open entry span whose chain decision a process keeps (oldest dropped "
         "first); bounds the distro's memory if spans are never ended.",
     )
+    startup_log: bool = Field(
+        True,
+        description="Log once at start-up (stderr, or the application's logging once configured) which "
+        "instrumentations opentelemetry-instrument loaded and which it skipped, with the reason (library "
+        "absent, library version outside the instrumented range, disabled).",
+    )
     analyzer_url: str = Field(
         "http://127.0.0.1:4318",
         pattern=r"^https?://\S+$",

@@ -20,16 +20,19 @@ BIN = Path(sys.executable).parent
 
 
 class Service:
-    """A uvicorn process under ``opentelemetry-instrument``; ``url``, ``log()`` (stderr+stdout)."""
+    """A uvicorn process under ``opentelemetry-instrument`` (plain uvicorn with ``instrument=False``);
+    ``url``, ``log()`` (stderr+stdout)."""
 
-    def __init__(self, module: str, env: dict[str, str], tmp: Path, workers: int = 1, pythonpath: str = ""):
+    def __init__(self, module: str, env: dict[str, str], tmp: Path, workers: int = 1, pythonpath: str = "",
+                 instrument: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logfile = tmp / f"{module}-{self.port}.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CHAINOTEL_", "PYTHONPATH"))}
         if pythonpath:
             clean["PYTHONPATH"] = pythonpath
-        args = [str(BIN / "opentelemetry-instrument"), str(BIN / "uvicorn"), f"{module}:app",
+        args = [str(BIN / "opentelemetry-instrument")] if instrument else []
+        args += [str(BIN / "uvicorn"), f"{module}:app",
                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         if workers > 1:
             args += ["--workers", str(workers)]
