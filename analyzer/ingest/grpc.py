@@ -7,8 +7,8 @@
 - Overload → ``UNAVAILABLE``, which OTLP exporters retry (OTLP spec, "Failures"; ``RESOURCE_EXHAUSTED``
   is retryable only with ``RetryInfo``, and a Collector drops the data without it): more than
   ``grpc_max_concurrent_rpcs`` calls in progress, write queue or decoder backlog full, ClickHouse down,
-  or not committed within ``commit_timeout``. Each ``UNAVAILABLE`` carries a ``google.rpc.RetryInfo``
-  of ``retry_after`` seconds (the HTTP receiver's ``Retry-After``): in the ``grpc-status-details-bin``
+  or not committed within ``commit_timeout_s``. Each ``UNAVAILABLE`` carries a ``google.rpc.RetryInfo``
+  of ``retry_after_s`` seconds (the HTTP receiver's ``Retry-After``): in the ``grpc-status-details-bin``
   trailer (``google.rpc.Status`` details, read by the Collector) and in ``google.rpc.retryinfo-bin``
   (read by opentelemetry-python's exporter).
 - grpcio itself answers ``RESOURCE_EXHAUSTED`` only past a hard cap of twice
@@ -34,21 +34,21 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest
 from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import SpanSink, StoreUnavailable, WriteQueueFull
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceServiceHandler:
-    """``TraceService/Export`` over a :class:`~chainotel_analyzer.store.writer.SpanWriter`."""
+    """``TraceService/Export`` into a :class:`~chainotel_analyzer.store.interfaces.SpanSink`."""
 
-    def __init__(self, writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings):
+    def __init__(self, writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings):
         self._writer = writer
         self._decoders = decoders
         self._settings = settings
         self._calls = threading.BoundedSemaphore(settings.grpc_max_concurrent_rpcs)
         retry = error_details_pb2.RetryInfo()
-        retry.retry_delay.seconds = settings.retry_after
+        retry.retry_delay.seconds = settings.retry_after_s
         self._retry_info = retry
 
     def export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
@@ -75,7 +75,7 @@ class TraceServiceHandler:
                 self._unavailable(context, str(exc))
         if committed is not None:
             try:
-                committed.result(timeout=self._settings.commit_timeout)
+                committed.result(timeout=self._settings.commit_timeout_s)
             except StoreUnavailable as exc:
                 self._unavailable(context, str(exc))
             except futures.TimeoutError:
@@ -83,7 +83,7 @@ class TraceServiceHandler:
         return ExportResult(payload.spans.rejected, payload.spans.error_message).response()
 
     def _unavailable(self, context: grpc.ServicerContext, reason: str) -> NoReturn:
-        """End the call with UNAVAILABLE and a RetryInfo of ``retry_after`` seconds (module docstring)."""
+        """End the call with UNAVAILABLE and a RetryInfo of ``retry_after_s`` seconds (module docstring)."""
         message = f"{reason}; retry later"
         details = Any()
         details.Pack(self._retry_info)
@@ -95,7 +95,7 @@ class TraceServiceHandler:
         context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
 
-def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
+def start_grpc_server(writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
     """Start the OTLP/gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port.
 
     ``grpc_port = 0`` binds a free port. Raises RuntimeError if the port cannot be bound.
