@@ -2,10 +2,11 @@
 
 1. **Span cost**: spans created and ended through the real SDK (``TracerProvider`` →
    ``SimpleSpanProcessor`` → a no-op exporter), in traces of one server span (matching a catalog
-   rule) plus 9 children, with and without :class:`~chainotel.processor.ChainSpanProcessor` (the
-   built-in catalog), interleaved rounds in the same process, CPU time, best round. Reported: µs
-   added per span and the ratio to the SDK's own per-span cost (goal: ≤ 2 µs and ≤ 10 %), plus the
-   time measured inside the processor. The same for traces that match no rule.
+   rule) plus 9 children, with and without :class:`~chainotel.processor.ChainSpanProcessor` and its
+   :class:`~chainotel.sampler.ChainSampler` (the built-in catalog; installed as the configurator
+   does), interleaved rounds in the same process, CPU time, best round. Reported: µs added per span
+   and the ratio to the SDK's own per-span cost (goal: ≤ 2 µs and ≤ 10 %), plus the time measured
+   inside the processor and the sampler. The same for traces that match no rule.
 2. **Requests/s** of the two-service fixture app (``tests/distro/apps``: gateway → backend over
    httpx) under ``opentelemetry-instrument`` with the chainotel distro vs with the SDK's plain
    configurator (``_OTelSDKConfigurator`` + ``DefaultDistro``, registered for this run through a

@@ -35,6 +35,11 @@ from chainotel import attributes as ca
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _PEER_KEYS = ("peer.service", "server.address", "net.peer.name")
+# What a client span calls, by the semantic conventions: a database or cache (db.system, now
+# db.system.name) or a model provider (gen_ai.provider.name, formerly gen_ai.system). The peer of
+# such a span is named "<system> on <server.address>" (e.g. "postgresql on db-host") unless it has
+# an explicit peer.service.
+_SYSTEM_KEYS = ("db.system.name", "db.system", "gen_ai.provider.name", "gen_ai.system")
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +106,7 @@ def _error_context(events) -> str:
 
 
 _ROUTE, _USER, _CHAIN, _CATEGORY = "http.route", "enduser.id", ca.CHAIN_ID, ca.CHAIN_CATEGORY
-_SPECIAL = frozenset((_ROUTE, _USER, _CHAIN, _CATEGORY, *_PEER_KEYS))
+_SPECIAL = frozenset((_ROUTE, _USER, _CHAIN, _CATEGORY, *_PEER_KEYS, *_SYSTEM_KEYS))
 _STRING = pa.string()
 
 
@@ -146,7 +151,8 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                     if len(reasons) < 3:
                         reasons.append(_why(span))
                     continue
-                route = user = chain = category = peer = ""
+                route = user = chain = category = peer = system = ""
+                named = False  # peer.service given
                 for kv in span.attributes:
                     key = kv.key
                     v = kv.value
@@ -164,7 +170,11 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                             category = text
                         elif key == _USER:
                             user = text
-                        elif not peer or key == "peer.service":
+                        elif key in _SYSTEM_KEYS:
+                            system = system or text
+                        elif key == "peer.service":
+                            peer, named = text, True
+                        elif not peer:
                             peer = text
                 s_off.append(len(s_keys))
                 r_index.append(ri)
@@ -192,6 +202,8 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 statuses.append(statuses_names[code] if 0 <= code < 3 else "unset")
                 status_msgs.append(status.message)
                 errors.append(_error_context(span.events) if span.events else "")
+                if system and not named:
+                    peer = f"{system} on {peer}" if peer else system
                 peers.append(peer if kind == 3 or kind == 4 else "")
                 scopes.append(scope)
     out = DecodedSpans(count=len(trace_ids), rejected=rejected)

@@ -81,3 +81,15 @@ def test_grpc_stays_the_sdk_default_when_its_exporter_is_installed(clean_globals
     monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", raising=False)
     ChainotelDistro().configure()  # the test environment has chainotel[grpc]
     assert "OTEL_EXPORTER_OTLP_PROTOCOL" not in os.environ
+
+
+def test_invalid_chainotel_value_is_one_error_and_tagging_off(monkeypatch, caplog):
+    from chainotel import configurator
+
+    monkeypatch.setenv("CHAINOTEL_MAX_TRACES", "many")
+    with caplog.at_level(logging.ERROR, logger="chainotel.configurator"):
+        settings = configurator._settings()  # noqa: SLF001 - the configurator's own reader
+    assert settings.tagging_enabled is False
+    assert configurator.catalog_from_settings(settings) is None
+    (record,) = caplog.records
+    assert "CHAINOTEL_MAX_TRACES='many'" in record.getMessage()
