@@ -1,34 +1,6 @@
 """Critical path and self time of one trace — Jaeger UI's semantics.
 
-Where the critical path is computed. The rules follow Jaeger UI's trace-view "critical path"
-(jaeger-ui ``packages/jaeger-ui/src/components/TracePage/CriticalPath/``: ``index.ts``,
-``utils/sanitizeOverFlowingChildren.ts``, ``utils/findLastFinishingChildSpan.ts``,
-``utils/filterBlockingSpans.ts``) so that results agree with what users see in Jaeger:
-
-1. **Clean-up** (top-down from each root, against the parent's already clipped interval):
-   - a child that starts at/after its parent's end, or ends at/before its parent's start, is
-     dropped together with its subtree;
-   - a child hanging over either edge of its parent is clipped to the parent;
-   - a ``CONSUMER`` child of a ``PRODUCER`` span is non-blocking and left out with its subtree.
-2. **Walk back** from the parent's end ``t``: take the child with the latest end before ``t``
-   (ties: the earliest start after clipping, then the earliest recorded start — Jaeger UI's
-   child order — then the smaller span ID), give the parent the section
-   ``[child.end, t]``, walk into that child over its whole interval, set ``t = child.start`` and
-   repeat; with no such child the parent gets ``[parent.start, t]``. As in Jaeger UI, the first
-   pick in a span takes the child that ends last (a child clipped to end exactly at the
-   parent's end qualifies); every later pick needs ``child.end < t`` strictly.
-3. The sections of one root partition ``[root.start, root.end]``; zero-length sections are not
-   reported.
-4. Unlike Jaeger UI, a subtree whose parent span is missing from the trace is not discarded: it
-   is analysed as an extra root and reported after the main root. Spans caught in a parent
-   cycle are broken up the same way (the earliest-starting span of the cycle becomes a root).
-
-Self time of a span = its duration minus the union of its (direct) children's intervals
-clipped to the span, never below 0 — Jaeger UI's "self time" in the trace statistics view.
-Self time uses the spans as recorded (no clean-up); a child outside its parent adds nothing.
-
-Everything is iterative (no recursion: traces can be thousands of spans deep). All times are
-``int`` **nanoseconds**.
+Method: ``docs/analysis-method.md``, section "Critical path and self time" (the one description of the rules).
 """
 
 from __future__ import annotations
