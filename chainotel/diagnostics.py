@@ -5,8 +5,7 @@ An instrumentation package states the library versions it instruments (its ``ins
 level, so a service on SQLAlchemy 2.1 with an instrumentation for ``< 2.1`` silently gets no
 database spans. This module runs as an ``opentelemetry_post_instrument`` entry point, after
 ``opentelemetry-instrument`` has loaded the instrumentors, and (when the chainotel distro is in
-use) logs once, at INFO on the ``chainotel.diagnostics`` logger — written to stderr when the
-process has not configured logging yet — e.g.::
+use) logs once, at INFO on the ``chainotel.diagnostics`` logger, which writes to stderr, e.g.::
 
     chainotel: instrumentations loaded: fastapi, httpx; skipped: sqlalchemy (installed
     sqlalchemy 2.1.9 is outside the instrumented range sqlalchemy<2.1.0,>=1.0.0), redis
@@ -115,11 +114,15 @@ def log_instrumentations() -> None:
             enabled = True  # the configurator already logged the invalid value
         if not enabled:
             return
-        if not logging.getLogger().hasHandlers() and not _logger.handlers:
+        if not _logger.handlers:
+            # At this point logging is not configured by the application, or only by an
+            # instrumentation (opentelemetry-instrumentation-logging adds a root handler), whose
+            # level would drop an INFO record: the line goes to stderr on its own handler.
             handler = logging.StreamHandler(sys.stderr)
             handler.setFormatter(logging.Formatter("%(message)s"))
             _logger.addHandler(handler)
             _logger.setLevel(logging.INFO)
+            _logger.propagate = False
         _logger.info(summary(instrumentation_statuses(distro.loaded)))
     except Exception:  # noqa: BLE001 - diagnostics must never break the service
         _logger.debug("chainotel: start-up diagnostics failed", exc_info=True)

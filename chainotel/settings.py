@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["CATALOG_ENV", "ENV_PREFIX", "DistroSettings", "SettingsError"]
 
@@ -34,13 +34,23 @@ class SettingsError(ValueError):
     """Invalid ``CHAINOTEL_*`` values; the message names each variable, its value and the problem."""
 
 
-class DistroSettings(BaseModel):
-    """Configuration of the distro (in every instrumented service) and of the ``chainotel`` CLI."""
+class DistroSettings(BaseSettings):
+    """Configuration of the distro (in every instrumented service) and of the ``chainotel`` CLI.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    A pydantic-settings class (so the generated reference lists it with the analyzer's), whose only
+    source is :meth:`from_env`: constructing it reads nothing by itself.
+    """
 
-    catalog: Path | None = Field(
-        None,
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="forbid")
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        """Only the values passed in (by :meth:`from_env`): the environment is read there, once."""
+        return (init_settings,)
+
+    catalog: str = Field(
+        "",
         description="Chain catalog YAML file (chainotel catalog validate FILE checks one). Unset or empty: "
         "the built-in catalog of the reference trading platform. An invalid file is logged as one error "
         "naming file, chain and field; the service keeps running with chain tagging off.",
@@ -58,8 +68,8 @@ class DistroSettings(BaseModel):
     )
     startup_log: bool = Field(
         True,
-        description="Log once at start-up (stderr, or the application's logging once configured) which "
-        "instrumentations opentelemetry-instrument loaded and which it skipped, with the reason (library "
+        description="Log one line at start-up (to stderr) naming the "
+        "instrumentations opentelemetry-instrument loaded and those it skipped, with the reason (library "
         "absent, library version outside the instrumented range, disabled).",
     )
     analyzer_url: str = Field(
@@ -67,8 +77,8 @@ class DistroSettings(BaseModel):
         pattern=r"^https?://\S+$",
         description="Base URL of chainotel-analyzer that the chainotel CLI's analysis commands query.",
     )
-    demo_dir: Path | None = Field(
-        None,
+    demo_dir: str = Field(
+        "",
         description="Directory of the demo services (chainotel demo); unset: examples/ of the source tree.",
     )
 

@@ -71,7 +71,7 @@ def examples_dir() -> Path:
     from chainotel.settings import DistroSettings  # noqa: PLC0415
 
     configured = DistroSettings.from_env().demo_dir
-    candidates = [configured] if configured else []
+    candidates = [Path(configured)] if configured else []
     candidates.append(Path(__file__).resolve().parents[2] / "examples")
     for path in candidates:
         if (path / "api_gateway.py").exists():

@@ -12,7 +12,7 @@ from packaging.requirements import Requirement
 PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
 DISTRO_NEEDS = {
     "opentelemetry-api", "opentelemetry-sdk", "opentelemetry-instrumentation",
-    "opentelemetry-exporter-otlp-proto-http", "pydantic", "pyyaml",
+    "opentelemetry-exporter-otlp-proto-http", "pydantic", "pydantic-settings", "pyyaml",
 }
 
 
