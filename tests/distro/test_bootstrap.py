@@ -55,7 +55,7 @@ def test_bootstrap_installs_the_instrumentations_a_service_needs(tmp_path, sink)
     script = tmp_path / "service.py"
     script.write_text(SCRIPT)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CHAINOTEL_", "PYTHONPATH"))}
-    env.update(otel_env(sink, "test-bootstrap"))
+    env.update(otel_env(sink, "test-bootstrap", OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=""))
     done = run([str(bin_dir / "opentelemetry-instrument"), str(bin_dir / "python"), str(script)], env=env)
     line = next(l for l in done.stderr.splitlines() if l.startswith("chainotel: instrumentations loaded:"))
     assert "requests" in line.split("; skipped:")[0], line
