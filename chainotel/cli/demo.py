@@ -300,8 +300,6 @@ class Stack:
         env = self.base_env()
         env.update({other.env_key: self.url(other.name) for other in SERVICES})
         env.update(DEMO_SLOW=self.slow, DEMO_ERROR_RATE=str(self.error_rate), DEMO_SEED=str(self.seed))
-        if svc.name == "database-service":  # its SQLite file lives and goes with the work directory
-            env["DEMO_DB_URL"] = f"sqlite:///{(self.workdir / 'trading.db').resolve()}"
         if self.mode != "none":
             env.update(
                 OTEL_SERVICE_NAME=svc.name,
