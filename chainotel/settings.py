@@ -81,6 +81,11 @@ class DistroSettings(BaseSettings):
         "",
         description="Directory of the demo services (chainotel demo); unset: examples/ of the source tree.",
     )
+    peers_bin: str = Field(
+        "",
+        description="Directory with the jaeger and otelcol-chainotel programs chainotel demo --jaeger runs; "
+        "unset: .peers/bin of the source tree (make peers builds them).",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> DistroSettings:

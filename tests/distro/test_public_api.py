@@ -71,8 +71,15 @@ def test_no_span_context_tuple_indexing():
 
 
 def test_every_chainotel_variable_is_a_settings_field():
-    """No module reads os.environ for CHAINOTEL_*: each name that appears is a settings field."""
+    """No module reads os.environ for CHAINOTEL_*: each name that appears is a settings field of
+    the distro, or one the distro's demo hands to another component (the analyzer's settings, the
+    Collector configuration's ``${env:CHAINOTEL_…}`` variables)."""
+    from chainotel_analyzer.settings import AnalyzerSettings, env_name
+
+    collector = "".join(p.read_text() for p in (SOURCE.parent / "collector-config").glob("*.yaml"))
     fields = {DistroSettings.env_name(name) for name in DistroSettings.model_fields}
+    fields |= {env_name(name) for name in AnalyzerSettings.model_fields}
+    fields |= set(re.findall(r"env:(CHAINOTEL_[A-Z_]+)", collector))
     for path in FILES:
         text = path.read_text(encoding="utf-8")
         for name in set(re.findall(r"CHAINOTEL_[A-Z_]+", text)) - {"CHAINOTEL_"}:
