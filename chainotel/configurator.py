@@ -14,6 +14,8 @@ The configuration (:class:`~chainotel.settings.DistroSettings`) and the catalog 
 once, at start-up: ``CHAINOTEL_CATALOG`` (a YAML file) or the built-in catalog;
 ``CHAINOTEL_TAGGING_ENABLED=false`` configures tracing without chain tagging. An invalid file or
 value is logged as one error naming it; the service keeps running, traced, with chain tagging off.
+``CHAINOTEL_CATALOG_URL`` names a live catalog instead, polled and swapped in
+(:mod:`chainotel.catalog.remote`).
 """
 
 from __future__ import annotations
@@ -62,13 +64,18 @@ class ChainotelConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs) -> None:
         from opentelemetry import trace  # noqa: PLC0415
 
+        from chainotel.catalog.remote import initial_catalog, start_remote_catalog  # noqa: PLC0415
         from chainotel.processor import ChainSpanProcessor  # noqa: PLC0415
         from chainotel.sampler import install  # noqa: PLC0415
 
         settings = _settings()
-        processor = ChainSpanProcessor(catalog_from_settings(settings), max_traces=settings.max_traces)
+        catalog = initial_catalog(lambda: catalog_from_settings(settings)) if settings.tagging_enabled else None
+        processor = ChainSpanProcessor(catalog, max_traces=settings.max_traces)
         processors = list(kwargs.pop("span_processors", None) or [])
         processors.append(processor)
         super()._configure(span_processors=processors, **kwargs)
-        if processor.catalog is not None:
-            install(trace.get_tracer_provider(), processor)
+        if settings.tagging_enabled:
+            install(trace.get_tracer_provider(), processor)  # a live catalog may arrive later
+            start_remote_catalog(processor.set_catalog)  # CHAINOTEL_CATALOG_URL: follow the registry
+        else:
+            catalog_from_settings(settings)  # logs that tagging is off

@@ -4,6 +4,7 @@
 - ``chainotel trace|health|monitor|anomalies|impact|bottlenecks`` — the analyzer client
   (:mod:`chainotel.cli.client`)
 - ``chainotel demo`` (:mod:`chainotel.cli.demo`)
+- ``chainotel discover`` (:mod:`chainotel.cli.discover`)
 
 The commands need the ``cli`` extra (typer, rich, httpx), which a service running the distro
 does not: ``pip install "chainotel[cli]"``. Importing this package imports nothing;

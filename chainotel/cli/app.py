@@ -7,12 +7,13 @@ commands import what they need when they run.
 
 import typer
 
-from chainotel.cli import client, demo
+from chainotel.cli import client, demo, discover
 from chainotel.cli.catalog import app as catalog_app
 
 app = typer.Typer(name="chainotel", help="chainotel: chain tracing for OpenTelemetry.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 client.register(app)
+discover.register(app)
 demo.register(app)
 
 __all__ = ["app"]
