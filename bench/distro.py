@@ -2,10 +2,11 @@
 
 1. **Span cost**: spans created and ended through the real SDK (``TracerProvider`` →
    ``SimpleSpanProcessor`` → a no-op exporter), in traces of one server span (matching a catalog
-   rule) plus 9 children, with and without :class:`~chainotel.processor.ChainSpanProcessor` (the
-   built-in catalog), interleaved rounds in the same process, CPU time, best round. Reported: µs
-   added per span and the ratio to the SDK's own per-span cost (goal: ≤ 2 µs and ≤ 10 %), plus the
-   time measured inside the processor. The same for traces that match no rule.
+   rule) plus 9 children, with and without :class:`~chainotel.processor.ChainSpanProcessor` and its
+   :class:`~chainotel.sampler.ChainSampler` (the built-in catalog; installed as the configurator
+   does), interleaved rounds in the same process, CPU time, best round. Reported: µs added per span
+   and the ratio to the SDK's own per-span cost (goal: ≤ 2 µs and ≤ 10 %), plus the time measured
+   inside the processor and the sampler. The same for traces that match no rule.
 2. **Requests/s** of the two-service fixture app (``tests/distro/apps``: gateway → backend over
    httpx) under ``opentelemetry-instrument`` with the chainotel distro vs with the SDK's plain
    configurator (``_OTelSDKConfigurator`` + ``DefaultDistro``, registered for this run through a
@@ -30,10 +31,12 @@ from pathlib import Path
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.sampling import Sampler
 from opentelemetry.trace import SpanKind
 
 from chainotel.catalog import default_catalog
 from chainotel.processor import ChainSpanProcessor
+from chainotel.sampler import install
 
 CHILDREN = 9
 
@@ -63,8 +66,32 @@ class _Timed(SpanProcessor):
         self.ns += perf_counter_ns() - t
 
 
-def _tracer(processor: SpanProcessor | None, service: str):
+class _TimedSampler(Sampler):
+    """Delegates to ``inner`` and adds the nanoseconds spent in its ``should_sample`` to
+    ``timed.ns`` (the shim case times the SDK's own sampler the same way, and is subtracted)."""
+
+    def __init__(self, inner: Sampler, timed: _Timed):
+        self.inner, self.timed = inner, timed
+
+    def should_sample(self, *args, **kwargs):
+        t = perf_counter_ns()
+        result = self.inner.should_sample(*args, **kwargs)
+        self.timed.ns += perf_counter_ns() - t
+        return result
+
+    def get_description(self):
+        return self.inner.get_description()
+
+
+def _tracer(processor: SpanProcessor | None, service: str, chain: ChainSpanProcessor | None = None):
+    """A tracer of a new provider with ``processor`` (if any) and a no-op exporter; ``chain``: the
+    chain processor whose :class:`~chainotel.sampler.ChainSampler` is installed, as the chainotel
+    configurator does. A ``_Timed`` processor also times the sampler."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    if chain is not None:
+        install(provider, chain)
+    if isinstance(processor, _Timed):
+        provider.sampler = _TimedSampler(provider.sampler, processor)
     if processor is not None:
         provider.add_span_processor(processor)
     provider.add_span_processor(SimpleSpanProcessor(_NoopExporter()))
@@ -99,11 +126,12 @@ def span_cost(rounds: int = 15, traces: int = 500) -> dict[str, dict[str, float]
     }
     out = {}
     for case, (service, route) in cases.items():
-        timed, empty = _Timed(ChainSpanProcessor(default_catalog())), _Timed(SpanProcessor())
+        chain, timed_chain = ChainSpanProcessor(default_catalog()), ChainSpanProcessor(default_catalog())
+        timed, empty = _Timed(timed_chain), _Timed(SpanProcessor())
         tracers = {
             "sdk": _tracer(None, service),
-            "with": _tracer(ChainSpanProcessor(default_catalog()), service),
-            "timed": _tracer(timed, service),
+            "with": _tracer(chain, service, chain),
+            "timed": _tracer(timed, service, timed_chain),
             "shim": _tracer(empty, service),
         }
         for tracer in tracers.values():

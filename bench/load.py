@@ -15,7 +15,11 @@ gateway flows (AI decision and trading order, each with its own ``X-Chain-ID``) 
 - ``none``: plain uvicorn.
 
 Rounds alternate the modes (noisy shared machine); latencies are pooled over rounds, throughput
-is the median over rounds. Goals (reported, not asserted): chainotel throughput ≥ 0.95 of plain
+is the median over rounds. On a machine with two or more CPUs the analyzer (every thread of every
+process of its session) runs on the last CPU and the services and the load generator on the
+others, in every mode, so the analyzer's ingest does not take CPU from the services being
+compared. After each load the resident memory (``VmRSS``) of every service process is read, so
+the distro's memory per service is chainotel minus none (and minus plain OpenTelemetry). Goals (reported, not asserted): chainotel throughput ≥ 0.95 of plain
 OpenTelemetry, p95/p99 within 5 %, and 100 % of the chainotel requests' chains stored (each
 request's X-Chain-ID found via ``GET /api/v1/chains/events/{chain_id}`` with the right chain ID).
 """
@@ -24,6 +28,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import statistics
 import sys
 import tempfile
@@ -96,6 +102,44 @@ def count_stored(analyzer_url: str, results) -> tuple[int, int]:
     return found, len(results)
 
 
+def cpu_split() -> tuple[set[int], set[int]] | None:
+    """(CPUs for the services and the load generator, CPU for the analyzer), or ``None`` with one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return (set(cpus[:-1]), {cpus[-1]}) if len(cpus) >= 2 else None
+
+
+def session_pids(sid: int) -> list[int]:
+    """The processes of session ``sid`` (a Stack child and whatever it forked)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields after "(comm)": state ppid pgrp session …
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def pin(sid: int, cpus: set[int]) -> None:
+    """Pin every thread of every process of session ``sid`` to ``cpus`` (children forked later inherit it)."""
+    for pid in session_pids(sid):
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(int(task.name), cpus)
+
+
+def rss_bytes(sid: int) -> int:
+    """Resident memory (VmRSS) of the processes of session ``sid``, in bytes."""
+    total = 0
+    for pid in session_pids(sid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+    return total
+
+
 def run_mode(mode: str, requests: int, concurrency: int, workdir: Path) -> dict:
     """Start the stack in ``mode``, warm up, drive the load; return latencies (ms), wall time (s), results, stored count."""
     traffic = load_traffic()
@@ -103,10 +147,17 @@ def run_mode(mode: str, requests: int, concurrency: int, workdir: Path) -> dict:
     stack = Stack(workdir / mode, mode=mode, free_ports=True, slow="", error_rate=0.0,
                   with_analyzer=mode != "none", extra_env=extra)
     with stack:
+        split = cpu_split()
+        if split is not None:
+            services_cpus, analyzer_cpus = split
+            os.sched_setaffinity(0, services_cpus)
+            for proc in stack.processes:
+                pin(proc.popen.pid, analyzer_cpus if proc.name == "analyzer" else services_cpus)
         asyncio.run(traffic.drive(stack.entry(), min(100, requests), concurrency, flows=FLOWS, deadline_s=120))
         start = time.perf_counter()
         results = asyncio.run(traffic.drive(stack.entry(), requests, concurrency, flows=FLOWS, deadline_s=300))
         wall = time.perf_counter() - start
+        rss = [rss_bytes(proc.popen.pid) for proc in stack.processes if proc.name != "analyzer"]
         stored, spans = None, None
         if mode != "none":
             time.sleep(2.0)
@@ -120,8 +171,10 @@ def run_mode(mode: str, requests: int, concurrency: int, workdir: Path) -> dict:
                 if stored[0] == stored[1] or time.monotonic() > deadline:
                     break
                 time.sleep(2.0)
+    if split is not None:
+        os.sched_setaffinity(0, split[0] | split[1])
     return {"latencies": [r.duration_ms for r in results if r.ok], "wall": wall, "results": results, "stored": stored,
-            "spans": spans}
+            "spans": spans, "rss_mb": statistics.fmean(rss) / 2**20}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -150,16 +203,28 @@ def main(argv: list[str] | None = None) -> int:
             "p50": percentile(lat, 50), "p95": percentile(lat, 95), "p99": percentile(lat, 99),
             "ok": ok, "sent": sent,
             "spans": "-" if mode == "none" else str(sum(run["spans"] or 0 for run in runs[mode])),
+            "rss_mb": statistics.fmean(run["rss_mb"] for run in runs[mode]),
         }
-    base = summary["otel"]
+    base, bare = summary["otel"], summary["none"]
+    split = cpu_split()
+    placement = (f"analyzer pinned to CPU {sorted(split[1])}, services and load generator to CPUs {sorted(split[0])}"
+                 if split else "one CPU: analyzer and services share it")
     print(f"\n{args.requests} requests × {args.rounds} rounds at {args.concurrency} concurrent "
-          f"(gateway flows {', '.join(FLOWS)}), 5 services + analyzer on this machine\n")
-    print("| mode | ok/sent | spans stored | req/s | p50 ms | p95 ms | p99 ms | req/s vs otel | p95 vs otel | p99 vs otel |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          f"(gateway flows {', '.join(FLOWS)}), 5 services + analyzer on this machine; {placement}\n")
+    print("| mode | ok/sent | spans stored | req/s | p50 ms | p95 ms | p99 ms | req/s vs otel | p95 vs otel | p99 vs otel "
+          "| req/s vs none | p95 vs none | RSS per service MB |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for mode in modes:
         s = summary[mode]
         print(f"| {mode} | {s['ok']}/{s['sent']} | {s['spans']} | {s['rps']:.0f} | {s['p50']:.1f} | {s['p95']:.1f} | {s['p99']:.1f} "
-              f"| {s['rps'] / base['rps']:.3f} | {s['p95'] / base['p95']:.3f} | {s['p99'] / base['p99']:.3f} |")
+              f"| {s['rps'] / base['rps']:.3f} | {s['p95'] / base['p95']:.3f} | {s['p99'] / base['p99']:.3f} "
+              f"| {s['rps'] / bare['rps']:.3f} | {s['p95'] / bare['p95']:.3f} | {s['rss_mb']:.1f} |")
+    chain_rss = summary["chainotel"]["rss_mb"]
+    print(f"\nmemory per service: chainotel − none {chain_rss - bare['rss_mb']:+.1f} MB, "
+          f"chainotel − plain OpenTelemetry {chain_rss - base['rss_mb']:+.1f} MB (VmRSS after the load, mean of 5 services)")
+    overhead = 1 - summary["chainotel"]["rps"] / bare["rps"]
+    print(f"throughput cost against no tracing: chainotel {overhead:.1%}, plain OpenTelemetry "
+          f"{1 - base['rps'] / bare['rps']:.1%} (the seeds' budget: < 2–5 %)")
     for mode in modes:
         failed = Counter(r.status for run in runs[mode] for r in run["results"] if not r.ok)
         if failed:

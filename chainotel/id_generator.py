@@ -4,9 +4,8 @@ exactly that trace ID.
 Why an ID generator: the request must become the *root* of the trace named by ``X-Chain-ID``.
 A made-up remote parent would give the server span a parent span ID that no exported span has.
 The SDK asks the tracer provider's ``IdGenerator`` for a trace ID whenever a span has no valid
-parent, and server instrumentations (ASGI, WSGI, … via
-``opentelemetry.instrumentation.utils._start_internal_or_server_span``) attach the extracted
-context before starting the server span. So :meth:`XChainIdGenerator.generate_trace_id` looks for
+parent, and server instrumentations (ASGI, WSGI, … through the instrumentation package's shared
+helper for server spans) attach the extracted context before starting the server span. So :meth:`XChainIdGenerator.generate_trace_id` looks for
 the :class:`~chainotel.propagator.IncomingChain` that :class:`~chainotel.propagator.XChainPropagator`
 put into that (current) context and takes its requested trace ID — once: the holder is emptied, so
 any later root span in the same context gets a random ID. Contexts are per task/thread

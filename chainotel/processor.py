@@ -15,8 +15,9 @@ At a local root, the chain is:
 If neither gives a chain, later spans of the trace in this process are tried against the rules
 that have a ``span_name`` (e.g. a manual ``trading.decision`` span) until one matches ("the first
 span that matches a rule"); spans started before that carry no chain. Match results of local
-roots are cached per (span name, route, method), so a route costs one rule scan per process. Once decided, every span started in the trace gets ``chain.id``, ``chain.category``,
-``chain.name`` and ``chain.instance_id`` at ``on_start`` (attributes cannot be added after a span
+roots are cached per (span name, route, method), so a route costs one rule scan per process.
+Once decided, every span started in the trace gets ``chain.id``, ``chain.category``,
+``chain.name`` and ``chain.instance_id`` when it starts (attributes cannot be added after a span
 ends). Downstream services learn the chain from baggage written by
 :class:`chainotel.propagator.XChainPropagator`.
 
@@ -24,12 +25,24 @@ The local root also gets what :class:`chainotel.propagator.XChainPropagator` ext
 ``chain.instance.conflict``, ``chain.instance.invalid`` and a link to the ``X-Parent-Chain-ID``
 trace (span ID zero, which the OpenTelemetry spec allows for links with attributes).
 
-Hot path (a child span of a decided trace): two tuple reads of the parent's span context (see
-:func:`_span_context_rebuilder`), one dict lookup and one write of the four attributes
-(:meth:`ChainSpanProcessor._write`: straight into the span's attribute dict when
-:func:`_attribute_room` verified at the first local root that this is safe, else
-``span.set_attributes``). No method raises into the application; failures are logged once at
-warning level.
+How the attributes get onto a span — public SDK API only:
+
+- The spans that decide (local roots, the first span a ``span_name`` rule matches) get them
+  through ``span.set_attributes`` in :meth:`ChainSpanProcessor.on_start`.
+- Every later span of a decided trace (the per-span path) gets them *at creation*, from
+  :class:`chainotel.sampler.ChainSampler`, which wraps the configured sampler and adds them to the
+  ``SamplingResult.attributes`` the SDK builds the span with. ``span.set_attributes`` costs
+  ~2.6 µs per call with the SDK's per-value checks and lock, more than the whole per-span budget;
+  at creation the SDK checks the span's attributes once anyway. The sampler tells
+  :meth:`~ChainSpanProcessor.on_start` (same thread, right after ``should_sample``) that it tagged
+  the span; any span it did not tag (no ``ChainSampler`` on that tracer provider, a tracer
+  holding an older sampler) is tagged in ``on_start`` with ``set_attributes``.
+
+Thread safety: the decision table is changed only under a lock (local roots starting and ending,
+a trace being decided). The per-span path reads it without the lock: one ``dict.get`` and the
+read of an attribute that is set once.
+
+No method raises into the application; failures are logged once at warning level.
 """
 
 from __future__ import annotations
@@ -37,8 +50,8 @@ from __future__ import annotations
 import fnmatch
 import logging
 import re
-import sys
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Mapping
 
 from opentelemetry import baggage
 from opentelemetry.context import Context, get_current
@@ -51,45 +64,22 @@ from chainotel.catalog.models import CHAIN_ID_PATTERN
 from chainotel.ids import format_chain_id
 from chainotel.propagator import INCOMING_CHAIN_KEY, IncomingChain
 
-__all__ = ["ChainSpanProcessor"]
+__all__ = ["ChainSpanProcessor", "TraceDecision", "tagged_at_creation"]
 
 _logger = logging.getLogger(__name__)
 
 _SERVICE_NAME = "service.name"
-_CHAIN_ATTRIBUTE_COUNT = 4  # chain.id, chain.category, chain.name, chain.instance_id
 _chain_id_re = re.compile(CHAIN_ID_PATTERN)
-_TRACE_ID, _IS_REMOTE = 0, 2  # positions in the (trace_id, span_id, is_remote, …) tuple read per span
+
+class _Handoff(threading.local):
+    trace_id = 0  # the class attribute is every thread's initial value
 
 
-def _span_context_rebuilder() -> Callable[[SpanContext], tuple] | None:
-    """How the per-span path reads a parent's :class:`~opentelemetry.trace.SpanContext`.
-
-    ``None``: ``SpanContext`` is the tuple ``(trace_id, span_id, is_remote, …)`` whose properties
-    index it, so the per-span path indexes it directly (two tuple reads instead of two property
-    calls: ~30 ns against ~95 ns). The positions are not public API, so they are checked here once,
-    on two probes, when the module is imported; if they do not hold, a function that builds that
-    tuple from the public properties is returned (slower, still right). Never raises.
-    """
-    try:
-        remote = SpanContext(trace_id=0x5EED, span_id=0xB0B, is_remote=True)
-        local = SpanContext(trace_id=0x5EED, span_id=0xB0B, is_remote=False)
-        positional = (
-            isinstance(remote, tuple)
-            and remote[_TRACE_ID] == remote.trace_id == 0x5EED
-            and remote[_IS_REMOTE] is remote.is_remote is True
-            and local[_IS_REMOTE] is local.is_remote is False
-        )
-    except Exception:  # noqa: BLE001 - an unexpected SpanContext: use its properties
-        positional = False
-    return None if positional else _span_context_tuple
-
-
-def _span_context_tuple(context: SpanContext) -> tuple[int, int, bool]:
-    """``(trace_id, span_id, is_remote)`` from the public properties (see :func:`_span_context_rebuilder`)."""
-    return context.trace_id, context.span_id, context.is_remote
-
-
-_rebuild_span_context = _span_context_rebuilder()
+tagged_at_creation = _Handoff()
+"""Hand-off from :class:`chainotel.sampler.ChainSampler` to :meth:`ChainSpanProcessor.on_start` on
+the same thread: ``trace_id`` is the trace ID of the span the sampler just gave the chain
+attributes (0: none). The SDK calls the sampler and then, synchronously, the processors' ``on_start``
+for the span it created from that sampling result."""
 
 
 class _Rules:
@@ -100,7 +90,7 @@ class _Rules:
     the static chain attributes (or ``None``) per :meth:`Catalog.span_key` of a local root, and
     ``unmatched_names``, the span names that match no ``span_name`` pattern (span names have low
     cardinality by the OpenTelemetry conventions, so most later spans of an undecided trace cost
-    one set lookup).
+    one set lookup). Both are changed under the processor's lock.
     """
 
     __slots__ = ("all", "cache", "catalog", "prefilter", "resource", "span_rules", "unmatched_names")
@@ -127,10 +117,16 @@ class _Rules:
         return False
 
 
-class _Decision:
-    """A trace's chain in this process: the attributes to set (``None`` while undecided), the
-    service's rules (their span-name rules are tried while undecided), and how many local roots
-    of the trace are open."""
+class TraceDecision:
+    """A trace's chain in this process.
+
+    Attributes:
+        attributes: the chain attributes every new span of the trace gets (``chain.id``,
+            ``chain.category``, ``chain.name`` when known, ``chain.instance_id``); ``None`` while
+            undecided. Set once, under the processor's lock; never changed afterwards.
+        rules: the service's rules (their ``span_name`` rules are tried while undecided).
+        open: how many local roots of the trace are open (changed under the processor's lock).
+    """
 
     __slots__ = ("attributes", "open", "rules")
 
@@ -140,42 +136,6 @@ class _Decision:
         self.open = 1
 
 
-_WRITE_CHECK_KEY = "chainotel.write_check"
-
-
-def _attribute_room(span: Span) -> int:
-    """How many attributes a span may already have for the chain attributes to be written
-    straight into its attribute dict; ``-1``: always use ``span.set_attributes``.
-
-    The chain values are plain ``str`` built here, so the SDK's per-value cleaning
-    (``BoundedAttributes._set_items``) is pure cost on the per-span path: it was ~8 µs of the
-    processor's first ~10 µs per span. The span was just started on this thread, so writing its
-    dict directly is safe — unless a limit could apply (an attribute value length limit, or an
-    attribute count limit the span is near) or the SDK's internals differ: then the public API is
-    used, with the SDK's limit semantics. The limits are the tracer provider's, the same for
-    every span, so this is computed once, at the first local root.
-
-    The internals are checked on that span: a key written into the dict must be what the SDK reads
-    back through ``span.attributes`` (what processors and exporters read), and gone once deleted.
-    The check key is removed before the span is returned to the application.
-    """
-    bounded = getattr(span, "_attributes", None)
-    values = getattr(bounded, "_dict", None)
-    maxlen = getattr(bounded, "maxlen", -1)  # None: no count limit
-    if not isinstance(values, dict) or getattr(bounded, "max_value_len", 0) is not None:
-        return -1
-    if maxlen is not None and (not isinstance(maxlen, int) or maxlen < _CHAIN_ATTRIBUTE_COUNT):
-        return -1
-    values[_WRITE_CHECK_KEY] = _WRITE_CHECK_KEY
-    try:
-        read_back = span.attributes.get(_WRITE_CHECK_KEY)
-    finally:
-        del values[_WRITE_CHECK_KEY]
-    if read_back != _WRITE_CHECK_KEY or _WRITE_CHECK_KEY in span.attributes:
-        return -1
-    return sys.maxsize if maxlen is None else maxlen - _CHAIN_ATTRIBUTE_COUNT
-
-
 class ChainSpanProcessor(SpanProcessor):
     """Tags spans with their chain (see the module doc).
 
@@ -183,36 +143,52 @@ class ChainSpanProcessor(SpanProcessor):
         catalog: the chain catalog; ``None`` turns chain tagging off (the request attributes from
             ``X-Chain-ID`` handling — conflict, invalid, parent link — are still written).
         max_traces: bound of the per-trace decision table (entries, not bytes).
+
+    Attributes:
+        decisions: trace ID (128-bit ``int``) → :class:`TraceDecision`, for the traces with an
+            open local root in this process. Read-only outside this class (the sampler reads it).
     """
 
     def __init__(self, catalog: Catalog | None, max_traces: int = 10_000):
         self.catalog = catalog
         self.max_traces = max_traces
-        self._decisions: dict[int, _Decision] = {}
+        self.decisions: dict[int, TraceDecision] = {}
+        self._lock = threading.Lock()
         self._rules_by_resource: dict[int, _Rules] = {}
-        self._static_attributes: dict[str, dict[str, str]] = {}
-        self._room: int | None = None  # see _attribute_room; decided at the first local root
+        self._static_attributes: dict[str, dict[str, str] | None] = {}
         self._last_rules: _Rules | None = None  # rules of the last resource seen (usually the only one)
         self._warned = False
 
     # -- SpanProcessor ---------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Tag ``span`` if its trace is decided; at a local root, decide. Never raises."""
+        """Tag ``span`` if its trace is decided and the sampler did not; at a local root, decide.
+        Never raises."""
         try:
             parent = span.parent
-            if parent is not None:
-                if _rebuild_span_context is not None:  # only if the layout check at import failed
-                    parent = _rebuild_span_context(parent)
-                if not parent[_IS_REMOTE]:
-                    decision = self._decisions.get(parent[_TRACE_ID])
-                    if decision is not None:
-                        attributes = decision.attributes
-                        if attributes is not None:
-                            self._write(span, attributes)
-                        elif decision.rules.span_rules and span.name not in decision.rules.unmatched_names:
+            if parent is not None and not parent.is_remote:
+                trace_id = parent.trace_id
+                decision = self.decisions.get(trace_id)
+                if decision is not None:
+                    attributes = decision.attributes
+                    if attributes is not None:
+                        if tagged_at_creation.trace_id == trace_id:  # ChainSampler gave it the attributes
+                            tagged_at_creation.trace_id = 0
+                        else:
+                            span.set_attributes(attributes)
+                    elif decision.rules.span_rules and span.name not in decision.rules.unmatched_names:
+                        with self._lock:
                             self._try_span_rules(span, decision)
-                    return
-            self._start_local_root(span, parent_context if parent_context is not None else get_current())
+                return
+            tagged = tagged_at_creation.trace_id
+            if tagged:
+                tagged_at_creation.trace_id = 0
+            context = parent_context if parent_context is not None else get_current()
+            info = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
+            if info is not None:
+                self._record_incoming(span, info)
+            if self.catalog is not None:
+                with self._lock:
+                    self._start_local_root(span, context, tagged == span.context.trace_id)
         except Exception:  # noqa: BLE001 - never break the instrumented application
             self._warn_once()
 
@@ -220,15 +196,14 @@ class ChainSpanProcessor(SpanProcessor):
         """Drop the trace's entry when its last open local root ends. Never raises."""
         try:
             parent = span.parent
-            if parent is not None and _rebuild_span_context is not None:
-                parent = _rebuild_span_context(parent)
-            if parent is None or parent[_IS_REMOTE]:
+            if parent is None or parent.is_remote:
                 trace_id = span.context.trace_id
-                decision = self._decisions.get(trace_id)
-                if decision is not None:
-                    decision.open -= 1
-                    if decision.open <= 0:
-                        self._decisions.pop(trace_id, None)
+                with self._lock:
+                    decision = self.decisions.get(trace_id)
+                    if decision is not None:
+                        decision.open -= 1
+                        if decision.open <= 0:
+                            del self.decisions[trace_id]
         except Exception:  # noqa: BLE001
             self._warn_once()
 
@@ -236,51 +211,48 @@ class ChainSpanProcessor(SpanProcessor):
         """Tag new traces by ``catalog`` from now on (a live catalog swaps it, see
         :mod:`chainotel.catalog.remote`); traces already decided keep their chain. Never raises."""
         try:  # rules built from the old catalog are rebuilt on their next use (_Rules.catalog)
-            self.catalog = catalog
-            self._static_attributes = {}
+            with self._lock:
+                self.catalog = catalog
+                self._static_attributes = {}
         except Exception:  # noqa: BLE001
             self._warn_once()
 
     def shutdown(self) -> None:
         """Forget all decisions."""
-        self._decisions.clear()
+        with self._lock:
+            self.decisions.clear()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Nothing is buffered; returns ``True``."""
         return True
 
-    # -- internals ---------------------------------------------------------------------------------
-    def _start_local_root(self, span: Span, context: Context) -> None:
-        if self._room is None:
-            self._room = _attribute_room(span)
-        info = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
-        if info is not None:
-            self._record_incoming(span, info)
-        if self.catalog is None:
-            return
+    # -- internals (called with the lock held) -----------------------------------------------------
+    def _start_local_root(self, span: Span, context: Context, tagged: bool) -> None:
+        """Count the local root; tag it unless the sampler did (``tagged``); decide if undecided."""
         trace_id = span.context.trace_id
-        decision = self._decisions.get(trace_id)
+        decision = self.decisions.get(trace_id)
         if decision is not None:  # another local root of a trace this process already knows
             decision.open += 1
             if decision.attributes is not None:
-                self._write(span, decision.attributes)
+                if not tagged:
+                    span.set_attributes(decision.attributes)
                 return
             rules = self._rules_for(span)
         else:
             rules = self._last_rules
             if rules is None or rules.resource is not span.resource or rules.catalog is not self.catalog:
                 rules = self._last_rules = self._rules_for(span)
-            if len(self._decisions) >= self.max_traces:
-                self._decisions.pop(next(iter(self._decisions)), None)
-            decision = _Decision(rules)
-            self._decisions[trace_id] = decision
+            if len(self.decisions) >= self.max_traces:
+                del self.decisions[next(iter(self.decisions))]
+            decision = TraceDecision(rules)
+            self.decisions[trace_id] = decision
         upstream = baggage.get_baggage(attr.BAGGAGE_CHAIN_ID, context)
         if upstream is not None and isinstance(upstream, str) and _chain_id_re.match(upstream):
             static = self._static_attributes_for(upstream)
+            if static is None:  # switched off here with enabled: false
+                return
         else:
-            # the dict itself when _attribute_room verified it: no per-key MappingProxy reads
-            attributes = span._attributes._dict if self._room >= 0 else (span.attributes or _EMPTY)  # noqa: SLF001
-            key = Catalog.span_key(span.name, attributes)
+            key = Catalog.span_key(span.name, span.attributes or _EMPTY)
             static = rules.cache.get(key, _MISSING)
             if static is _MISSING:
                 chain = Catalog.match_key(rules.all, key)
@@ -292,7 +264,8 @@ class ChainSpanProcessor(SpanProcessor):
                 return
         self._decide(span, decision, static, trace_id)
         if baggage.get_baggage(attr.BAGGAGE_SYNTHETIC, context) == "true":  # a synthetic probe's trace
-            decision.attributes[attr.CHAIN_SYNTHETIC] = True
+            # a new dict, published whole: other threads may be reading the old one
+            decision.attributes = {**decision.attributes, attr.CHAIN_SYNTHETIC: True}
             span.set_attribute(attr.CHAIN_SYNTHETIC, True)
 
     @staticmethod
@@ -310,29 +283,22 @@ class ChainSpanProcessor(SpanProcessor):
             )
             span.set_attribute(attr.CHAIN_PARENT_INSTANCE_ID, parent_instance)
 
-    def _try_span_rules(self, span: Span, decision: _Decision) -> None:
+    def _try_span_rules(self, span: Span, decision: TraceDecision) -> None:
         """A later span of an undecided trace: decide if a ``span_name`` rule matches it."""
-        if decision.rules.may_match_name(span.name):
+        if decision.attributes is not None:  # decided by another thread meanwhile
+            span.set_attributes(decision.attributes)
+        elif decision.rules.may_match_name(span.name):
             chain = Catalog.match_rules(decision.rules.span_rules, span.name, span.attributes or _EMPTY)
             if chain is not None:
                 self._decide(span, decision, self._static_attributes_for(chain.id), span.context.trace_id)
 
-    def _decide(self, span: Span, decision: _Decision, static: dict[str, str], trace_id: int) -> None:
+    @staticmethod
+    def _decide(span: Span, decision: TraceDecision, static: dict[str, str], trace_id: int) -> None:
         """Record the trace's chain attributes — the chain's ``static`` ones plus
-        ``chain.instance_id`` — and write them on ``span``, the span that decided."""
-        attributes = decision.attributes = dict(static)
+        ``chain.instance_id`` — and set them on ``span``, the span that decided."""
+        attributes = dict(static)
         attributes[attr.CHAIN_INSTANCE_ID] = format_chain_id(trace_id)
-        self._write(span, attributes)
-
-    def _write(self, span: Span, attributes: dict[str, str]) -> None:
-        """Write the chain attributes: into the span's attribute dict when there is room (see
-        :func:`_attribute_room`), else through ``span.set_attributes`` (the SDK's limits apply)."""
-        room = self._room
-        if room >= 0:
-            values = span._attributes._dict  # noqa: SLF001 - verified by _attribute_room
-            if len(values) <= room:
-                values |= attributes  # dict's in-place |: no method call on the per-span path
-                return
+        decision.attributes = attributes  # published complete: readers never see a partial dict
         span.set_attributes(attributes)
 
     def _rules_for(self, span: Span) -> _Rules:
@@ -346,12 +312,16 @@ class ChainSpanProcessor(SpanProcessor):
             self._rules_by_resource[key] = rules
         return rules
 
-    def _static_attributes_for(self, chain_id: str) -> dict[str, str]:
-        """``chain.id``, ``chain.category`` and (if in the catalog) ``chain.name``; cached."""
-        static = self._static_attributes.get(chain_id)
-        if static is not None:
+    def _static_attributes_for(self, chain_id: str) -> dict[str, str] | None:
+        """``chain.id``, ``chain.category`` and (if in the catalog) ``chain.name``; ``None`` for a
+        chain the catalog has with ``enabled: false``. Cached."""
+        static = self._static_attributes.get(chain_id, _MISSING)
+        if static is not _MISSING:
             return static
         chain = self.catalog.get(chain_id) if self.catalog is not None else None
+        if chain is not None and not chain.enabled:
+            self._static_attributes[chain_id] = None
+            return None
         static = {attr.CHAIN_ID: chain_id, attr.CHAIN_CATEGORY: Category.from_letter(chain_id[0]).value}
         if chain is not None:
             static[attr.CHAIN_NAME] = chain.name

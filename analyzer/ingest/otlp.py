@@ -35,6 +35,11 @@ from chainotel import attributes as ca
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _PEER_KEYS = ("peer.service", "server.address", "net.peer.name")
+# What a client span calls, by the semantic conventions: a database or cache (db.system, now
+# db.system.name) or a model provider (gen_ai.provider.name, formerly gen_ai.system). The peer of
+# such a span is named "<system> on <server.address>" (e.g. "postgresql on db-host") unless it has
+# an explicit peer.service.
+_SYSTEM_KEYS = ("db.system.name", "db.system", "gen_ai.provider.name", "gen_ai.system")
 
 
 @lru_cache(maxsize=1)
@@ -101,7 +106,7 @@ def _error_context(events) -> str:
 
 
 _ROUTE, _USER, _CHAIN, _CATEGORY = "http.route", "enduser.id", ca.CHAIN_ID, ca.CHAIN_CATEGORY
-_SPECIAL = frozenset((_ROUTE, _USER, _CHAIN, _CATEGORY, *_PEER_KEYS))
+_SPECIAL = frozenset((_ROUTE, _USER, _CHAIN, _CATEGORY, *_PEER_KEYS, *_SYSTEM_KEYS))
 _STRING = pa.string()
 
 
@@ -193,7 +198,8 @@ class _Columns:
             ):  # fmt: skip
                 refused.append(span)
                 continue
-            route = user = chain = category = peer = ""
+            route = user = chain = category = peer = system = ""
+            named = False  # peer.service given
             for kv in span.attributes:
                 key = kv.key
                 v = kv.value
@@ -211,7 +217,11 @@ class _Columns:
                         category = text
                     elif key == _USER:
                         user = text
-                    elif not peer or key == "peer.service":
+                    elif key in _SYSTEM_KEYS:
+                        system = system or text
+                    elif key == "peer.service":
+                        peer, named = text, True
+                    elif not peer:
                         peer = text
             s_off.append(len(s_keys))
             r_index.append(resource)
@@ -237,6 +247,8 @@ class _Columns:
             statuses.append(codes[code] if 0 <= code < 3 else "unset")
             status_msgs.append(status.message)
             errors.append(_error_context(span.events) if span.events else "")
+            if system and not named:
+                peer = f"{system} on {peer}" if peer else system
             peers.append(peer if kind == 3 or kind == 4 else "")
             scopes.append(scope)
         return refused

@@ -110,13 +110,16 @@ class Catalog:
         ]
 
     def rules_for_service(self, service: str | None) -> tuple[tuple[MatchRule, ChainDefinition], ...]:
-        """The ``(rule, chain)`` pairs, in matching order, whose ``service`` admits ``service``.
+        """The ``(rule, chain)`` pairs, in matching order, whose ``service`` admits ``service``; the
+        rules of chains with ``enabled: false`` are left out.
 
         Cached per service name, so a span processor pays the service filter once per process.
         """
         rules = self._rules_by_service.get(service)
         if rules is None:
-            rules = tuple((r, c) for c in self.chains for r in c.match if r.matches_service(service))
+            rules = tuple(
+                (r, c) for c in self.chains if c.enabled for r in c.match if r.matches_service(service)
+            )
             self._rules_by_service[service] = rules
         return rules
 

@@ -281,6 +281,8 @@ class ChainDefinition(BaseModel):
     - ``max_duration_ms``: the SLA, end-to-end duration of the chain's trace in **milliseconds**.
     - ``alerts``: optional :class:`AlertRules` (absent: :data:`DEFAULT_ALERT_RULES`, see :attr:`alert_rules`).
     - ``probe``: optional synthetic :class:`Probe` of the chain's entry.
+    - ``enabled``: ``false`` keeps the definition but tags no span with it — its rules are not
+      matched and the chain arriving in baggage is not applied (the per-chain rollout switch).
 
     Raises:
         pydantic.ValidationError: from ``model_validate``; each error's ``loc`` names the field.
@@ -298,6 +300,7 @@ class ChainDefinition(BaseModel):
     max_duration_ms: float = Field(gt=0)
     alerts: AlertRules | None = Field(None, exclude_if=_is_none)
     probe: Probe | None = Field(None, exclude_if=_is_none)
+    enabled: bool = True
 
     @property
     def alert_rules(self) -> AlertRules:

@@ -1,4 +1,4 @@
-"""``chainotel`` command line (console script ``chainotel = chainotel.cli:app``).
+"""``chainotel`` command line (console script ``chainotel = chainotel.cli:main``).
 
 - ``chainotel catalog validate FILE`` / ``chainotel catalog list`` (:mod:`chainotel.cli.catalog`)
 - ``chainotel trace|health|monitor|anomalies|impact|bottlenecks`` — the analyzer client
@@ -7,21 +7,34 @@
 - ``chainotel demo`` (:mod:`chainotel.cli.demo`)
 - ``chainotel discover`` (:mod:`chainotel.cli.discover`)
 
-Each sub-module defines its commands; this module only assembles them. Importing it loads typer
-and httpx, nothing of the OpenTelemetry SDK, pydantic or the analyzer: commands import what they
-need when they run.
+The commands need the ``cli`` extra (typer, rich, httpx), which a service running the distro
+does not: ``pip install "chainotel[cli]"``. Importing this package imports nothing;
+:func:`main` says which extra to install when it is missing. The commands are assembled in
+:mod:`chainotel.cli.app`.
 """
 
-import typer
+from __future__ import annotations
 
-from chainotel.cli import alerts, client, demo, discover
-from chainotel.cli.catalog import app as catalog_app
+import sys
 
-app = typer.Typer(name="chainotel", help="chainotel: chain tracing for OpenTelemetry.", no_args_is_help=True)
-app.add_typer(catalog_app, name="catalog")
-client.register(app)
-alerts.register(app)
-discover.register(app)
-demo.register(app)
+__all__ = ["CLI_MODULES", "main"]
 
-__all__ = ["app"]
+CLI_MODULES = ("typer", "rich", "httpx", "click")
+"""Third-party modules of the ``cli`` extra (``click`` comes with typer)."""
+
+
+def main() -> None:
+    """Run the ``chainotel`` command; exit 1 with ``pip install "chainotel[cli]"`` advice when the
+    ``cli`` extra is not installed."""
+    try:
+        from chainotel.cli.app import app  # noqa: PLC0415
+    except ImportError as exc:
+        if (exc.name or "").split(".")[0] not in CLI_MODULES:
+            raise
+        print(
+            f"chainotel: the command line needs the 'cli' extra ({exc.name} is not installed): "
+            'pip install "chainotel[cli]"',
+            file=sys.stderr,
+        )
+        sys.exit(1)
+    app()

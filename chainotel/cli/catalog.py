@@ -32,7 +32,7 @@ def validate(file: Path = typer.Argument(..., help="Catalog YAML file.")) -> Non
 @app.command("list")
 def list_chains(
     file: Path | None = typer.Option(
-        None, "--file", "-f", envvar="CHAINOTEL_CATALOG", help="Catalog file (default: $CHAINOTEL_CATALOG, else built-in)."
+        None, "--file", "-f", help="Catalog file (default: $CHAINOTEL_CATALOG, else built-in)."
     ),
 ) -> None:
     """Print the catalog in use: CHAINOTEL_CATALOG if set, else the built-in one."""
@@ -40,14 +40,20 @@ def list_chains(
     from rich.table import Table  # noqa: PLC0415
 
     from chainotel.catalog import CatalogError, default_catalog, load_catalog  # noqa: PLC0415
+    from chainotel.settings import DistroSettings, SettingsError  # noqa: PLC0415
 
+    try:
+        file = file or DistroSettings.from_env().catalog
+    except SettingsError as exc:
+        Console(stderr=True).print(str(exc), highlight=False, soft_wrap=True)
+        raise typer.Exit(1) from None
     try:
         catalog = load_catalog(file) if file and str(file).strip() else default_catalog()
     except CatalogError as exc:
         Console(stderr=True).print(str(exc), highlight=False, soft_wrap=True)
         raise typer.Exit(1) from None
     table = Table(title=f"chain catalog: {catalog.source} ({len(catalog)} chains)")
-    for column in ("id", "category", "name", "SLA ms", "services", "match"):
+    for column in ("id", "category", "name", "SLA ms", "enabled", "services", "match"):
         table.add_column(column)
     for chain in catalog.chains:
         rules = "; ".join(
@@ -55,6 +61,6 @@ def list_chains(
         )
         table.add_row(
             chain.id, chain.category.value, chain.name, f"{chain.max_duration_ms:g}",
-            ", ".join(chain.expected_services), rules,
+            "yes" if chain.enabled else "no", ", ".join(chain.expected_services), rules,
         )
     Console(width=200).print(table)

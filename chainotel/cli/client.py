@@ -29,7 +29,9 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-DEFAULT_ANALYZER_URL = "http://127.0.0.1:4318"
+from chainotel.settings import DistroSettings
+
+DEFAULT_ANALYZER_URL = DistroSettings.model_fields["analyzer_url"].default
 
 PATHS = {
     "critical_path": "/api/v1/traces/{chain_id}/critical-path",
@@ -258,8 +260,8 @@ def anomalies_table(doc: dict) -> Table:
 
 # --- commands --------------------------------------------------------------------------------------
 
-AnalyzerOpt = typer.Option(DEFAULT_ANALYZER_URL, "--analyzer", envvar="CHAINOTEL_ANALYZER_URL",
-                           help="Base URL of the chainotel analyzer API.")
+AnalyzerOpt = typer.Option(DEFAULT_ANALYZER_URL, "--analyzer", envvar=DistroSettings.env_name("analyzer_url"),
+                           help=DistroSettings.model_fields["analyzer_url"].description)
 JsonOpt = typer.Option(False, "--json", help="Print the analyzer's JSON instead of tables.")
 
 

@@ -74,7 +74,10 @@ def examples_dir() -> Path:
 
     Raises ``FileNotFoundError`` saying how to fix it when neither exists (e.g. a wheel install).
     """
-    candidates = [Path(os.environ["CHAINOTEL_DEMO_DIR"])] if os.environ.get("CHAINOTEL_DEMO_DIR") else []
+    from chainotel.settings import DistroSettings  # noqa: PLC0415
+
+    configured = DistroSettings.from_env().demo_dir
+    candidates = [Path(configured)] if configured else []
     candidates.append(Path(__file__).resolve().parents[2] / "examples")
     for path in candidates:
         if (path / "api_gateway.py").exists():
@@ -88,7 +91,9 @@ def peer_binaries() -> tuple[Path, Path, Path, Path] | None:
     ``None``. The programs come from ``CHAINOTEL_PEERS_BIN`` or ``.peers/bin`` of the source tree
     (``make peers``); the configurations from ``deploy/jaeger/`` and ``collector-config/`` beside it."""
     root = Path(__file__).resolve().parents[2]
-    bin_dir = Path(os.environ.get("CHAINOTEL_PEERS_BIN") or root / ".peers" / "bin")
+    from chainotel.settings import DistroSettings  # noqa: PLC0415
+
+    bin_dir = Path(DistroSettings.from_env().peers_bin or root / ".peers" / "bin")
     found = (bin_dir / "jaeger", bin_dir / "otelcol-chainotel", root / "deploy" / "jaeger" / "jaeger.yaml",
              root / "collector-config" / "otel-collector.yaml")  # fmt: skip
     return found if all(path.is_file() for path in found) else None

@@ -17,12 +17,14 @@ def sink():
 
 @pytest.fixture(scope="module")
 def start(tmp_path_factory):
-    """``start(module, env, workers=1) -> Service``; every service is stopped at module end."""
+    """``start(module, env, workers=1, instrument=True, pythonpath="") -> Service``; every service is
+    stopped at module end."""
     started: list[Service] = []
     tmp = tmp_path_factory.mktemp("services")
 
-    def _start(module: str, env: dict[str, str], workers: int = 1) -> Service:
-        service = Service(module, env, tmp, workers)
+    def _start(module: str, env: dict[str, str], workers: int = 1, instrument: bool = True,
+               pythonpath: str = "") -> Service:
+        service = Service(module, env, tmp, workers, pythonpath=pythonpath, instrument=instrument)
         started.append(service)
         return service
 

@@ -92,6 +92,16 @@ class OtlpSink:
             spans = self.trace(trace_id)
         return spans
 
+    def wait_trace_of_service(self, service: str, predicate, timeout: float = 10.0) -> list[dict]:
+        """Spans of ``service`` once ``predicate(spans)`` holds; the last spans seen on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                spans = [s for s in self.spans if s["service"] == service]
+            if predicate(spans) or time.monotonic() > deadline:
+                return spans
+            time.sleep(0.05)
+
     def close(self):
         self._server.shutdown()
         self._server.server_close()

@@ -20,16 +20,19 @@ BIN = Path(sys.executable).parent
 
 
 class Service:
-    """A uvicorn process under ``opentelemetry-instrument``; ``url``, ``log()`` (stderr+stdout)."""
+    """A uvicorn process under ``opentelemetry-instrument`` (plain uvicorn with ``instrument=False``);
+    ``url``, ``log()`` (stderr+stdout)."""
 
-    def __init__(self, module: str, env: dict[str, str], tmp: Path, workers: int = 1, pythonpath: str = ""):
+    def __init__(self, module: str, env: dict[str, str], tmp: Path, workers: int = 1, pythonpath: str = "",
+                 instrument: bool = True):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.logfile = tmp / f"{module}-{self.port}.log"
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "CHAINOTEL_", "PYTHONPATH"))}
         if pythonpath:
             clean["PYTHONPATH"] = pythonpath
-        args = [str(BIN / "opentelemetry-instrument"), str(BIN / "uvicorn"), f"{module}:app",
+        args = [str(BIN / "opentelemetry-instrument")] if instrument else []
+        args += [str(BIN / "uvicorn"), f"{module}:app",
                 "--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"]
         if workers > 1:
             args += ["--workers", str(workers)]
@@ -37,7 +40,7 @@ class Service:
         self.proc = subprocess.Popen(
             args, cwd=APPS, env={**clean, **env}, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
         )
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 60
         while True:
             try:
                 httpx.get(f"{self.url}/plain", timeout=1)
@@ -62,9 +65,17 @@ class Service:
         self._log.close()
 
 
+STACK_INSTRUMENTATIONS = "sqlalchemy,redis,requests,openai,httpx2"
+"""Instrumentations the test environment has for the integration tests' libraries; left out of the
+other services (loading them, the OpenAI client above all, slows every start-up)."""
+
+
 def otel_env(sink: OtlpSink, service: str, **extra: str) -> dict[str, str]:
-    """The environment a user sets (README), exporting OTLP/HTTP to ``sink``."""
+    """The environment a user sets (README), exporting OTLP/HTTP to ``sink``; the integration
+    libraries' instrumentations are disabled unless ``extra`` sets
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS`` itself."""
     return {
+        "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS": STACK_INSTRUMENTATIONS,
         "OTEL_SERVICE_NAME": service,
         "OTEL_PYTHON_DISTRO": "chainotel",
         "OTEL_PYTHON_CONFIGURATOR": "chainotel",

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from chainotel.catalog import Catalog, CatalogError, Category, ChainDefinition, default_catalog, load_catalog
-from chainotel.cli import app
+from chainotel.cli.app import app
 
 GOOD = {
     "id": "B3",
