@@ -84,7 +84,7 @@ class AnalyzerSettings(BaseSettings):
     )
     commit_timeout: float = Field(30.0, gt=0, description="A request not committed after this (s) gets 503.")
     retry_after: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")
-    dedup_window: float = Field(3600.0, ge=0, description="Seconds an acknowledged request's digest is remembered.")
+    dedup_window: float = Field(3600.0, ge=0, description="Seconds after ingest a retried request is reported as already stored (ClickHouse refuses the duplicate rows either way within its deduplication window; 0: never reported).")
 
     # --- chDB engine limits ------------------------------------------------------------------
     chdb_max_server_memory_bytes: int = Field(
