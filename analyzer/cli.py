@@ -77,7 +77,7 @@ def serve(
             err=True,
         )
         uvicorn.run(
-            create_app(runtime=runtime), host=settings.host, port=settings.http_port, workers=1,
+            create_app(runtime), host=settings.host, port=settings.http_port, workers=1,
             log_level=log_level.lower(), access_log=False, limit_concurrency=settings.http_max_concurrency,
         )  # fmt: skip
     finally:

@@ -15,7 +15,7 @@ import grpc
 from chainotel_analyzer.ingest.grpc import start_grpc_server
 from chainotel_analyzer.ingest.receive import DecodePool
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.catalog import seed_definitions
+from chainotel_analyzer.store.catalog import configured_catalog, seed_definitions
 from chainotel_analyzer.store.client import Store, open_store
 from chainotel_analyzer.store.migrations import apply_retention, migrate, store_layout
 from chainotel_analyzer.store.writer import SpanWriter
@@ -60,7 +60,7 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
         layout = store_layout(store.client, settings.clickhouse_cluster)
         migrate(store.client, layout)
         apply_retention(store.client, settings.retention_days, layout)
-        seed_definitions(store.client)
+        seed_definitions(store.client, configured_catalog(settings.catalog))
         writer = SpanWriter(store, settings)
         writer.start()
         decoders = DecodePool(settings.decode_workers, settings.decode_max_pending_bytes)

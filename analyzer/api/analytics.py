@@ -31,7 +31,8 @@ from chainotel_analyzer.analysis.impact import service_impact
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse, HealthOverviewResponse
 from chainotel_analyzer.api.deps import get_store
-from chainotel_analyzer.store import MAX_TIMESTAMP_NS, queries
+from chainotel_analyzer.model.rows import MAX_TIMESTAMP_NS
+from chainotel_analyzer.store import queries
 from chainotel_analyzer.store.client import Store
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 

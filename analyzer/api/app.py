@@ -7,7 +7,8 @@ Run it the way ``chainotel-analyzer serve`` does (one uvicorn worker: the proces
 directory)::
 
     from chainotel_analyzer.api.app import create_app
-    app = create_app()                 # opens the store at startup, closes it at shutdown
+    from chainotel_analyzer.runtime import start_runtime
+    app = create_app(start_runtime(settings))   # closes the runtime at shutdown
 """
 
 from __future__ import annotations
@@ -16,8 +17,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from chainotel_analyzer.runtime import Runtime, start_runtime
-from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.api.deps import Runtime
 
 
 def routers() -> list[APIRouter]:
@@ -30,27 +30,26 @@ def routers() -> list[APIRouter]:
     return [
         otlp_router,  # POST /v1/traces (OTLP/HTTP)
         health_router,  # GET /health
-        # analysis routers (issue 4) go below this line
+        # analysis routers below this line
         chains_router,  # /api/v1/chains..., /api/v1/traces/{chain_id}/critical-path
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
     ]
 
 
-def create_app(settings: AnalyzerSettings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. The app serves ``runtime`` if given (already started, e.g. by the CLI to report a
-    locked data directory before uvicorn starts), else starts one from ``settings`` (default: the
-    environment) at startup. Either way the runtime is closed at shutdown — in the lifespan, because
-    uvicorn re-raises SIGTERM/SIGINT after shutdown and code after ``uvicorn.run`` may never run.
+def create_app(runtime: Runtime) -> FastAPI:
+    """Build the app serving ``runtime`` (already started: :func:`chainotel_analyzer.runtime.start_runtime`,
+    so that a locked data directory is reported before uvicorn starts). The runtime is closed at
+    shutdown — in the lifespan, because uvicorn re-raises SIGTERM/SIGINT after shutdown and code
+    after ``uvicorn.run`` may never run.
     """
-    settings = runtime.settings if runtime is not None else (settings or AnalyzerSettings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.runtime = runtime if runtime is not None else start_runtime(settings)
+        app.state.runtime = runtime
         try:
             yield
         finally:
-            app.state.runtime.close()
+            runtime.close()
 
     app = FastAPI(
         title="chainotel analyzer",

@@ -15,15 +15,25 @@ Example (an analysis router)::
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from fastapi import Request
 
-from chainotel_analyzer.runtime import Runtime
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.client import Store
 
 
+class Runtime(Protocol):
+    """What the app serves (implemented by :class:`chainotel_analyzer.runtime.Runtime`)."""
+
+    settings: AnalyzerSettings
+    store: Store
+
+    def close(self) -> None: ...
+
+
 def get_runtime(request: Request) -> Runtime:
-    """The process's :class:`~chainotel_analyzer.runtime.Runtime` (settings, store, writer)."""
+    """The process's :class:`Runtime` (settings, store, writer)."""
     return request.app.state.runtime
 
 

@@ -26,7 +26,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from chainotel_analyzer.ingest.otlp import DecodedSpans, decode_request
+from chainotel_analyzer.ingest.otlp import decode_request
+from chainotel_analyzer.model.rows import DecodedSpans
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, parse_request
 
 log = logging.getLogger(__name__)

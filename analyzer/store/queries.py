@@ -2,7 +2,7 @@
 
 All values reach ClickHouse as bound parameters (clickhouse-connect ``parameters=`` with the
 server-side ``{name:Type}`` syntax); no SQL is ever built from request input. Times passed in
-are Unix **nanoseconds** (``int``); rows come back as :class:`chainotel_analyzer.analysis.model.Span` or
+are Unix **nanoseconds** (``int``); rows come back as :class:`chainotel_analyzer.model.span.Span` or
 plain dicts.
 
 Tables (see ``analyzer/store/migrations``): ``chain_history`` (one row per span),
@@ -17,17 +17,8 @@ from datetime import datetime, timezone
 
 from clickhouse_connect.driver.client import Client
 
-from chainotel_analyzer.analysis.model import Span
-from chainotel_analyzer.store import MAX_TIMESTAMP_NS
-
-_SPAN_COLUMNS = (
-    "request_id, parent_span_id, toString(service_name), toString(operation), "
-    "toUnixTimestamp64Nano(timestamp) AS start_ns, start_ns + duration_ns, upper(span_kind), "
-    "event_type = 'error', trace_id, toString(chain), toString(peer_service)"
-)
-"""``chain_history`` columns in :class:`~chainotel_analyzer.analysis.model.Span` field order — the same
-mapping as :func:`~chainotel_analyzer.analysis.model.span_from_history`, done by ClickHouse so that rows
-become spans with ``Span._make`` alone."""
+from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
+from chainotel_analyzer.model.span import Span, group_by_trace
 
 DEFAULT_MAX_TRACES = 1000
 """Traces analysed per window at most; larger windows are sampled by trace-ID hash (uniform,
@@ -63,20 +54,17 @@ def _window_params(since_ns: int, until_ns: int) -> dict:
 def trace_spans(client: Client, trace_id: str) -> list[Span]:
     """Every span of trace ``trace_id`` (32 lowercase hex), ``[]`` if unknown."""
     rows = client.query(
-        f"SELECT {_SPAN_COLUMNS} FROM chain_history WHERE trace_id = {{trace_id:String}}",
+        f"SELECT {SPAN_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}}",
         parameters={"trace_id": trace_id},
     ).result_rows
-    return list(map(Span._make, rows))
+    return list(map(span_from_row, rows))
 
 
 def trace_events(client: Client, trace_id: str) -> list[dict]:
     """``chain_history`` rows of one trace in time order (timestamp as RFC 3339 with ns, start
     also as ``start_unix_nano``); attribute maps included."""
     result = client.query(
-        "SELECT chain_id, trace_id, request_id, parent_span_id, service_name, operation, span_kind, "
-        "event_type, toUnixTimestamp64Nano(timestamp) AS start_unix_nano, duration_ns, endpoint, user_id, "
-        "chain, category, status_code, status_message, error_context, peer_service, span_attributes, "
-        "resource_attributes FROM chain_history WHERE trace_id = {trace_id:String} "
+        f"SELECT {EVENT_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} "
         "ORDER BY timestamp, request_id",
         parameters={"trace_id": trace_id},
     )
@@ -115,17 +103,10 @@ def window_traces(
         return 0, {}
     total = picked[0][1]
     rows = client.query(
-        f"SELECT {_SPAN_COLUMNS} FROM chain_history WHERE trace_id IN {{ids:Array(String)}}",
+        f"SELECT {SPAN_SELECT} FROM chain_history WHERE trace_id IN {{ids:Array(String)}}",
         parameters={"ids": [r[0] for r in picked]},
     ).result_rows
-    traces: dict[str, list[Span]] = {}
-    for span in map(Span._make, rows):
-        bucket = traces.get(span[8])
-        if bucket is None:
-            traces[span[8]] = [span]
-        else:
-            bucket.append(span)
-    return int(total), traces
+    return int(total), group_by_trace(map(span_from_row, rows))
 
 
 def chain_figures(
@@ -190,12 +171,6 @@ def service_buckets(client: Client, since_ns: int, until_ns: int, bucket_s: int)
 
 
 # --- chain registry (chain_definitions) ---------------------------------------------------------
-
-DEFINITION_COLUMNS = (
-    "id", "version", "name", "category", "description", "max_duration_ms", "definition",
-    "source", "catalog_version", "updated_at", "is_deleted",
-)  # fmt: skip
-
 
 def chain_definitions(client: Client, chain_id: str | None = None) -> list[dict]:
     """Current (non-deleted) definitions, newest version per ID, ordered by ID: ``{"id",

@@ -1,22 +1,23 @@
 """The batching writer: the only code that inserts spans, from one thread, behind a bounded queue.
 
-Why one thread: chDB hosts one engine per process, has no async client, and every INSERT writes a
-part. Receivers (HTTP and gRPC handlers) call :meth:`SpanWriter.submit` with a decoded request and
-wait on the returned future, which resolves only after the batch holding the request is committed —
-so no span is acknowledged before it is stored.
+Why one thread: chDB hosts one engine per process and has no async client. Receivers (HTTP and
+gRPC handlers) call :meth:`SpanWriter.submit` with a decoded request and wait on the returned future,
+which resolves only after the request's INSERT is committed — so no span is acknowledged before it is
+stored.
 
-Batching: each INSERT has a large fixed cost in chDB (~30 ms: a part per table, views, indexes),
-so parts should be big. The writer starts an INSERT when ``batch_max_spans`` (≤ 10 000) spans wait,
-or when at least ``batch_min_spans`` wait and no request is being read or decoded
+Batching: the writer takes a batch of waiting requests when ``batch_max_spans`` (≤ 10 000) spans
+wait, or when at least ``batch_min_spans`` wait and no request is being read or decoded
 (:meth:`SpanWriter.incoming`), or ``batch_max_wait`` (≤ 1 s) after the oldest waiting request
-arrived. Each INSERT takes what is waiting, at most ``batch_max_spans`` spans, in one Arrow-format
-INSERT into ``chain_history`` (columns built by :func:`~chainotel_analyzer.ingest.otlp.decode_request`); the
-materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSERT. Requests are
-never split across INSERTs.
+arrived; it looks the batch's digests up once (``chain_requests``, below) and then inserts each
+request on its own, one Arrow-format INSERT into ``chain_history`` (columns of
+:data:`chainotel_analyzer.model.rows.INSERT_SCHEMA`); the materialized views fill ``chain_traces``,
+``chain_metrics`` and ``chain_requests`` in the same INSERT. One INSERT per request is what lets
+ClickHouse deduplicate a retry (its token is the request's); it costs a fixed few tens of ms per
+INSERT in chDB (a part per table and view), measured by ``bench.ingest``.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
-``queue_max_spans`` and :class:`StoreUnavailable` while the store does not answer (after an INSERT
-failed and the digest lookup below failed too, until a probe query succeeds again); receivers answer
+``queue_max_spans`` and :class:`StoreUnavailable` while the store does not answer (after the
+digest look-up, or an INSERT and then ``SELECT 1``, failed, until a probe query succeeds again); receivers answer
 503 + Retry-After / gRPC UNAVAILABLE, so the sender retries.
 
 No duplicates on retry (an exporter or a Collector resends the identical request after a timeout or a
@@ -55,9 +56,7 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
-from chainotel_analyzer.ingest.otlp import DecodedSpans
+from chainotel_analyzer.model.rows import DecodedSpans, insert_table
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.client import Store
 
@@ -293,7 +292,7 @@ class SpanWriter:
         return {d for d, n in digests.items() if counts.get(d, 0) >= n}
 
     def _insert(self, item: _Item) -> None:
-        table = item.spans.table.append_column("request_digest", pa.array([item.digest] * item.spans.count, pa.uint64()))
+        table = insert_table([(item.digest, item.spans)])
         started = time.perf_counter()
         self._client.insert_arrow(
             "chain_history", table, settings={**INSERT_SETTINGS, "insert_deduplication_token": dedup_token(item.digest)}
