@@ -8,10 +8,10 @@ Jaeger UI (``<ui>/trace/<trace_id>``, Jaeger UI's trace page); otherwise ``jaege
 
 Chain definitions are validated by :class:`chainotel.catalog.ChainDefinition` (422 names the
 field); ``POST`` writes version 1 (or + 1 after a deletion), ``PUT`` version + 1, ``DELETE`` a
-deletion marker (version + 1). Each of them reads the newest version and inserts the next one
-under one lock: handlers run in a thread pool, and two unserialised PUTs would both write N + 1
-(one change lost). A process lock suffices because one analyzer process owns the store (one
-uvicorn worker; a chDB directory is locked to one process).
+deletion marker (version + 1). Each of them reads the newest version and inserts the next one as a
+compare-and-set in ClickHouse (:func:`~chainotel_analyzer.store.queries.insert_definition_row`):
+of two writers that read version N — two requests, or two analyzers sharing a ClickHouse server —
+the first stores N + 1 and the slower one gets 409 (read again and retry); no change is lost.
 
 Example::
 
@@ -19,8 +19,6 @@ Example::
 """
 
 from __future__ import annotations
-
-import threading
 
 from fastapi import APIRouter, Depends, HTTPException, Response
 
@@ -37,8 +35,14 @@ from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
 
 router = APIRouter(prefix="/api/v1", tags=["chains"])
 
-_registry_lock = threading.Lock()
-"""Serialises read-newest-version-then-insert of the registry writes (module docstring)."""
+
+
+def _write(doc: dict, version: int, store: Store, deleted: bool = False) -> None:
+    """Write ``version`` of a definition; 409 for the slower of two writers (module docstring)."""
+    try:
+        queries.write_definition(store.client, doc, version, deleted=deleted)
+    except queries.RegistryConflict as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 def jaeger_url(settings: AnalyzerSettings, trace_id: str) -> str | None:
@@ -165,13 +169,11 @@ def get_chain(chain: str, store: Store = Depends(get_store)):
 @router.post("/chains", status_code=201)
 def create_chain(body: ChainDefinition, store: Store = Depends(get_store)):
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
-    with _registry_lock:
-        latest = queries.latest_version(store.client, body.id)
-        if latest is not None and not latest[1]:
-            raise HTTPException(409, f"chain {body.id!r} exists; use PUT /api/v1/chains/{body.id} to change it")
-        version = 1 if latest is None else latest[0] + 1
-        queries.write_definition(store.client, body.model_dump(mode="json"), version)
-        return queries.chain_definitions(store.client, body.id)[0]
+    latest = queries.latest_version(store.client, body.id)
+    if latest is not None and not latest[1]:
+        raise HTTPException(409, f"chain {body.id!r} exists; use PUT /api/v1/chains/{body.id} to change it")
+    _write(body.model_dump(mode="json"), 1 if latest is None else latest[0] + 1, store)
+    return queries.chain_definitions(store.client, body.id)[0]
 
 
 @router.put("/chains/{chain}")
@@ -179,21 +181,19 @@ def update_chain(chain: str, body: ChainDefinition, store: Store = Depends(get_s
     """Replace a chain definition: version + 1 (404 if unknown; 422 if the body's ``id`` differs)."""
     if body.id != chain:
         raise HTTPException(422, f"id: body id {body.id!r} does not match the path {chain!r}")
-    with _registry_lock:
-        latest = queries.latest_version(store.client, chain)
-        if latest is None or latest[1]:
-            raise HTTPException(404, f"unknown chain {chain!r}")
-        queries.write_definition(store.client, body.model_dump(mode="json"), latest[0] + 1)
-        return queries.chain_definitions(store.client, chain)[0]
+    latest = queries.latest_version(store.client, chain)
+    if latest is None or latest[1]:
+        raise HTTPException(404, f"unknown chain {chain!r}")
+    _write(body.model_dump(mode="json"), latest[0] + 1, store)
+    return queries.chain_definitions(store.client, chain)[0]
 
 
 @router.delete("/chains/{chain}", status_code=204)
 def delete_chain(chain: str, store: Store = Depends(get_store)):
     """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
-    with _registry_lock:
-        latest = queries.latest_version(store.client, chain)
-        if latest is None or latest[1]:
-            raise HTTPException(404, f"unknown chain {chain!r}")
-        current = queries.chain_definitions(store.client, chain)[0]["definition"]
-        queries.write_definition(store.client, current, latest[0] + 1, deleted=True)
+    latest = queries.latest_version(store.client, chain)
+    if latest is None or latest[1]:
+        raise HTTPException(404, f"unknown chain {chain!r}")
+    current = queries.chain_definitions(store.client, chain)[0]["definition"]
+    _write(current, latest[0] + 1, store, deleted=True)
     return Response(status_code=204)

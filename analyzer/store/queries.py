@@ -196,12 +196,41 @@ def latest_version(client: Client, chain_id: str) -> tuple[int, bool] | None:
     return (int(rows[0][0]), bool(rows[0][1])) if rows else None
 
 
+class RegistryConflict(Exception):
+    """Another writer stored version ``version`` of chain ``chain_id`` first (answer 409: read again, retry)."""
+
+    def __init__(self, chain_id: str, version: int):
+        self.chain_id, self.version = chain_id, version
+        super().__init__(f"chain {chain_id!r} was changed by another writer (version {version}); read it again and retry")
+
+
+def insert_definition_row(client: Client, row: list) -> bool:
+    """Insert one ``chain_definitions`` row (values in :data:`DEFINITION_COLUMNS` order) as version
+    ``row[1]`` of chain ``row[0]`` — compare-and-set across processes: the INSERT's
+    ``insert_deduplication_token`` is ``chain-definition:<id>:<version>``, so ClickHouse stores only
+    the first row written for a version (deduplication window of migration 0005) and refuses later
+    ones. Returns True when the stored row is this one (same definition, deletion flag and
+    ``updated_at``), False when another writer's row won. Raises clickhouse-connect's errors."""
+    chain_id, version = row[0], int(row[1])
+    client.insert("chain_definitions", [row], column_names=DEFINITION_COLUMNS,
+                  settings={"insert_deduplicate": 1, "insert_deduplication_token": f"chain-definition:{chain_id}:{version}"})  # fmt: skip
+    stored = client.query(
+        "SELECT definition, is_deleted, toUnixTimestamp64Milli(updated_at) FROM chain_definitions "
+        "WHERE id = {id:String} AND version = {v:UInt32}",
+        parameters={"id": chain_id, "v": version},
+    ).result_rows
+    mine = (row[6], int(row[10]), int(row[9].timestamp() * 1000))
+    return any(tuple(r) == mine for r in stored) and len(stored) == 1
+
+
 def write_definition(client: Client, doc: dict, version: int, deleted: bool = False) -> None:
-    """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc``."""
-    client.insert(
-        "chain_definitions",
-        [[doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
-          doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", datetime.now(timezone.utc),
-          1 if deleted else 0]],  # fmt: skip
-        column_names=DEFINITION_COLUMNS,
-    )
+    """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc`` as ``version``.
+
+    Raises :class:`RegistryConflict` when another writer (this or another analyzer process) stored
+    that version first (:func:`insert_definition_row`)."""
+    now = datetime.now(timezone.utc)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # DateTime64(3): compared after the read
+    row = [doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
+           doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", now, 1 if deleted else 0]  # fmt: skip
+    if not insert_definition_row(client, row):
+        raise RegistryConflict(doc["id"], version)
