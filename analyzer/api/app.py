@@ -1,7 +1,8 @@
 """The analyzer's FastAPI app factory.
 
 Mounted routers are listed in :func:`routers` — the one place to register a router (analysis routers
-are appended there). Every router reaches the store through :mod:`chainotel_analyzer.api.deps`.
+are appended there). Every router reaches storage through the dependencies of
+:mod:`chainotel_analyzer.api.deps`.
 
 Run it the way ``chainotel-analyzer serve`` does (one uvicorn worker: the process owns the chDB
 directory)::
@@ -15,9 +16,20 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
+from typing import Protocol
+
 from fastapi import APIRouter, FastAPI
 
-from chainotel_analyzer.api.deps import Runtime
+from chainotel_analyzer.api.deps import Services
+
+
+class Served(Protocol):
+    """A started runtime (:class:`chainotel_analyzer.runtime.Runtime`): its :class:`Services`, and
+    ``close()`` to stop it."""
+
+    def services(self) -> Services: ...
+
+    def close(self) -> None: ...
 
 
 def routers() -> list[APIRouter]:
@@ -36,7 +48,7 @@ def routers() -> list[APIRouter]:
     ]
 
 
-def create_app(runtime: Runtime) -> FastAPI:
+def create_app(runtime: Served) -> FastAPI:
     """Build the app serving ``runtime`` (already started: :func:`chainotel_analyzer.runtime.start_runtime`,
     so that a locked data directory is reported before uvicorn starts). The runtime is closed at
     shutdown — in the lifespan, because uvicorn re-raises SIGTERM/SIGINT after shutdown and code
@@ -45,7 +57,9 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.runtime = runtime
+        services = runtime.services()
+        app.state.services = services
+        app.state.intake = services.intake  # the OTLP/HTTP receiver's dependency
         try:
             yield
         finally:

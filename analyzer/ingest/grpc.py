@@ -34,15 +34,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest
 from chainotel_analyzer.ingest.receive import ALREADY_STORED_HEADER, BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import SpanSink, StoreUnavailable, WriteQueueFull
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceServiceHandler:
-    """``TraceService/Export`` over a :class:`~chainotel_analyzer.store.writer.SpanWriter`."""
+    """``TraceService/Export`` into a :class:`~chainotel_analyzer.store.interfaces.SpanSink`."""
 
-    def __init__(self, writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings):
+    def __init__(self, writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings):
         self._writer = writer
         self._decoders = decoders
         self._settings = settings
@@ -96,7 +96,7 @@ class TraceServiceHandler:
         context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
 
-def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
+def start_grpc_server(writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
     """Start the OTLP/gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port.
 
     ``grpc_port = 0`` binds a free port. Raises RuntimeError if the port cannot be bound.

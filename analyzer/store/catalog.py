@@ -42,7 +42,7 @@ from importlib import metadata
 from clickhouse_connect.driver.client import Client
 
 from chainotel_analyzer.store.client import StoreConfigError
-from chainotel_analyzer.store.queries import insert_definition_row
+from chainotel_analyzer.store.definitions import insert_definition_row
 from chainotel.catalog import DEFAULT_CATALOG_SOURCE, Catalog, CatalogError, default_catalog, load_catalog
 
 log = logging.getLogger(__name__)

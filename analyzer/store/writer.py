@@ -59,6 +59,7 @@ from dataclasses import dataclass, field
 from chainotel_analyzer.model.rows import DecodedSpans, insert_table
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.client import Store
+from chainotel_analyzer.store.interfaces import StoreUnavailable, WriteQueueFull
 
 log = logging.getLogger(__name__)
 
@@ -77,14 +78,6 @@ def dedup_token(digest: int) -> str:
     return f"otlp-{digest:016x}"
 
 
-class WriteQueueFull(Exception):
-    """The write queue holds ``queue_max_spans`` spans already; retry later (HTTP 503 / UNAVAILABLE)."""
-
-
-class StoreUnavailable(Exception):
-    """ClickHouse rejected or could not take the last INSERT; retry later (HTTP 503 / UNAVAILABLE)."""
-
-
 @dataclass
 class _Item:
     digest: int
@@ -94,7 +87,8 @@ class _Item:
 
 
 class SpanWriter:
-    """Owns the insert path into ``chain_history``; see the module docstring for the contract.
+    """Owns the insert path into ``chain_history`` — the :class:`~chainotel_analyzer.store.interfaces.SpanSink`
+    of ClickHouse; see the module docstring for the contract.
 
     Example::
 
