@@ -20,11 +20,14 @@ Example::
 from __future__ import annotations
 
 from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.api.analysis_models import CriticalPathResponse
+from chainotel_analyzer.model.otlp_trace import request_json, trace_request
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, RegistryConflict, TraceReader, UnknownChain
@@ -61,12 +64,32 @@ def _spans(reader: TraceReader, chain_id: str):
 
 @router.get("/chains/events/{chain_id}")
 def events(chain_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
-    """``{"chain_id", "jaeger_url", "events": [chain_history rows in time order]}``."""
+    """``{"chain_id", "jaeger_url", "events": [chain_history rows in time order]}``; each row also has
+    its span's ``span_events`` and ``links`` (OTLP/JSON), ``trace_state`` and ``flags``."""
     trace_id = _trace_id(chain_id)
     rows = reader.trace_events(trace_id)
     if not rows:
         raise HTTPException(404, f"unknown chain instance {chain_id!r}")
     return {"chain_id": format_chain_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
+
+
+class OtlpTrace(BaseModel):
+    """A stored trace as OTLP/JSON: the ``ExportTraceServiceRequest`` JSON mapping, spans grouped by
+    resource and scope (see :mod:`chainotel_analyzer.model.otlp_trace`)."""
+
+    resourceSpans: list[dict]  # noqa: N815 - the OTLP/JSON field name
+
+
+@router.get("/traces/{trace_id}", response_model=OtlpTrace)
+def trace(trace_id: str, reader: TraceReader = Depends(get_reader)):
+    """The whole stored trace ``trace_id`` (32 hex digits, or the chain instance UUID) as OTLP/JSON,
+    every field each span arrived with (events, links, trace_state, flags, typed attributes, scope and
+    resource); 404 for an unknown trace, 422 for a malformed ID."""
+    rows = reader.trace_otlp(_trace_id(trace_id))
+    if not rows:
+        raise HTTPException(404, f"unknown trace {trace_id!r}: no span of it is stored")
+    # returned as built: the OTLP/JSON mapping is already JSON-ready (non-finite doubles as strings)
+    return JSONResponse(request_json(trace_request(rows)))
 
 
 @router.get("/chains/analysis/{chain_id}")

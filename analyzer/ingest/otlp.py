@@ -15,19 +15,25 @@ Rules (OTLP specification, opentelemetry-proto ``trace/v1/trace.proto``):
   rest of the request is stored;
 - a span that ends before it starts is stored with ``duration_ns`` 0;
 - ``service.name`` falls back to ``unknown_service`` as the SDK's resource detector does;
-- attribute values are stored as strings: strings as is, bool ``true``/``false``, ints in decimal,
-  doubles with ``repr``, arrays/kvlists/bytes as JSON (bytes base64).
+- attribute values are stored as strings in the ``*_attributes`` maps: strings as is, bool
+  ``true``/``false``, ints in decimal, doubles with ``repr``, arrays/kvlists/bytes as JSON (bytes
+  base64); non-finite doubles as the OTLP/JSON mapping spells them (``NaN``, ``Infinity``,
+  ``-Infinity``; inside JSON as strings), so every JSON text is valid JSON;
+- the span, its resource and its scope are also kept whole, as the protobuf messages they arrived as
+  (``span_otlp``, ``resource_otlp``, ``scope_otlp``; migration 0006): nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 from functools import lru_cache
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
 
 from chainotel_analyzer.model.rows import DECODED_SCHEMA, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans
 from chainotel import attributes as ca
@@ -58,10 +64,19 @@ def any_value_to_str(value: AnyValue) -> str:
     if kind == "bool_value":
         return "true" if value.bool_value else "false"
     if kind == "double_value":
-        return repr(value.double_value)
+        return _double(value.double_value)
     if kind is None:
         return ""
-    return json.dumps(_any_value_to_py(value), separators=(",", ":"))
+    return json.dumps(_any_value_to_py(value), separators=(",", ":"), allow_nan=False)
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+"""Non-finite doubles as the OTLP/JSON (protobuf JSON) mapping writes them."""
+
+
+def _double(x: float):
+    """``x`` as stored: ``repr`` for a finite double, else ``NaN`` / ``Infinity`` / ``-Infinity``."""
+    return repr(x) if math.isfinite(x) else _NON_FINITE[repr(x)]
 
 
 def _any_value_to_py(value: AnyValue):
@@ -74,6 +89,8 @@ def _any_value_to_py(value: AnyValue):
         return base64.b64encode(value.bytes_value).decode("ascii")
     if kind is None:
         return None
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        return _NON_FINITE[repr(value.double_value)]
     return getattr(value, kind)
 
 
@@ -118,6 +135,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
     trace_ids, span_ids, parents, services, names, kinds_col, events_col = [], [], [], [], [], [], []
     starts, durations, endpoints, users, chains, categories, statuses, status_msgs = [], [], [], [], [], [], [], []
     errors, peers, scopes = [], [], []
+    span_msgs, resource_msgs, scope_msgs = [], [], []
     s_off, s_keys, s_vals = [0], [], []
     r_off, r_keys, r_vals, r_index = [0], [], [], []
     reasons: list[str] = []
@@ -132,8 +150,10 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
         r_keys.extend(rattrs.keys())
         r_vals.extend(rattrs.values())
         r_off.append(len(r_keys))
+        resource_msg = ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString()
         for ss in rs.scope_spans:
             scope = ss.scope.name
+            scope_msg = ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString()
             for span in ss.spans:
                 tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
                 start = span.start_time_unix_nano
@@ -194,6 +214,9 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 errors.append(_error_context(span.events) if span.events else "")
                 peers.append(peer if kind == 3 or kind == 4 else "")
                 scopes.append(scope)
+                span_msgs.append(span.SerializeToString())
+                resource_msgs.append(resource_msg)
+                scope_msgs.append(scope_msg)
     out = DecodedSpans(count=len(trace_ids), rejected=rejected)
     if rejected:
         more = "; ..." if rejected > len(reasons) else ""
@@ -209,6 +232,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 pa.array(statuses, s), pa.array(status_msgs, s), pa.array(errors, s), pa.array(peers, s),
                 pa.array(scopes, s), _map_array(s_off, s_keys, s_vals),
                 _map_array(r_off, r_keys, r_vals).take(pa.array(r_index, pa.int32())),
+                pa.array(span_msgs, pa.binary()), pa.array(resource_msgs, pa.binary()), pa.array(scope_msgs, pa.binary()),
             ],
             schema=DECODED_SCHEMA,
         )  # fmt: skip

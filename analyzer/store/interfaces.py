@@ -20,6 +20,7 @@ from typing import Protocol
 
 from chainotel.catalog import Catalog
 
+from chainotel_analyzer.model.otlp_trace import StoredSpan
 from chainotel_analyzer.model.rows import DecodedSpans
 from chainotel_analyzer.model.span import Span
 
@@ -82,7 +83,12 @@ class TraceReader(Protocol):
         ...
 
     def trace_events(self, trace_id: str) -> list[dict]:
-        """The stored rows of one trace in time order (every column but the ingest bookkeeping)."""
+        """The stored rows of one trace in time order (every column but the ingest bookkeeping, and the
+        span's events, links, trace_state and flags)."""
+        ...
+
+    def trace_otlp(self, trace_id: str) -> list[StoredSpan]:
+        """The stored spans of one trace, each with its resource and scope as stored; ``[]`` if unknown."""
         ...
 
     def window_traces(

@@ -22,7 +22,8 @@ from clickhouse_connect.driver.client import Client
 
 from chainotel.catalog import Catalog
 
-from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
+from chainotel_analyzer.model.otlp_trace import StoredSpan, span_details
+from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, OTLP_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
 from chainotel_analyzer.model.span import Span, group_by_trace
 from chainotel_analyzer.store.catalog import seed_definitions
 from chainotel_analyzer.store.definitions import insert_definition_row
@@ -53,6 +54,11 @@ def _window_params(since_ns: int, until_ns: int) -> dict:
             "hi": _dt(min(MAX_TIMESTAMP_NS, until_ns + spread))}  # fmt: skip
 
 
+def _as_bytes(value) -> bytes:
+    """A String column read back: clickhouse-connect gives ``str`` unless asked for bytes."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
 class ClickHouseTraceReader:
     """:class:`~chainotel_analyzer.store.interfaces.TraceReader` over a clickhouse-connect ``client``
     (one per process: reads are serialised by the client's session)."""
@@ -75,14 +81,26 @@ class ClickHouseTraceReader:
             f"SELECT {EVENT_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} "
             "ORDER BY timestamp, request_id",
             parameters={"trace_id": trace_id},
+            column_formats={"span_otlp": "bytes"},
         )
         out = []
         for row in result.named_results():
+            row.update(span_details(_as_bytes(row.pop("span_otlp"))))
             row["chain_id"] = str(row["chain_id"])
             ns = row["start_unix_nano"]
             row["timestamp"] = _dt(ns).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"
             out.append(row)
         return out
+
+    def trace_otlp(self, trace_id: str) -> list[StoredSpan]:
+        """The stored spans of trace ``trace_id`` (32 lowercase hex) with their resource and scope, in
+        time order; ``[]`` if unknown."""
+        rows = self._client.query(
+            f"SELECT {OTLP_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} ORDER BY timestamp, request_id",
+            parameters={"trace_id": trace_id},
+            column_formats={"span_otlp": "bytes", "resource_otlp": "bytes", "scope_otlp": "bytes"},
+        ).result_rows
+        return [StoredSpan(*row) for row in rows]
 
     def window_traces(self, since_ns: int,
         until_ns: int,

@@ -72,9 +72,11 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
     per shard for ``T_local`` tables, one replica set over all nodes for the others; every ``T_local``
     has one Distributed twin ``T`` over ``database.T_local``, sharded by ``cityHash64(trace_id)``
     when the table has a ``trace_id`` column (else ``rand()``); materialized views read
-    ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables, or a
-    table replicated on every node created before."""
+    ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables, a
+    table replicated on every node, or a Distributed table exactly as its ``_local`` table."""
     problems, paths, locals_, twins, with_trace_id = [], {}, set(), {}, set()
+    distributed_names = {_unquote(m.group(2)) for sql in statements if "ENGINE = Distributed" in sql
+                         for m in [_HEAD.match(sql)] if m}  # fmt: skip
     for sql in statements:
         head = _HEAD.match(sql)
         if head is None or _unquote(head.group(3)) != cluster:
@@ -125,6 +127,10 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
                 problems.append(f"{table}: writes {target}, not a {database}.*_local table")
             if source != f"{database}.chain_history_local":
                 problems.append(f"{table}: reads {source}, not {database}.chain_history_local")
+        elif name in distributed_names:
+            # a Distributed table gets the columns its _local table got, in the same words
+            if sql.replace(f"ALTER TABLE {name} ", f"ALTER TABLE {database}.{name}_local ", 1) not in statements:
+                problems.append(f"ALTER of Distributed {name} without the same ALTER of {database}.{name}_local")
         elif not (name.startswith(database + ".") and name.endswith("_local")) and name not in paths.values():
             problems.append(f"ALTER of {name}, not of a {database}.*_local table")
     for table in sorted(locals_):
