@@ -67,7 +67,7 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
     if encoding not in ("identity", "gzip", ""):
         return _error(415, _INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}: use gzip or none", is_json)
 
-    retry_after = {"Retry-After": str(settings.retry_after)}
+    retry_after = {"Retry-After": str(settings.retry_after_s)}
     with intake.sink.incoming():  # until queued: the writer waits for these spans
         queued = await _read_decode_submit(request, intake, is_json, encoding, retry_after)
     if isinstance(queued, Response):
@@ -76,7 +76,7 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
     headers = {}
     if future is not None:
         try:
-            stored_now = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout)
+            stored_now = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout_s)
         except StoreUnavailable as exc:
             return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)
         except asyncio.TimeoutError:

@@ -7,7 +7,7 @@ stored.
 
 Batching: the writer takes a batch of waiting requests when ``batch_max_spans`` (≤ 10 000) spans
 wait, or when at least ``batch_min_spans`` wait and no request is being read or decoded
-(:meth:`SpanWriter.incoming`), or ``batch_max_wait`` (≤ 1 s) after the oldest waiting request
+(:meth:`SpanWriter.incoming`), or ``batch_max_wait_s`` (≤ 1 s) after the oldest waiting request
 arrived; it looks the batch's digests up once (``chain_requests``, below) and then inserts each
 request on its own, one Arrow-format INSERT into ``chain_history`` (columns of
 :data:`chainotel_analyzer.model.rows.INSERT_SCHEMA`); the materialized views fill ``chain_traces``,
@@ -188,7 +188,7 @@ class SpanWriter:
                 if self._stopping:
                     return None
                 self._cond.wait(1.0)
-            deadline = self._queue[0].queued_at + s.batch_max_wait
+            deadline = self._queue[0].queued_at + s.batch_max_wait_s
             while self._queued_spans < s.batch_max_spans and not self._stopping:
                 if self._queued_spans >= s.batch_min_spans and not self._incoming:
                     break  # enough for a decent part, and nothing is on its way
@@ -272,8 +272,8 @@ class SpanWriter:
 
     def _stored_before(self, digests: dict[int, int]) -> set[int]:
         """Those of ``digests`` (``{digest: spans}``) whose every row is stored already (``chain_requests``, within
-        ``dedup_window`` seconds of ingest by the server's clock). Raises clickhouse-connect's errors."""
-        window = int(self._settings.dedup_window)
+        ``dedup_window_s`` seconds of ingest by the server's clock). Raises clickhouse-connect's errors."""
+        window = int(self._settings.dedup_window_s)
         if window <= 0:
             return set()
         rows = self._client.query(

@@ -27,7 +27,7 @@ from tests.ingest.otlp_data import request
 
 @pytest.fixture
 def writer_and_db(tmp_path) -> Iterator[tuple[SpanWriter, object]]:
-    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait=0)
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait_s=0)
     store = open_store(settings)
     try:
         migrate(store.client)
@@ -114,7 +114,7 @@ def test_clickhouse_refuses_the_retry_without_any_process_memory(tmp_path):
     """Two writers one after the other, the second with no state and no look-up (dedup_window = 0):
     the rows are stored once because ClickHouse refuses the second INSERT's blocks."""
     body = request(n_traces=3, spans_per_trace=4, service="twice").SerializeToString()
-    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait=0, dedup_window=0)
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait_s=0, dedup_window_s=0)
     for _ in range(2):
         store = open_store(settings)
         try:

@@ -34,7 +34,7 @@ PB = {"Content-Type": "application/x-protobuf"}
 
 @pytest.fixture(scope="module")
 def analyzer(tmp_path_factory):
-    a = Analyzer(tmp_path_factory.mktemp("roundtrip") / "db", {"CHAINOTEL_DECODE_WORKERS": "0", "CHAINOTEL_BATCH_MAX_WAIT": "0"}).start()
+    a = Analyzer(tmp_path_factory.mktemp("roundtrip") / "db", {"CHAINOTEL_DECODE_WORKERS": "0", "CHAINOTEL_BATCH_MAX_WAIT_S": "0"}).start()
     yield a
     a.stop()
 
