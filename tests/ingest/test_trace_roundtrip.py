@@ -1,5 +1,7 @@
 """What was exported comes back from ``GET /api/v1/traces/{trace_id}`` equal, field by field, apart
-from order: spans from the Python SDK's OTLP/HTTP and OTLP/gRPC exporters, an OTLP/JSON example of
+from order: spans from the Python SDK's OTLP/HTTP and OTLP/gRPC exporters, the Node.js SDK's three
+trace exporters (http/json, http/protobuf, grpc; installed by ``npm ci`` from
+tests/ingest/node/package-lock.json into its ignored node_modules), an OTLP/JSON example of
 every field and value type (tests/ingest/data/otlp_trace_example.json), the Jaeger importer's output,
 and (hypothesis) any valid OTLP span. One real analyzer process on chDB for the module.
 
@@ -13,6 +15,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import httpx
@@ -49,9 +53,42 @@ def _fetch(analyzer: Analyzer, trace_id: str) -> ExportTraceServiceRequest:
     return parse_request(json.loads(r.text, parse_constant=_no_nan_literal))
 
 
+def _one_nan_value(value: AnyValue) -> None:
+    kind = value.WhichOneof("value")
+    if kind == "double_value" and math.isnan(value.double_value):
+        value.double_value = math.nan
+    elif kind == "array_value":
+        for item in value.array_value.values:
+            _one_nan_value(item)
+    elif kind == "kvlist_value":
+        _one_nan(value.kvlist_value.values)
+
+
+def _one_nan(values) -> None:
+    """Every NaN among the attribute ``values`` made the one NaN: OTLP/JSON writes any NaN as "NaN"
+    (its sign and payload bits have no JSON form), so they compare equal."""
+    for kv in values:
+        _one_nan_value(kv.value)
+
+
+def _canonical(request: ExportTraceServiceRequest) -> ExportTraceServiceRequest:
+    out = ExportTraceServiceRequest()
+    out.CopyFrom(request)
+    for rs in out.resource_spans:
+        _one_nan(rs.resource.attributes)
+        for ss in rs.scope_spans:
+            _one_nan(ss.scope.attributes)
+            for span in ss.spans:
+                _one_nan(span.attributes)
+                for part in (*span.events, *span.links):
+                    _one_nan(part.attributes)
+    return out
+
+
 def _parts(request: ExportTraceServiceRequest, trace_id: bytes | None = None) -> list[tuple[bytes, bytes, bytes]]:
     """Each span of ``request`` (of ``trace_id`` only, if given) with its resource and scope, as
     deterministic protobuf bytes, sorted: the request's content apart from order and grouping."""
+    request = _canonical(request)
     out = []
     for rs in request.resource_spans:
         resource = ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString(deterministic=True)
@@ -111,6 +148,32 @@ def test_python_sdk_http_and_grpc_exporters_round_trip(analyzer):
         assert exporter.export(finished) == SpanExportResult.SUCCESS, name
         exporter.shutdown()
         _assert_round_trip(analyzer, encode_spans(finished))
+
+
+NODE_DIR = Path(__file__).with_name("node")
+
+
+@pytest.fixture(scope="module")
+def node_exporters() -> Path:
+    """tests/ingest/node with its npm packages installed (``npm ci``, as .ci/run does)."""
+    if not (NODE_DIR / "node_modules" / "@opentelemetry" / "exporter-trace-otlp-grpc").is_dir():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is not installed: the Node.js round trip needs Node.js and npm (apt-get install nodejs npm)")
+        subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=300)
+    return NODE_DIR
+
+
+def test_nodejs_sdk_three_exporters_round_trip(analyzer, node_exporters):
+    run = subprocess.run(["node", str(node_exporters / "export.js"), analyzer.http, analyzer.grpc],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    sent = json.loads(run.stdout)
+    assert sorted(sent) == ["grpc", "http/json", "http/protobuf"]
+    for kind, request in sent.items():
+        parsed = parse_request(request)
+        assert sum(len(ss.spans) for rs in parsed.resource_spans for ss in rs.scope_spans) == 2, kind
+        _assert_round_trip(analyzer, parsed)
 
 
 def test_otlp_json_example_of_every_field_round_trips(analyzer):
