@@ -19,7 +19,8 @@
    ``--overload-seconds``; its RSS is sampled (``/proc/<pid>/status``) and must stay bounded (the queue
    bound holds, the excess gets 503).
 4. **Bytes per span** on disk: ``system.parts`` (active parts) of ``chain_history`` and its views,
-   after ``OPTIMIZE ... FINAL``.
+   after ``OPTIMIZE ... FINAL``; and ``chain_history`` of the same rows stored with and without the
+   span, resource and scope messages (what keeping every field costs).
 
 Goals (issue 3): ≥ 50 000 spans/s end to end and ≥ 0.6 of the direct rate. Reported, not asserted.
 """
@@ -240,6 +241,39 @@ def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False
         store.close()
 
 
+def message_bytes(data_dir: Path, bodies: list[bytes]) -> tuple[float, float]:
+    """chain_history bytes per span (after merge) of ``bodies`` stored with and without the span,
+    resource and scope messages (``span_otlp`` etc., migration 0006; without = ``''``, as rows stored
+    before it): what keeping every field costs on disk. Returns (without, with)."""
+    import pyarrow as pa
+
+    from chainotel_analyzer.ingest.receive import decode_payload
+    from chainotel_analyzer.model.rows import insert_table
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.migrations import migrate
+
+    decoded = [decode_payload(b, False, False, 1 << 30).spans for b in bodies]
+    out = []
+    for blank in (True, False):
+        path = data_dir / ("without" if blank else "with")
+        store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{path}"))
+        try:
+            migrate(store.client)
+            for i in range(0, len(decoded), 10):
+                table = insert_table([(i + k, d) for k, d in enumerate(decoded[i : i + 10])])
+                if blank:
+                    for name in ("span_otlp", "resource_otlp", "scope_otlp"):
+                        empty = pa.array([b""] * table.num_rows, pa.binary())
+                        table = table.set_column(table.schema.get_field_index(name), name, empty)
+                store.client.insert_arrow("chain_history", table)
+        finally:
+            store.close()
+        size, rows = disk_usage(path)["chain_history"]
+        out.append(size / max(rows, 1))
+    return out[0], out[1]
+
+
 def disk_usage(data_dir: Path) -> dict[str, tuple[int, int]]:
     """table → (bytes on disk, rows) over active parts, after OPTIMIZE FINAL."""
     from chainotel_analyzer.settings import AnalyzerSettings
@@ -311,6 +345,7 @@ def main(argv: list[str] | None = None) -> int:
         rows_1, dsecs_1, settled_1 = direct_insert(tmp / "direct-per-request", bodies[16:], per_request=True)
         per_request_rate, per_request_settled = rows_1 / dsecs_1, rows_1 / settled_1
         usage = disk_usage(tmp / "e2e")
+        without_messages, with_messages = message_bytes(tmp / "bytes", bodies[16:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -334,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
     print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans, decoder backlog {args.overload_decode_bytes >> 20} MiB) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
+    print(f"| chain_history bytes/span without / with the span, resource and scope messages (same rows, "
+          f"batched INSERTs, after merge) | {without_messages:.1f} B → {with_messages:.1f} B | — |")
     print(f"| + chain_traces + chain_metrics + chain_requests bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
     return 0
 

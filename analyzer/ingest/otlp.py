@@ -20,7 +20,8 @@ Rules (OTLP specification, opentelemetry-proto ``trace/v1/trace.proto``):
   base64); non-finite doubles as the OTLP/JSON mapping spells them (``NaN``, ``Infinity``,
   ``-Infinity``; inside JSON as strings), so every JSON text is valid JSON;
 - the span, its resource and its scope are also kept whole, as the protobuf messages they arrived as
-  (``span_otlp``, ``resource_otlp``, ``scope_otlp``; migration 0006): nothing acknowledged is lost.
+  (``span_otlp``, ``resource_otlp``, ``scope_otlp``; migration 0006), the span without the IDs and
+  start time its columns hold: nothing acknowledged is lost.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from functools import lru_cache
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
-from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from chainotel_analyzer.model.rows import DECODED_SCHEMA, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans
 from chainotel import attributes as ca
@@ -214,7 +215,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 errors.append(_error_context(span.events) if span.events else "")
                 peers.append(peer if kind == 3 or kind == 4 else "")
                 scopes.append(scope)
-                span_msgs.append(span.SerializeToString())
+                span_msgs.append(_stored_span(span))
                 resource_msgs.append(resource_msg)
                 scope_msgs.append(scope_msg)
     out = DecodedSpans(count=len(trace_ids), rejected=rejected)
@@ -237,6 +238,20 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
             schema=DECODED_SCHEMA,
         )  # fmt: skip
     return out
+
+
+def _stored_span(span) -> bytes:
+    """``span_otlp`` of ``span``: its message without what its own columns hold exactly (trace ID, span
+    ID, start time, and a parent span ID that is not all zero) — those are random or unique bytes that
+    would be stored twice. :func:`chainotel_analyzer.model.otlp_trace.trace_request` puts them back."""
+    slim = Span()
+    slim.CopyFrom(span)
+    slim.ClearField("trace_id")
+    slim.ClearField("span_id")
+    slim.ClearField("start_time_unix_nano")
+    if slim.parent_span_id != _ZERO_SPAN:
+        slim.ClearField("parent_span_id")
+    return slim.SerializeToString()
 
 
 def _why(span) -> str:

@@ -1,7 +1,8 @@
 """A stored trace back as OTLP: the ``ExportTraceServiceRequest`` its rows came in, and its OTLP/JSON.
 
 Each ``chain_history`` row holds its span, resource and scope as the protobuf messages they arrived
-as (``span_otlp``, ``resource_otlp``, ``scope_otlp``; migration 0006). :func:`trace_request` groups
+as (``span_otlp``, ``resource_otlp``, ``scope_otlp``; migration 0006; the span without the trace ID,
+span ID, start time and parent span ID that its columns hold). :func:`trace_request` groups
 a trace's rows by resource and scope (first-seen order), as Jaeger's ``api/v3`` returns traces;
 :func:`request_json` writes the OTLP/JSON mapping (OTLP specification, "JSON Protobuf Encoding"):
 proto3 JSON with lowerCamelCase names, trace and span IDs as hex (not base64), enums as integers,
@@ -73,6 +74,18 @@ def _legacy_parts(row: StoredSpan) -> tuple[bytes, bytes, Span]:
     return resource.SerializeToString(deterministic=True), scope.SerializeToString(deterministic=True), span
 
 
+def _stored_span(row: StoredSpan) -> Span:
+    """The span of a row: ``span_otlp`` with the fields its columns hold put back (the decoder leaves
+    out trace ID, span ID, start time and a parent span ID that is not all zero)."""
+    span = Span.FromString(row.span_otlp)
+    span.trace_id = bytes.fromhex(row.trace_id)
+    span.span_id = bytes.fromhex(row.span_id)
+    span.start_time_unix_nano = row.start_ns
+    if not span.parent_span_id and row.parent_span_id:
+        span.parent_span_id = bytes.fromhex(row.parent_span_id)
+    return span
+
+
 def trace_request(rows: list[StoredSpan]) -> ExportTraceServiceRequest:
     """The ``ExportTraceServiceRequest`` holding ``rows``: one ``ResourceSpans`` per distinct resource,
     one ``ScopeSpans`` per distinct scope within it, spans in row order."""
@@ -80,7 +93,7 @@ def trace_request(rows: list[StoredSpan]) -> ExportTraceServiceRequest:
     resources: dict[bytes, tuple[ResourceSpans, dict[bytes, ScopeSpans]]] = {}
     for row in rows:
         if row.span_otlp:
-            resource_key, scope_key, span = row.resource_otlp, row.scope_otlp, Span.FromString(row.span_otlp)
+            resource_key, scope_key, span = row.resource_otlp, row.scope_otlp, _stored_span(row)
         else:
             resource_key, scope_key, span = _legacy_parts(row)
         if resource_key not in resources:

@@ -1,8 +1,10 @@
 -- Everything in a span is kept: each chain_history row also holds its span, resource and scope as the
--- OTLP protobuf messages they arrived as (opentelemetry-proto trace/v1/trace.proto), byte for byte:
+-- OTLP protobuf messages they arrived as (opentelemetry-proto trace/v1/trace.proto), every field:
 --
 -- Column          holds (binary protobuf, as String)
--- span_otlp       the Span message: IDs, trace_state, flags, name, kind, times, attributes with their
+-- span_otlp       the Span message without what the row's own columns hold exactly (trace_id, span_id,
+--                 start time, a parent_span_id that is not all zero): trace_state, flags, name, kind,
+--                 end time, attributes with their
 --                 OTLP types (string, bool, int, double, bytes, array, kvlist), events (time, name,
 --                 attributes), links (trace ID, span ID, trace_state, flags, attributes), status code and
 --                 message, and every dropped_*_count
