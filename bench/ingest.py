@@ -22,7 +22,7 @@
    after ``OPTIMIZE ... FINAL``; and ``chain_history`` of the same rows stored with and without the
    span, resource and scope messages (what keeping every field costs).
 
-Goals (issue 3): ≥ 50 000 spans/s end to end and ≥ 0.6 of the direct rate. Reported, not asserted.
+Goals: ≥ 50 000 spans/s end to end and ≥ 0.6 of the direct rate. Reported, not asserted.
 """
 
 from __future__ import annotations
