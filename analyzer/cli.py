@@ -163,14 +163,15 @@ def import_files(
     chunk_spans: int = typer.Option(2000, min=1, help="Spans per request."),
     concurrency: int = typer.Option(4, min=1, help="Requests in flight at once."),
 ) -> None:
-    """Send trace files to a running analyzer and print what was stored and rejected."""
+    """Send trace files to a running analyzer and print, per file and in total, the spans stored, the
+    spans already stored before (a file imported again) and the spans rejected (with the first reasons)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from chainotel_analyzer.ingest.importer import ImportFailed, import_file
 
     console = Console(stderr=True)
-    stored = rejected = 0
+    stored = already = rejected = 0
     failed = False
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("spans"),
@@ -189,11 +190,13 @@ def import_files(
                 failed = True
                 continue
             stored += result.stored
+            already += result.already_stored
             rejected += result.rejected
             progress.console.print(
-                f"{path}: {result.format}, {result.stored} stored, {result.rejected} rejected"
-                + (f" ({result.messages[0]})" if result.messages else "")
+                f"{path}: {result.format}, {result.stored} stored, {result.already_stored} already stored, "
+                f"{result.rejected} rejected" + (f" ({'; '.join(result.messages[:3])})" if result.messages else ""),
+                markup=False,
             )
-    typer.echo(f"stored {stored} spans, rejected {rejected} spans")
+    typer.echo(f"stored {stored} spans, already stored {already} spans, rejected {rejected} spans")
     if failed:
         raise typer.Exit(1)

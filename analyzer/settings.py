@@ -116,7 +116,11 @@ class AnalyzerSettings(BaseSettings):
     )
     commit_timeout_s: float = Field(30.0, gt=0, description="A request not committed after this (s) gets 503.")
     retry_after_s: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")
-    dedup_window_s: float = Field(3600.0, ge=0, description="Seconds an acknowledged request's digest is remembered.")
+    dedup_window_s: float = Field(
+        3600.0, ge=0,
+        description="Seconds after ingest a retried request is reported as already stored (ClickHouse refuses "
+        "its rows either way, within its deduplication window); 0: never reported.",
+    )
 
     # --- chDB engine limits ------------------------------------------------------------------
     chdb_max_server_memory_bytes: int = Field(

@@ -11,13 +11,16 @@
    batches of 10 000 spans — the rate ClickHouse can take from Python, no HTTP and no decoding;
    also reported until the background merges those INSERTs start have finished (the end-to-end
    run pays for its merges while it runs: about a third of the analyzer's CPU per span).
+   A second direct run inserts each request alone with its deduplication token (how the writer
+   inserts since ClickHouse deduplicates retries): per-request / batched is the store's cost of that.
 3. **Overload**: a second analyzer with a write queue of ``--overload-queue`` spans and a decoder
    backlog of ``--overload-decode-bytes`` is flooded by ``--overload-senders`` threads (more in
    flight than both hold) for
    ``--overload-seconds``; its RSS is sampled (``/proc/<pid>/status``) and must stay bounded (the queue
    bound holds, the excess gets 503).
 4. **Bytes per span** on disk: ``system.parts`` (active parts) of ``chain_history`` and its views,
-   after ``OPTIMIZE ... FINAL``.
+   after ``OPTIMIZE ... FINAL``; and ``chain_history`` of the same rows stored with and without the
+   span, resource and scope messages (what keeping every field costs).
 
 Goals: ≥ 50 000 spans/s end to end and ≥ 0.6 of the direct rate. Reported, not asserted.
 """
@@ -196,30 +199,37 @@ def make_suffix(rng: random.Random) -> bytes:
     return extra.SerializeToString()  # concatenated protobuf messages merge: repeated fields append
 
 
-def direct_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float, float]:
-    """Insert the same rows with clickhouse-connect directly (batches of 10 000, the writer's Arrow
-    insert call); return (rows, seconds for the INSERTs, seconds until background merges settled too).
-    Decoding happens before the clock starts."""
+def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False) -> tuple[int, float, float]:
+    """Insert the same rows with clickhouse-connect directly (the writer's Arrow insert call); return
+    (rows, seconds for the INSERTs, seconds until background merges settled too). Decoding happens
+    before the clock starts.
+
+    ``per_request=False``: batches of 10 requests (10 000 spans), no deduplication token — how the
+    writer inserted before deduplication moved into ClickHouse. ``per_request=True``: one INSERT per
+    request with its ``insert_deduplication_token`` and the writer's settings — how it inserts now."""
     import pyarrow as pa
 
     from chainotel_analyzer.ingest.receive import decode_payload
     from chainotel_analyzer.settings import AnalyzerSettings
     from chainotel_analyzer.store.client import open_store
     from chainotel_analyzer.store.migrations import migrate
+    from chainotel_analyzer.store.writer import INSERT_SETTINGS, dedup_token
 
     decoded = [decode_payload(b, False, False, 1 << 30).spans for b in bodies]
-    batches = []
-    for i in range(0, len(decoded), 10):
+    batches: list[tuple[pa.Table, dict | None]] = []
+    group = 1 if per_request else 10
+    for i in range(0, len(decoded), group):
         tables = [d.table.append_column("request_digest", pa.array([i + k] * d.count, pa.uint64()))
-                  for k, d in enumerate(decoded[i : i + 10])]  # fmt: skip
-        batches.append(pa.concat_tables(tables))
+                  for k, d in enumerate(decoded[i : i + group])]  # fmt: skip
+        settings = {**INSERT_SETTINGS, "insert_deduplication_token": dedup_token(i)} if per_request else None
+        batches.append((pa.concat_tables(tables), settings))
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:
         migrate(store.client)
         t0 = time.perf_counter()
         rows = 0
-        for table in batches:
-            store.client.insert_arrow("chain_history", table)
+        for table, settings in batches:
+            store.client.insert_arrow("chain_history", table, settings=settings)
             rows += table.num_rows
         inserted = time.perf_counter() - t0
         quiet = 0
@@ -231,6 +241,39 @@ def direct_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float, floa
         store.close()
 
 
+def message_bytes(data_dir: Path, bodies: list[bytes]) -> tuple[float, float]:
+    """chain_history bytes per span (after merge) of ``bodies`` stored with and without the span,
+    resource and scope messages (``span_otlp`` etc., migration 0006; without = ``''``, as rows stored
+    before it): what keeping every field costs on disk. Returns (without, with)."""
+    import pyarrow as pa
+
+    from chainotel_analyzer.ingest.receive import decode_payload
+    from chainotel_analyzer.model.rows import insert_table
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.migrations import migrate
+
+    decoded = [decode_payload(b, False, False, 1 << 30).spans for b in bodies]
+    out = []
+    for blank in (True, False):
+        path = data_dir / ("without" if blank else "with")
+        store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{path}"))
+        try:
+            migrate(store.client)
+            for i in range(0, len(decoded), 10):
+                table = insert_table([(i + k, d) for k, d in enumerate(decoded[i : i + 10])])
+                if blank:
+                    for name in ("span_otlp", "resource_otlp", "scope_otlp"):
+                        empty = pa.array([b""] * table.num_rows, pa.binary())
+                        table = table.set_column(table.schema.get_field_index(name), name, empty)
+                store.client.insert_arrow("chain_history", table)
+        finally:
+            store.close()
+        size, rows = disk_usage(path)["chain_history"]
+        out.append(size / max(rows, 1))
+    return out[0], out[1]
+
+
 def disk_usage(data_dir: Path) -> dict[str, tuple[int, int]]:
     """table → (bytes on disk, rows) over active parts, after OPTIMIZE FINAL."""
     from chainotel_analyzer.settings import AnalyzerSettings
@@ -239,7 +282,7 @@ def disk_usage(data_dir: Path) -> dict[str, tuple[int, int]]:
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:
         out = {}
-        for table in ("chain_history", "chain_traces", "chain_metrics"):
+        for table in ("chain_history", "chain_traces", "chain_metrics", "chain_requests"):
             store.client.command(f"OPTIMIZE TABLE {table} FINAL")
             row = store.client.query(
                 "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE active AND database = currentDatabase() "
@@ -299,12 +342,15 @@ def main(argv: list[str] | None = None) -> int:
         rows, dsecs, settled = direct_insert(tmp / "direct", bodies[16:])
         direct_rate = rows / dsecs
         settled_rate = rows / settled
+        rows_1, dsecs_1, settled_1 = direct_insert(tmp / "direct-per-request", bodies[16:], per_request=True)
+        per_request_rate, per_request_settled = rows_1 / dsecs_1, rows_1 / settled_1
         usage = disk_usage(tmp / "e2e")
+        without_messages, with_messages = message_bytes(tmp / "bytes", bodies[16:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     hist_bytes, hist_rows = usage["chain_history"]
-    views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0]
+    views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0] + usage["chain_requests"][0]
     ratio = e2e_rate / direct_rate
     print()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end of the run "
@@ -315,11 +361,17 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| end to end, OTLP/HTTP protobuf, {args.senders} senders × 1 000-span requests | {e2e_rate:,.0f} spans/s | ≥ 50 000 |")
     print(f"| direct clickhouse-connect insert, same rows, 10 000/insert | {direct_rate:,.0f} spans/s | baseline |")
     print(f"| direct insert incl. the background merges it causes | {settled_rate:,.0f} spans/s | — |")
+    print(f"| direct insert, one INSERT per 1 000-span request with its deduplication token | {per_request_rate:,.0f} spans/s "
+          f"(incl. merges {per_request_settled:,.0f}) | — |")
+    print(f"| per-request / batched direct insert (the store's cost of deduplication by ClickHouse) | "
+          f"{per_request_rate / direct_rate:.2f} (incl. merges {per_request_settled / settled_rate:.2f}) | ≈ 1 |")
     print(f"| end to end / direct | {ratio:.2f} (vs incl. merges: {e2e_rate / settled_rate:.2f}) | ≥ 0.6 |")
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
     print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans, decoder backlog {args.overload_decode_bytes >> 20} MiB) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
-    print(f"| + chain_traces + chain_metrics bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
+    print(f"| chain_history bytes/span without / with the span, resource and scope messages (same rows, "
+          f"batched INSERTs, after merge) | {without_messages:.1f} B → {with_messages:.1f} B | — |")
+    print(f"| + chain_traces + chain_metrics + chain_requests bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
     return 0
 
 

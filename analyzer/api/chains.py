@@ -9,7 +9,8 @@ Jaeger UI (``<ui>/trace/<trace_id>``, Jaeger UI's trace page); otherwise ``jaege
 Chain definitions are validated by :class:`chainotel.catalog.ChainDefinition` (422 names the
 field); ``POST`` writes version 1 (or + 1 after a deletion), ``PUT`` version + 1, ``DELETE`` a
 deletion marker (version + 1), through the :class:`~chainotel_analyzer.store.interfaces.ChainRegistry`
-(which serialises them).
+(which serialises them within this process; a write that another analyzer sharing the store got in
+first answers 409: read again and retry).
 
 Example::
 
@@ -21,17 +22,19 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi.responses import JSONResponse
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.api.models import (
-    ChainRecord, CriticalPathResponse, EventsResponse, InstanceAnalysisResponse,
+    ChainRecord, CriticalPathResponse, EventsResponse, InstanceAnalysisResponse, OtlpTrace,
 )
 from chainotel_analyzer.api.discovery_models import PagedChainList
+from chainotel_analyzer.model.otlp_trace import request_json, trace_request
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, TraceReader, UnknownChain
+from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, RegistryConflict, TraceReader, UnknownChain
 from chainotel.catalog import Category, ChainDefinition
 from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
 
@@ -71,6 +74,18 @@ def events(instance_id: str, reader: TraceReader = Depends(get_reader), settings
     if not rows:
         raise HTTPException(404, f"unknown chain instance {instance_id!r}")
     return {"instance_id": format_chain_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
+
+
+@router.get("/traces/{trace_id}", response_model=OtlpTrace)
+def trace(trace_id: str, reader: TraceReader = Depends(get_reader)):
+    """The whole stored trace ``trace_id`` (32 hex digits, or the chain instance UUID) as OTLP/JSON,
+    every field each span arrived with (events, links, trace_state, flags, typed attributes, scope and
+    resource); 404 for an unknown trace, 422 for a malformed ID."""
+    rows = reader.trace_otlp(_trace_id(trace_id))
+    if not rows:
+        raise HTTPException(404, f"unknown trace {trace_id!r}: no span of it is stored")
+    # returned as built: the OTLP/JSON mapping is already JSON-ready (non-finite doubles as strings)
+    return JSONResponse(request_json(trace_request(rows)))
 
 
 @router.get("/chains/analysis/{instance_id}", response_model=InstanceAnalysisResponse)
@@ -171,7 +186,7 @@ def create_chain(body: ChainDefinition, registry: ChainRegistry = Depends(get_re
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
     try:
         return registry.create(body.model_dump(mode="json"))
-    except ChainExists as exc:
+    except (ChainExists, RegistryConflict) as exc:
         raise HTTPException(409, str(exc)) from None
 
 
@@ -184,6 +199,8 @@ def update_chain(chain: str, body: ChainDefinition, registry: ChainRegistry = De
         return registry.put(body.model_dump(mode="json"))
     except UnknownChain as exc:
         raise HTTPException(404, str(exc)) from None
+    except RegistryConflict as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 @router.delete("/chains/{chain}", status_code=204, response_class=Response)
@@ -193,4 +210,6 @@ def delete_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
         registry.delete(chain)
     except UnknownChain as exc:
         raise HTTPException(404, str(exc)) from None
+    except RegistryConflict as exc:
+        raise HTTPException(409, str(exc)) from None
     return Response(status_code=204)

@@ -169,6 +169,17 @@ class Event(BaseModel):
     peer_service: str
     span_attributes: dict[str, str]
     resource_attributes: dict[str, str]
+    span_events: list[dict] = Field(description="The span's events, OTLP/JSON (timeUnixNano, name, attributes).")
+    links: list[dict] = Field(description="The span's links, OTLP/JSON (traceId, spanId, traceState, attributes).")
+    trace_state: str = Field(description="W3C tracestate of the span ('' if none).")
+    flags: int = Field(description="OTLP span flags (W3C trace flags in the low 8 bits).")
+
+
+class OtlpTrace(BaseModel):
+    """A stored trace as OTLP/JSON: the ``ExportTraceServiceRequest`` JSON mapping, spans grouped by
+    resource and scope (see :mod:`chainotel_analyzer.model.otlp_trace`)."""
+
+    resourceSpans: list[dict]  # noqa: N815 - the OTLP/JSON field name
 
 
 class EventsResponse(BaseModel):

@@ -32,7 +32,7 @@ from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest
-from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
+from chainotel_analyzer.ingest.receive import ALREADY_STORED_HEADER, BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import SpanSink, StoreUnavailable, WriteQueueFull
 
@@ -75,7 +75,8 @@ class TraceServiceHandler:
                 self._unavailable(context, str(exc))
         if committed is not None:
             try:
-                committed.result(timeout=self._settings.commit_timeout_s)
+                if committed.result(timeout=self._settings.commit_timeout_s) is False:
+                    context.set_trailing_metadata(((ALREADY_STORED_HEADER.lower(), str(payload.spans.count)),))
             except StoreUnavailable as exc:
                 self._unavailable(context, str(exc))
             except futures.TimeoutError:

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from google.rpc import status_pb2
 
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, response_json
-from chainotel_analyzer.ingest.receive import BodyTooLarge, DecoderUnavailable, ExportResult, Intake
+from chainotel_analyzer.ingest.receive import ALREADY_STORED_HEADER, BodyTooLarge, DecoderUnavailable, ExportResult, Intake
 from chainotel_analyzer.store.interfaces import StoreUnavailable, WriteQueueFull
 
 router = APIRouter(tags=["otlp"])
@@ -73,17 +73,20 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
     if isinstance(queued, Response):
         return queued
     future, decoded = queued
+    headers = {}
     if future is not None:
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout_s)
+            stored_now = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout_s)
         except StoreUnavailable as exc:
             return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)
         except asyncio.TimeoutError:
             return _error(503, _UNAVAILABLE, "spans not committed in time; retry later", is_json, retry_after)
+        if stored_now is False:
+            headers[ALREADY_STORED_HEADER] = str(decoded.count)
     result = ExportResult(decoded.rejected, decoded.error_message).response()
     if is_json:
-        return Response(response_json(result), media_type=JSON)
-    return Response(result.SerializeToString(), media_type=PROTOBUF)
+        return Response(response_json(result), media_type=JSON, headers=headers)
+    return Response(result.SerializeToString(), media_type=PROTOBUF, headers=headers)
 
 
 async def _read_decode_submit(request: Request, intake: Intake, is_json: bool, encoding: str, retry_after: dict):

@@ -15,19 +15,26 @@ Rules (OTLP specification, opentelemetry-proto ``trace/v1/trace.proto``):
   rest of the request is stored;
 - a span that ends before it starts is stored with ``duration_ns`` 0;
 - ``service.name`` falls back to ``unknown_service`` as the SDK's resource detector does;
-- attribute values are stored as strings: strings as is, bool ``true``/``false``, ints in decimal,
-  doubles with ``repr``, arrays/kvlists/bytes as JSON (bytes base64).
+- attribute values are stored as strings in the ``*_attributes`` maps: strings as is, bool
+  ``true``/``false``, ints in decimal, doubles with ``repr``, arrays/kvlists/bytes as JSON (bytes
+  base64); non-finite doubles as the OTLP/JSON mapping spells them (``NaN``, ``Infinity``,
+  ``-Infinity``; inside JSON as strings), so every JSON text is valid JSON;
+- the span, its resource and its scope are also kept whole, as the protobuf messages they arrived as
+  (``span_otlp``, ``resource_otlp``, ``scope_otlp``; migration 0006), the span without the IDs and
+  start time its columns hold: nothing acknowledged is lost.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 from functools import lru_cache
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
+from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
 from chainotel_analyzer.model.rows import DECODED_SCHEMA, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans
 from chainotel import attributes as ca
@@ -63,10 +70,19 @@ def any_value_to_str(value: AnyValue) -> str:
     if kind == "bool_value":
         return "true" if value.bool_value else "false"
     if kind == "double_value":
-        return repr(value.double_value)
+        return _double(value.double_value)
     if kind is None:
         return ""
-    return json.dumps(_any_value_to_py(value), separators=(",", ":"))
+    return json.dumps(_any_value_to_py(value), separators=(",", ":"), allow_nan=False)
+
+
+_NON_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+"""Non-finite doubles as the OTLP/JSON (protobuf JSON) mapping writes them."""
+
+
+def _double(x: float) -> str:
+    """``x`` as stored: ``repr`` for a finite double, else ``NaN`` / ``Infinity`` / ``-Infinity``."""
+    return repr(x) if math.isfinite(x) else _NON_FINITE[repr(x)]
 
 
 def _any_value_to_py(value: AnyValue):
@@ -79,6 +95,8 @@ def _any_value_to_py(value: AnyValue):
         return base64.b64encode(value.bytes_value).decode("ascii")
     if kind is None:
         return None
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        return _NON_FINITE[repr(value.double_value)]
     return getattr(value, kind)
 
 
@@ -124,9 +142,11 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
         resource = cols.add_resource(rattrs)
+        resource_msg = ResourceSpans(resource=rs.resource, schema_url=rs.schema_url).SerializeToString()
         for ss in rs.scope_spans:
             scope = ss.scope.name
-            for span in cols.add_spans(ss.spans, service, scope, resource):  # the refused ones
+            scope_msg = ScopeSpans(scope=ss.scope, schema_url=ss.schema_url).SerializeToString()
+            for span in cols.add_spans(ss.spans, service, scope, resource, resource_msg, scope_msg):  # the refused ones
                 rejected += 1
                 if len(reasons) < 3:
                     reasons.append(f"span {span.span_id.hex() or '<empty>'} ({span.name!r}): {_reject_reason(span)}")
@@ -158,12 +178,12 @@ def _reject_reason(span) -> str | None:
 
 
 class _Columns:
-    """The decoder's ``chain_history`` columns being filled, one list per scalar column of
+    """The decoder's ``chain_history`` columns being filled, one list per non-map column of
     :data:`~chainotel_analyzer.model.rows.DECODED_SCHEMA` (in its order); the attribute maps as flat
     key/value lists with offsets (resource maps once per resource, taken per span at the end)."""
 
     def __init__(self):
-        self.scalars: tuple[list, ...] = tuple([] for _ in range(len(DECODED_SCHEMA) - 2))
+        self.scalars: tuple[list, ...] = tuple([] for f in DECODED_SCHEMA if not pa.types.is_map(f.type))
         self.s_off, self.s_keys, self.s_vals = [0], [], []
         self.r_off, self.r_keys, self.r_vals, self.r_index = [0], [], [], []
         self.catalog: dict[str, str] | None = None
@@ -179,13 +199,15 @@ class _Columns:
         self.r_off.append(len(self.r_keys))
         return len(self.r_off) - 2
 
-    def add_spans(self, spans, service: str, scope: str, resource: int) -> list:
-        """Append the storable spans of one scope; return the others (:func:`_reject_reason` says why:
+    def add_spans(self, spans, service: str, scope: str, resource: int, resource_msg: bytes, scope_msg: bytes) -> list:
+        """Append the storable spans of one scope (``resource_msg``/``scope_msg``: the serialized
+        ``ResourceSpans``/``ScopeSpans`` without their children); return the others (:func:`_reject_reason` says why:
         the test below is its rules as one expression, for speed). Cost matters here (it runs for every
         span received): the column appends are bound once per scope, and one pass over each span's
         attributes fills the map column and picks out the attributes with their own columns."""
         (trace_ids, span_ids, parents, services, names, kinds_col, events_col, starts, durations, endpoints,
-         users, chains, categories, statuses, status_msgs, errors, peers, scopes) = self.scalars  # fmt: skip
+         users, chains, categories, statuses, status_msgs, errors, peers, scopes, span_msgs, resource_msgs,
+         scope_msgs) = self.scalars  # fmt: skip
         s_off, s_keys, s_vals, r_index = self.s_off, self.s_keys, self.s_vals, self.r_index
         special, kinds, codes, zero_span = _SPECIAL, SPAN_KINDS, STATUS_CODES, _ZERO_SPAN
         catalog, refused, zero_trace, max_ns = self.catalog, [], _ZERO_TRACE, MAX_TIMESTAMP_NS
@@ -251,6 +273,9 @@ class _Columns:
                 peer = f"{system} on {peer}" if peer else system
             peers.append(peer if kind == 3 or kind == 4 else "")
             scopes.append(scope)
+            span_msgs.append(_stored_span(span))
+            resource_msgs.append(resource_msg)
+            scope_msgs.append(scope_msg)
         return refused
 
     def table(self) -> pa.Table | None:
@@ -258,7 +283,24 @@ class _Columns:
         ``None`` without rows."""
         if not self.count:
             return None
-        arrays = [pa.array(values, field.type) for values, field in zip(self.scalars, DECODED_SCHEMA)]
-        arrays.append(_map_array(self.s_off, self.s_keys, self.s_vals))
-        arrays.append(_map_array(self.r_off, self.r_keys, self.r_vals).take(pa.array(self.r_index, pa.int32())))
+        maps = {
+            "span_attributes": _map_array(self.s_off, self.s_keys, self.s_vals),
+            "resource_attributes": _map_array(self.r_off, self.r_keys, self.r_vals).take(pa.array(self.r_index, pa.int32())),
+        }
+        scalars = iter(self.scalars)
+        arrays = [maps[f.name] if f.name in maps else pa.array(next(scalars), f.type) for f in DECODED_SCHEMA]
         return pa.Table.from_arrays(arrays, schema=DECODED_SCHEMA)
+
+
+def _stored_span(span) -> bytes:
+    """``span_otlp`` of ``span``: its message without what its own columns hold exactly (trace ID, span
+    ID, start time, and a parent span ID that is not all zero) — those are random or unique bytes that
+    would be stored twice. :func:`chainotel_analyzer.model.otlp_trace.trace_request` puts them back."""
+    slim = Span()
+    slim.CopyFrom(span)
+    slim.ClearField("trace_id")
+    slim.ClearField("span_id")
+    slim.ClearField("start_time_unix_nano")
+    if slim.parent_span_id != _ZERO_SPAN:
+        slim.ClearField("parent_span_id")
+    return slim.SerializeToString()

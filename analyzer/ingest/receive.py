@@ -34,6 +34,11 @@ from chainotel_analyzer.store.interfaces import SpanSink
 
 log = logging.getLogger(__name__)
 
+ALREADY_STORED_HEADER = "Chainotel-Already-Stored-Spans"
+"""Response header of ``POST /v1/traces`` (gRPC: trailing metadata ``chainotel-already-stored-spans``):
+how many of the request's spans were stored before it arrived — a retry, or a file imported again.
+Present only when not 0; OTLP's response itself has no such field."""
+
 
 class BodyTooLarge(ValueError):
     """The body exceeds a configured limit (HTTP 413)."""

@@ -73,6 +73,9 @@ CHAIN_HISTORY: tuple[Column, ...] = (
     Column("resource_attributes", "decoder", _STRING_MAP),
     Column("ingested_at", "default"),
     Column("request_digest", "writer", pa.uint64()),
+    Column("span_otlp", "decoder", pa.binary()),
+    Column("resource_otlp", "decoder", pa.binary()),
+    Column("scope_otlp", "decoder", pa.binary()),
 )
 """Every column of ``chain_history``, in the table's order (see the migrations for their meaning)."""
 
@@ -127,7 +130,8 @@ def insert_table(requests: list[tuple[int, DecodedSpans]]) -> pa.Table:
     ]
     if not tables:
         raise ValueError("no rows to insert")
-    return tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    return table.select(INSERT_SCHEMA.names)  # the table's column order (no copy)
 
 
 SPAN_SELECT = (
@@ -145,10 +149,18 @@ EVENT_SELECT = (
     "toString(chain_id) AS instance_id, trace_id, request_id AS span_id, parent_span_id, service_name, operation, "
     "span_kind, event_type, "
     "toUnixTimestamp64Nano(timestamp) AS start_unix_nano, duration_ns, endpoint, user_id, chain, category, "
-    "status_code, status_message, error_context, peer_service, span_attributes, resource_attributes"
+    "status_code, status_message, error_context, peer_service, span_attributes, resource_attributes, span_otlp"
 )
 """The ``chain_history`` columns a trace's event list shows (all but the ingest bookkeeping), under their
-served names (``instance_id``, ``span_id``)."""
+served names (``instance_id``, ``span_id``), and the stored span (``span_otlp``, shown as its events and links)."""
+
+OTLP_SELECT = (
+    "span_otlp, resource_otlp, scope_otlp, trace_id, request_id, parent_span_id, toString(operation), "
+    "toString(span_kind), toUnixTimestamp64Nano(timestamp), duration_ns, toString(status_code), status_message, "
+    "toString(scope_name), span_attributes, resource_attributes"
+)
+"""``chain_history`` expressions in :class:`~chainotel_analyzer.model.otlp_trace.StoredSpan` field order:
+a result row becomes one by ``StoredSpan(*row)`` (the messages as bytes, see the reader)."""
 
 _KIND_BY_STORED = {k: k.upper() for k in SPAN_KINDS}
 

@@ -42,7 +42,7 @@ from importlib import metadata
 from clickhouse_connect.driver.client import Client
 
 from chainotel_analyzer.store.client import StoreConfigError
-from chainotel_analyzer.model.rows import DEFINITION_COLUMNS
+from chainotel_analyzer.store.definitions import insert_definition_row
 from chainotel.catalog import DEFAULT_CATALOG_SOURCE, Catalog, CatalogError, default_catalog, load_catalog
 
 log = logging.getLogger(__name__)
@@ -110,6 +110,7 @@ def seed_definitions(client: Client, catalog: Catalog | None = None) -> int:
     origin = _origin(chains)
     existing = current_definitions(client)
     now = datetime.now(timezone.utc)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # DateTime64(3), compared after the write
     rows = []
 
     def row(doc: dict, text: str, version: int, deleted: int) -> list:
@@ -134,10 +135,13 @@ def seed_definitions(client: Client, catalog: Catalog | None = None) -> int:
         if chain_id not in active:
             prev = existing[chain_id]
             rows.append(row(json.loads(prev["definition"]), prev["definition"], prev["version"] + 1, 1))
+    # one row per INSERT, each a compare-and-set on its version: another analyzer seeding at the same
+    # moment (a rolling update) or an API write that got there first keeps its row
+    written = sum(insert_definition_row(client, row) for row in rows)
     if rows:
-        client.insert("chain_definitions", rows, column_names=DEFINITION_COLUMNS)
-        log.info("chain registry: %d definition rows written from catalog %s", len(rows), chains.source)
-    return len(rows)
+        log.info("chain registry: %d definition rows written from catalog %s (%d written by another writer first)",
+                 written, chains.source, len(rows) - written)  # fmt: skip
+    return written
 
 
 def _active_chains(client: Client, chain_ids: list[str]) -> set[str]:

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from chainotel.catalog import Catalog
 
+from chainotel_analyzer.model.otlp_trace import StoredSpan
 from chainotel_analyzer.model.rows import DecodedSpans
 from chainotel_analyzer.model.span import Span
 
@@ -43,6 +44,11 @@ class UnknownChain(LookupError):
 
 class ChainExists(ValueError):
     """A current definition of this chain exists already: HTTP 409."""
+
+
+class RegistryConflict(Exception):
+    """Another writer (another analyzer sharing the store) wrote the version this write meant to
+    write: HTTP 409 — read the definition again and retry."""
 
 
 class SpanSink(Protocol):
@@ -77,7 +83,12 @@ class TraceReader(Protocol):
         ...
 
     def trace_events(self, trace_id: str) -> list[dict]:
-        """The stored rows of one trace in time order (every column but the ingest bookkeeping)."""
+        """The stored rows of one trace in time order (every column but the ingest bookkeeping, and the
+        span's events, links, trace_state and flags)."""
+        ...
+
+    def trace_otlp(self, trace_id: str) -> list[StoredSpan]:
+        """The stored spans of one trace, each with its resource and scope as stored; ``[]`` if unknown."""
         ...
 
     def window_traces(
@@ -120,7 +131,9 @@ class ChainRegistry(Protocol):
         ...
 
     def put(self, definition: dict) -> dict:
-        """Replace the definition of ``definition["id"]`` (version + 1); raises :class:`UnknownChain`."""
+        """Replace the definition of ``definition["id"]`` (version + 1); raises :class:`UnknownChain`.
+        Every write (create, put, delete) raises :class:`RegistryConflict` when another writer wrote
+        that version first."""
         ...
 
     def delete(self, chain: str) -> None:

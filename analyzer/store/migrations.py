@@ -24,7 +24,7 @@ from clickhouse_connect.driver.client import Client
 
 from chainotel_analyzer.store.layout import SINGLE_NODE, Layout
 
-TTL_TABLES = ("chain_history", "chain_traces", "chain_metrics")
+TTL_TABLES = ("chain_history", "chain_traces", "chain_metrics", "chain_requests")
 """Tables whose rows expire ``retention_days`` after ``ingested_at``."""
 
 _FILE_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")

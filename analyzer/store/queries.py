@@ -22,10 +22,12 @@ from clickhouse_connect.driver.client import Client
 
 from chainotel.catalog import Catalog
 
-from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
+from chainotel_analyzer.model.otlp_trace import StoredSpan, span_details
+from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, OTLP_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
 from chainotel_analyzer.model.span import Span, group_by_trace
 from chainotel_analyzer.store.catalog import seed_definitions
-from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainExists, UnknownChain
+from chainotel_analyzer.store.definitions import insert_definition_row
+from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainExists, RegistryConflict, UnknownChain
 
 TRACE_SPREAD_S = 3600
 """The longest a trace is assumed to last (first to last span start), in **seconds**. Window
@@ -52,6 +54,11 @@ def _window_params(since_ns: int, until_ns: int) -> dict:
             "hi": _dt(min(MAX_TIMESTAMP_NS, until_ns + spread))}  # fmt: skip
 
 
+def _as_bytes(value) -> bytes:
+    """A String column read back: clickhouse-connect gives ``str`` unless asked for bytes."""
+    return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
 class ClickHouseTraceReader:
     """:class:`~chainotel_analyzer.store.interfaces.TraceReader` over a clickhouse-connect ``client``
     (one per process: reads are serialised by the client's session)."""
@@ -74,13 +81,25 @@ class ClickHouseTraceReader:
             f"SELECT {EVENT_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} "
             "ORDER BY timestamp, span_id",
             parameters={"trace_id": trace_id},
+            column_formats={"span_otlp": "bytes"},
         )
         out = []
         for row in result.named_results():
+            row.update(span_details(_as_bytes(row.pop("span_otlp"))))
             ns = row["start_unix_nano"]
             row["timestamp"] = _dt(ns).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"
             out.append(row)
         return out
+
+    def trace_otlp(self, trace_id: str) -> list[StoredSpan]:
+        """The stored spans of trace ``trace_id`` (32 lowercase hex) with their resource and scope, in
+        time order; ``[]`` if unknown."""
+        rows = self._client.query(
+            f"SELECT {OTLP_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} ORDER BY timestamp, request_id",
+            parameters={"trace_id": trace_id},
+            column_formats={"span_otlp": "bytes", "resource_otlp": "bytes", "scope_otlp": "bytes"},
+        ).result_rows
+        return [StoredSpan(*row) for row in rows]
 
     def window_traces(self, since_ns: int,
         until_ns: int,
@@ -185,10 +204,11 @@ class ClickHouseChainRegistry:
     """:class:`~chainotel_analyzer.store.interfaces.ChainRegistry` over ``chain_definitions``
     (ReplacingMergeTree by version: a change inserts the next version, a deletion a marker).
 
-    Writes read the newest version and insert the next one under one lock: API handlers run in a
-    thread pool, and two unserialised updates would both write N + 1 (one change lost). A process
-    lock suffices because one analyzer process owns the store (one uvicorn worker; a chDB directory
-    is locked to one process)."""
+    Writes read the newest version and insert the next one under one lock, so concurrent API
+    requests to one analyzer each get their own version. Across analyzer processes sharing a
+    ClickHouse server the INSERT is a compare-and-set (:func:`insert_definition_row`): of two writers
+    that read version N, the first stores N + 1 and the other gets :class:`RegistryConflict` (409);
+    no change is lost."""
 
     def __init__(self, client: Client):
         self._client = client
@@ -266,11 +286,13 @@ class ClickHouseChainRegistry:
         return latest[0]
 
     def _write(self, doc: dict, version: int, deleted: bool = False) -> None:
-        """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc``."""
-        self._client.insert(
-            "chain_definitions",
-            [[doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
-              doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", datetime.now(timezone.utc),
-              1 if deleted else 0]],  # fmt: skip
-            column_names=DEFINITION_COLUMNS,
-        )
+        """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc`` as
+        ``version``. Raises :class:`RegistryConflict` when another writer (another analyzer process on
+        the same ClickHouse server) stored that version first (:func:`insert_definition_row`)."""
+        now = datetime.now(timezone.utc)
+        now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # DateTime64(3): compared after the read
+        row = [doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
+               doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", now, 1 if deleted else 0]  # fmt: skip
+        if not insert_definition_row(self._client, row):
+            raise RegistryConflict(f"chain {doc['id']!r} was changed by another writer (version {version}); "
+                                   "read it again and retry")  # fmt: skip

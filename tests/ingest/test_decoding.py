@@ -63,17 +63,19 @@ def test_invalid_parent_id_and_attribute_encoding():
 
 
 def test_migrations_are_idempotent_and_retention_follows_settings(tmp_path):
-    from chainotel_analyzer.store.migrations import apply_retention, migrate
+    from chainotel_analyzer.store.migrations import apply_retention, load_migrations, migrate
 
     with open_db(tmp_path / "db") as db:
-        assert migrate(db) == [1, 2, 3, 4, 10]
+        versions = [m.version for m in load_migrations()]
+        assert versions[:5] == [1, 2, 3, 4, 5] and versions == sorted(set(versions))
+        assert migrate(db) == versions
         assert migrate(db) == []
 
         def ttl(table: str) -> str:
             return db.command("SELECT engine_full FROM system.tables WHERE name = {t:String}", parameters={"t": table})
 
         apply_retention(db, 7)
-        assert all("TTL ingested_at + toIntervalDay(7)" in ttl(t) for t in ("chain_history", "chain_traces", "chain_metrics"))
+        assert all("TTL ingested_at + toIntervalDay(7)" in ttl(t) for t in ("chain_history", "chain_traces", "chain_metrics", "chain_requests"))
         apply_retention(db, 30)
         assert "toIntervalDay(30)" in ttl("chain_history")
         apply_retention(db, 0)

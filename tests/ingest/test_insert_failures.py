@@ -1,6 +1,6 @@
-"""A failed INSERT is never acknowledged unless ClickHouse committed its rows anyway — then it is,
-and its retry is not stored twice; one refused before commit gets 503 and is stored once
-when retried; while the store is down everything gets 503 until it answers again.
+"""A failed INSERT is never acknowledged; its retry stores exactly what is missing — once in
+chain_history, and the views healed — because ClickHouse refuses the blocks it already has
+(insert_deduplication_token); while the store is down everything gets 503 until it answers again.
 
 In-process SpanWriter on a chDB store, as the analyzer runs it. The failures are real ClickHouse
 behaviour (a materialized view that throws, a CHECK constraint), except the lost response after a
@@ -60,7 +60,7 @@ def _counts(db, service: str) -> tuple[int, int, int, int]:
     )
 
 
-def test_view_failure_after_the_table_committed(writer_and_db):
+def test_view_failure_after_the_table_committed_is_healed_by_the_retry(writer_and_db):
     writer, db = writer_and_db
     # a view that throws for one service: ClickHouse has written chain_history's part when it runs
     db.command("CREATE TABLE boom_sink (x UInt8) ENGINE = Null")
@@ -69,14 +69,13 @@ def test_view_failure_after_the_table_committed(writer_and_db):
         "SELECT throwIf(service_name = 'boom', 'provoked view failure') AS x FROM chain_history"
     )
     body = request(n_traces=2, spans_per_trace=3, service="boom").SerializeToString()
-    assert _send(writer, body) is True  # the INSERT raised, but its rows are stored: acknowledged
-    assert writer.healthy and "provoked view failure" in writer.last_error
-    db.command("DROP VIEW boom_mv")  # the failure was transient; the sender retries all the same
-    assert _send(writer, body) is False
-    rows, spans, calls, traced = _counts(db, "boom")
-    assert rows == spans == 6  # stored once
-    # never double-counted; the views of the failed INSERT may lack them (documented in writer.py)
-    assert calls <= 6 and traced <= 6
+    with pytest.raises(StoreUnavailable, match="provoked view failure"):
+        _send(writer, body)
+    assert writer.healthy
+    db.command("DROP VIEW boom_mv")  # the failure was transient; the sender retries
+    _send(writer, body)
+    assert _counts(db, "boom") == (6, 6, 6, 6)  # stored once, and every view holds each span once
+    assert _send(writer, body) is False  # a further retry: already stored
 
 
 def test_lost_response_after_commit(writer_and_db, monkeypatch):
@@ -91,8 +90,9 @@ def test_lost_response_after_commit(writer_and_db, monkeypatch):
 
     monkeypatch.setattr(client, "insert_arrow", insert_then_lose_the_response)
     body = request(n_traces=2, spans_per_trace=3, service="lost").SerializeToString()
-    assert _send(writer, body) is True
-    assert _send(writer, body) is False  # the exporter's retry after its timeout
+    with pytest.raises(StoreUnavailable, match="Read timed out"):
+        _send(writer, body)
+    assert _send(writer, body) is False  # the exporter's retry after its timeout: stored before
     assert _counts(db, "lost") == (6, 6, 6, 6)  # chain_history and both views hold each span once
 
 
@@ -102,7 +102,7 @@ def test_insert_refused_before_commit_gets_503_and_is_stored_once_on_retry(write
     body = request(n_traces=1, spans_per_trace=4, service="refused").SerializeToString()
     with pytest.raises(StoreUnavailable, match="INSERT failed.*no_refused"):
         _send(writer, body)
-    assert writer.healthy  # the store answered the lookup: other requests go on
+    assert writer.healthy  # the store answers: other requests go on
     assert _send(writer, request(n_traces=1, spans_per_trace=2).SerializeToString()) is True
     db.command("ALTER TABLE chain_history DROP CONSTRAINT no_refused")
     assert _send(writer, body) is True
@@ -110,17 +110,39 @@ def test_insert_refused_before_commit_gets_503_and_is_stored_once_on_retry(write
     assert _counts(db, "refused") == (4, 4, 4, 4)
 
 
+def test_clickhouse_refuses_the_retry_without_any_process_memory(tmp_path):
+    """Two writers one after the other, the second with no state and no look-up (dedup_window = 0):
+    the rows are stored once because ClickHouse refuses the second INSERT's blocks."""
+    body = request(n_traces=3, spans_per_trace=4, service="twice").SerializeToString()
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait_s=0, dedup_window_s=0)
+    for _ in range(2):
+        store = open_store(settings)
+        try:
+            migrate(store.client)
+            writer = SpanWriter(store, settings)
+            writer.start()
+            assert _send(writer, body) is True  # no look-up: this writer cannot tell
+            writer.stop()
+            counts = _counts(store.client, "twice")
+        finally:
+            store.close()
+        assert counts == (12, 12, 12, 12)
+    # a different request with the same spans is a different INSERT: stored (not a retry)
+    other = request(n_traces=1, spans_per_trace=1, service="twice")
+    assert request_digest(other.SerializeToString()) != request_digest(body)
+
+
 def test_store_down_nothing_acknowledged_until_it_answers(writer_and_db):
     writer, db = writer_and_db
     assert writer.submit(1, decode_request(request())).result(10) is True
-    # the INSERT target is gone, and with it the lookup of what a failed INSERT stored: the store is down
-    db.command("RENAME TABLE chain_history TO chain_history_away")
+    # the look-up of stored requests fails: the store is down for the writer
+    db.command("RENAME TABLE chain_requests TO chain_requests_away")
     with pytest.raises(StoreUnavailable, match="INSERT failed"):
         writer.submit(2, decode_request(request())).result(10)
     assert not writer.healthy
     with pytest.raises(StoreUnavailable, match="unavailable"):
         writer.submit(3, decode_request(request()))
-    db.command("RENAME TABLE chain_history_away TO chain_history")
+    db.command("RENAME TABLE chain_requests_away TO chain_requests")
     deadline = time.monotonic() + 10
     while not writer.healthy and time.monotonic() < deadline:  # the writer probes the store every second
         time.sleep(0.1)

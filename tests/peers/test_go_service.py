@@ -48,7 +48,7 @@ def crossed(tmp_path_factory):
         with httpx.Client(base_url=stack.analyzer_url, timeout=10) as client:
             def complete(cid: str) -> bool:
                 response = client.get(f"/api/v1/chains/events/{cid}")
-                return response.status_code == 200 and {"go-relay", "trading-engine"} <= {e["service_name"] for e in response.json()["events"]}
+                return response.status_code == 200 and {"data-bridge", "go-relay", "trading-engine"} <= {e["service_name"] for e in response.json()["events"]}
 
             wait_for(lambda: all(complete(r.chain_id) for r in results) and client.get(f"/api/v1/chains/events/{control}").status_code == 200, 30)
         yield stack.analyzer_url, results, control, since

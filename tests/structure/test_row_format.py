@@ -15,7 +15,7 @@ from tests.ingest.otlp_data import request
 def clickhouse_accepts(arrow_type: pa.DataType, ch_type: str) -> bool:
     """Whether a ClickHouse column of ``ch_type`` is the one an Arrow ``arrow_type`` is meant for."""
     base = re.sub(r"^LowCardinality\((.*)\)$", r"\1", ch_type)
-    if pa.types.is_string(arrow_type):
+    if pa.types.is_string(arrow_type) or pa.types.is_binary(arrow_type):  # ClickHouse String holds bytes
         return base == "String"
     if pa.types.is_timestamp(arrow_type):
         return base == "DateTime64(9, 'UTC')"

@@ -1,0 +1,34 @@
+"""The one write of a ``chain_definitions`` (chain registry) row, as a compare-and-set on its version.
+
+Used by the registry API (:class:`chainotel_analyzer.store.queries.ClickHouseChainRegistry`) and the
+catalog seed (:mod:`chainotel_analyzer.store.catalog`), so that several analyzers sharing one
+ClickHouse server never both write version N + 1 of a chain.
+"""
+
+from __future__ import annotations
+
+from clickhouse_connect.driver.client import Client
+
+from chainotel_analyzer.model.rows import DEFINITION_COLUMNS
+
+
+def insert_definition_row(client: Client, row: list) -> bool:
+    """Insert one ``chain_definitions`` row (values in :data:`DEFINITION_COLUMNS` order; ``updated_at``
+    a datetime with whole milliseconds) as version ``row[1]`` of chain ``row[0]``.
+
+    The INSERT's ``insert_deduplication_token`` is ``chain-definition:<id>:<version>``: ClickHouse
+    stores only the first row written for a version (the table's deduplication window, migration
+    0005; on a cluster the replicated table's) and refuses later ones. Returns True when the stored
+    row is this one (same definition, deletion flag and ``updated_at``), False when another writer's
+    row won. Raises clickhouse-connect's errors."""
+    chain_id, version = row[0], int(row[1])
+    token = f"chain-definition:{chain_id}:{version}"
+    client.insert("chain_definitions", [row], column_names=DEFINITION_COLUMNS,
+                  settings={"insert_deduplicate": 1, "insert_deduplication_token": token})  # fmt: skip
+    stored = client.query(
+        "SELECT definition, is_deleted, toUnixTimestamp64Milli(updated_at) FROM chain_definitions "
+        "WHERE id = {id:String} AND version = {v:UInt32}",
+        parameters={"id": chain_id, "v": version},
+    ).result_rows
+    mine = (row[6], int(row[10]), round(row[9].timestamp() * 1000))
+    return len(stored) == 1 and tuple(stored[0]) == mine
