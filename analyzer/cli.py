@@ -40,7 +40,9 @@ def _settings(**overrides: Any) -> AnalyzerSettings:
 
 @app.command()
 def serve(
-    host: str = typer.Option(None, help="Interface to bind [env CHAINOTEL_HOST, default 0.0.0.0]."),
+    host: str = typer.Option(
+        None, help="Interface to bind [env CHAINOTEL_HOST, default 127.0.0.1; another needs CHAINOTEL_AUTH_FILE]."
+    ),
     grpc_port: int = typer.Option(None, help="OTLP/gRPC port; -1 disables [env CHAINOTEL_GRPC_PORT, default 4317]."),
     http_port: int = typer.Option(None, help="OTLP/HTTP + API port [env CHAINOTEL_HTTP_PORT, default 4318]."),
     clickhouse_url: str = typer.Option(
@@ -58,6 +60,8 @@ def serve(
 
     from chainotel_analyzer.api.app import create_app
     from chainotel_analyzer.runtime import start_runtime
+    from chainotel_analyzer.security.policy import ExposureError
+    from chainotel_analyzer.security.tokens import AuthFileError
     from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -67,13 +71,15 @@ def serve(
     )  # fmt: skip
     try:
         runtime = start_runtime(settings)
-    except (StoreLockedError, StoreConfigError) as exc:
+    except (StoreLockedError, StoreConfigError, AuthFileError, ExposureError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
         typer.echo(
             f"chainotel analyzer: store {settings.resolved_clickhouse_url()}, "
-            f"OTLP/gRPC on {settings.host}:{runtime.grpc_port}, OTLP/HTTP on {settings.host}:{settings.http_port}",
+            f"OTLP/gRPC on {settings.host}:{runtime.grpc_port}, OTLP/HTTP on {settings.host}:{settings.http_port}, "
+            + (f"authentication on ({len(runtime.tokens)} tokens)" if runtime.tokens is not None
+               else "authentication OFF (no CHAINOTEL_AUTH_FILE)"),
             err=True,
         )
         uvicorn.run(
@@ -137,6 +143,10 @@ def import_files(
     endpoint: str = typer.Option("http://127.0.0.1:4318", help="The analyzer's OTLP/HTTP base URL."),
     chunk_spans: int = typer.Option(2000, min=1, help="Spans per request."),
     concurrency: int = typer.Option(4, min=1, help="Requests in flight at once."),
+    token: str = typer.Option(
+        "", envvar="CHAINOTEL_TOKEN", show_default=False,
+        help="Bearer token with the ingest scope, for an analyzer with authentication [env CHAINOTEL_TOKEN].",
+    ),
 ) -> None:
     """Send trace files to a running analyzer and print what was stored and rejected."""
     from rich.console import Console
@@ -157,7 +167,7 @@ def import_files(
                 result = import_file(
                     path, endpoint, chunk_spans,
                     lambda done, total, t=task: progress.update(t, completed=done, total=total),
-                    concurrency=concurrency,
+                    concurrency=concurrency, token=token,
                 )  # fmt: skip
             except ImportFailed as exc:
                 progress.console.print(f"[red]error[/red] {exc}")

@@ -14,6 +14,8 @@ import grpc
 
 from chainotel_analyzer.ingest.grpc import start_grpc_server
 from chainotel_analyzer.ingest.receive import DecodePool
+from chainotel_analyzer.security.policy import load_tokens
+from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.catalog import seed_definitions
 from chainotel_analyzer.store.client import Store, open_store
@@ -31,6 +33,7 @@ class Runtime:
     store: Store
     writer: SpanWriter
     decoders: DecodePool
+    tokens: TokenSet | None = None
     grpc_server: grpc.Server | None = None
     grpc_port: int | None = None
 
@@ -51,8 +54,11 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     Raises :class:`~chainotel_analyzer.store.client.StoreLockedError` when another process owns the chDB
     directory, :class:`~chainotel_analyzer.store.client.StoreConfigError` for a cluster on chDB,
     clickhouse-connect errors when a server is unreachable, RuntimeError when the gRPC port cannot
-    be bound.
+    be bound; :class:`~chainotel_analyzer.security.tokens.AuthFileError` for a bad token file and
+    :class:`~chainotel_analyzer.security.policy.ExposureError` for a non-loopback interface without
+    one (both before anything is opened).
     """
+    tokens = load_tokens(settings.auth_file, settings.allow_unauthenticated, settings.host)
     store = open_store(settings)
     writer: SpanWriter | None = None
     decoders: DecodePool | None = None
@@ -64,9 +70,9 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
         writer = SpanWriter(store, settings)
         writer.start()
         decoders = DecodePool(settings.decode_workers, settings.decode_max_pending_bytes)
-        runtime = Runtime(settings=settings, store=store, writer=writer, decoders=decoders)
+        runtime = Runtime(settings=settings, store=store, writer=writer, decoders=decoders, tokens=tokens)
         if settings.grpc_port >= 0:
-            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, decoders, settings)
+            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, decoders, settings, tokens)
         return runtime
     except BaseException:
         # stop what did start, in reverse order: no decoder process, writer thread or chDB lock

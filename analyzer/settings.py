@@ -35,7 +35,11 @@ class AnalyzerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHAINOTEL_", extra="ignore")
 
-    host: str = Field("0.0.0.0", description="Interface both receivers bind to.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface both receivers bind to; containers set 0.0.0.0 explicitly. A non-loopback "
+        "interface needs auth_file (or allow_unauthenticated).",
+    )
     grpc_port: int = Field(4317, description="OTLP/gRPC port (OTLP default 4317); -1 disables gRPC.")
     http_port: int = Field(4318, description="OTLP/HTTP + JSON API port (OTLP default 4318).")
     data_dir: Path = Field(default_factory=default_data_dir, description="chDB data directory when no URL is given.")
@@ -50,6 +54,20 @@ class AnalyzerSettings(BaseSettings):
         "Replicated*MergeTree tables T_local per shard and Distributed tables T sharded by trace ID "
         "(deploy/clickhouse-cluster.md). Needs a server URL. Empty: one node.",
     )
+
+    # --- security (docs/security.md) ---------------------------------------------------------
+    auth_file: Path | None = Field(
+        None,
+        description="YAML token file ([{name, token_sha256, scopes: [ingest|read|admin]}]); unset: no "
+        "authentication, which is allowed on loopback only (see allow_unauthenticated).",
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve a non-loopback interface without auth_file (anyone reaching the port is admin)."
+    )
+    cors_allow_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS (e.g. https://ui.example.com); empty: CORS off."
+    )
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json (no token needed).")
 
     # --- request limits (OTLP receivers) -----------------------------------------------------
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest request body as sent (compressed).")
@@ -102,6 +120,15 @@ class AnalyzerSettings(BaseSettings):
         description="Jaeger UI base URL as users' browsers reach it (http://localhost:16686, with any base path); "
         "per-trace responses then carry jaeger_url = <ui>/trace/<trace_id>. Unset or empty: no links.",
     )
+
+    @field_validator("auth_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if value == "" else value
+
+    def cors_origins(self) -> list[str]:
+        """``cors_allow_origins`` as a list (empty: CORS off)."""
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
 
     @field_validator("clickhouse_cluster")
     @classmethod

@@ -15,8 +15,10 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from chainotel_analyzer.runtime import Runtime, start_runtime
+from chainotel_analyzer.security.http import AuthMiddleware
 from chainotel_analyzer.settings import AnalyzerSettings
 
 
@@ -56,7 +58,18 @@ def create_app(settings: AnalyzerSettings | None = None, runtime: Runtime | None
         title="chainotel analyzer",
         summary="OTLP intake into ClickHouse and chain analysis",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     for router in routers():
         app.include_router(router)
+    # outermost last: CORS (only with configured origins) answers preflights before authentication
+    app.add_middleware(AuthMiddleware, tokens=lambda: app.state.runtime.tokens)
+    origins = settings.cors_origins()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["authorization", "content-type", "content-encoding"],
+        )  # fmt: skip
     return app

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import threading
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.api.analysis_models import CriticalPathResponse
 from chainotel_analyzer.api.deps import get_settings, get_store
+from chainotel_analyzer.security.http import principal_of
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store import queries
 from chainotel_analyzer.store.client import Store
@@ -163,19 +164,20 @@ def get_chain(chain: str, store: Store = Depends(get_store)):
 
 
 @router.post("/chains", status_code=201)
-def create_chain(body: ChainDefinition, store: Store = Depends(get_store)):
+def create_chain(body: ChainDefinition, request: Request, store: Store = Depends(get_store)):
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
     with _registry_lock:
         latest = queries.latest_version(store.client, body.id)
         if latest is not None and not latest[1]:
             raise HTTPException(409, f"chain {body.id!r} exists; use PUT /api/v1/chains/{body.id} to change it")
         version = 1 if latest is None else latest[0] + 1
-        queries.write_definition(store.client, body.model_dump(mode="json"), version)
+        queries.write_definition(store.client, body.model_dump(mode="json"), version,
+                                 changed_by=principal_of(request).name)
         return queries.chain_definitions(store.client, body.id)[0]
 
 
 @router.put("/chains/{chain}")
-def update_chain(chain: str, body: ChainDefinition, store: Store = Depends(get_store)):
+def update_chain(chain: str, body: ChainDefinition, request: Request, store: Store = Depends(get_store)):
     """Replace a chain definition: version + 1 (404 if unknown; 422 if the body's ``id`` differs)."""
     if body.id != chain:
         raise HTTPException(422, f"id: body id {body.id!r} does not match the path {chain!r}")
@@ -183,17 +185,19 @@ def update_chain(chain: str, body: ChainDefinition, store: Store = Depends(get_s
         latest = queries.latest_version(store.client, chain)
         if latest is None or latest[1]:
             raise HTTPException(404, f"unknown chain {chain!r}")
-        queries.write_definition(store.client, body.model_dump(mode="json"), latest[0] + 1)
+        queries.write_definition(store.client, body.model_dump(mode="json"), latest[0] + 1,
+                                 changed_by=principal_of(request).name)
         return queries.chain_definitions(store.client, chain)[0]
 
 
 @router.delete("/chains/{chain}", status_code=204)
-def delete_chain(chain: str, store: Store = Depends(get_store)):
+def delete_chain(chain: str, request: Request, store: Store = Depends(get_store)):
     """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
     with _registry_lock:
         latest = queries.latest_version(store.client, chain)
         if latest is None or latest[1]:
             raise HTTPException(404, f"unknown chain {chain!r}")
         current = queries.chain_definitions(store.client, chain)[0]["definition"]
-        queries.write_definition(store.client, current, latest[0] + 1, deleted=True)
+        queries.write_definition(store.client, current, latest[0] + 1, deleted=True,
+                                 changed_by=principal_of(request).name)
     return Response(status_code=204)

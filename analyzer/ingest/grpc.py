@@ -33,6 +33,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest
 from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
+from chainotel_analyzer.security.grpc import AuthInterceptor
+from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull
 
@@ -95,8 +97,12 @@ class TraceServiceHandler:
         context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
 
-def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
+def start_grpc_server(
+    writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings, tokens: TokenSet | None = None
+) -> tuple[grpc.Server, int]:
     """Start the OTLP/gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port.
+    With ``tokens``, every call needs ``authorization: Bearer <token>`` of an ``ingest`` token
+    (:class:`~chainotel_analyzer.security.grpc.AuthInterceptor`).
 
     ``grpc_port = 0`` binds a free port. Raises RuntimeError if the port cannot be bound.
     """
@@ -109,6 +115,7 @@ def start_grpc_server(writer: SpanWriter, decoders: DecodePool, settings: Analyz
         # the hard cap, past the handler's limit: calls in progress or waiting for a thread, so the
         # messages held in memory stay bounded (beyond it grpcio answers RESOURCE_EXHAUSTED)
         maximum_concurrent_rpcs=2 * limit,
+        interceptors=[AuthInterceptor(tokens)] if tokens is not None else [],
         options=[
             ("grpc.max_receive_message_length", settings.max_decompressed_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),

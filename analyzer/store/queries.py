@@ -202,12 +202,14 @@ def chain_definitions(client: Client, chain_id: str | None = None) -> list[dict]
     "version", "source", "updated_at", "definition": {...}}``; only ``chain_id`` if given."""
     rows = client.query(
         "SELECT id, max(version) AS v, argMax(definition, version) AS d, argMax(source, version) AS s,"
-        " argMax(updated_at, version) AS u, argMax(is_deleted, version) AS del FROM chain_definitions"
+        " argMax(updated_at, version) AS u, argMax(is_deleted, version) AS del,"
+        " argMax(changed_by, version) AS by FROM chain_definitions"
         " WHERE {all:Bool} OR id = {id:String} GROUP BY id HAVING del = 0 ORDER BY id",
         parameters={"all": chain_id is None, "id": chain_id or ""},
     ).result_rows
     return [
-        {"id": r[0], "version": r[1], "source": r[3], "updated_at": r[4].isoformat(), "definition": json.loads(r[2])}
+        {"id": r[0], "version": r[1], "source": r[3], "updated_at": r[4].isoformat(), "changed_by": r[6],
+         "definition": json.loads(r[2])}
         for r in rows
     ]
 
@@ -221,12 +223,13 @@ def latest_version(client: Client, chain_id: str) -> tuple[int, bool] | None:
     return (int(rows[0][0]), bool(rows[0][1])) if rows else None
 
 
-def write_definition(client: Client, doc: dict, version: int, deleted: bool = False) -> None:
-    """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc``."""
+def write_definition(client: Client, doc: dict, version: int, deleted: bool = False, changed_by: str = "") -> None:
+    """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc``; ``changed_by``
+    names the caller (its token entry's name)."""
     client.insert(
         "chain_definitions",
         [[doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
           doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", datetime.now(timezone.utc),
-          1 if deleted else 0]],  # fmt: skip
-        column_names=DEFINITION_COLUMNS,
+          1 if deleted else 0, changed_by]],  # fmt: skip
+        column_names=(*DEFINITION_COLUMNS, "changed_by"),
     )

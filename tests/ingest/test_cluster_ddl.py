@@ -38,6 +38,7 @@ SINGLE_NODE_DDL_BEFORE_MARKERS = [
     "cd8888451cfae9d3",  # 0003 chain_metrics
     "0beb56c750e240f5",  # 0003 chain_metrics_mv
     "edc635a3ddf83ac1",  # 0004 chain_definitions
+    "ae4b82eefc33ea7c",  # 0005 chain_definitions.changed_by
     "7205e051f934fe28",  # MODIFY TTL chain_history
     "34d3cbcf85e57dba",  # MODIFY TTL chain_traces
     "53d1e317012c8e6e",  # MODIFY TTL chain_metrics
@@ -71,8 +72,9 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
     per shard for ``T_local`` tables, one replica set over all nodes for the others; every ``T_local``
     has one Distributed twin ``T`` over ``database.T_local``, sharded by ``cityHash64(trace_id)``
     when the table has a ``trace_id`` column (else ``rand()``); materialized views read
-    ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables."""
-    problems, paths, locals_, twins, with_trace_id = [], {}, set(), {}, set()
+    ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables or
+    tables replicated on every node (created above)."""
+    problems, paths, locals_, twins, with_trace_id, everywhere = [], {}, set(), {}, set(), set()
     for sql in statements:
         head = _HEAD.match(sql)
         if head is None or _unquote(head.group(3)) != cluster:
@@ -106,6 +108,8 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
                 locals_.add(table)
                 if re.search(r"[(,] `trace_id` ", sql.replace("(`", "( `")):
                     with_trace_id.add(table)
+            else:
+                everywhere.add(name)
         elif kind.startswith("CREATE TABLE"):
             dist = _DISTRIBUTED.search(sql)
             if dist is None:
@@ -123,8 +127,8 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
                 problems.append(f"{table}: writes {target}, not a {database}.*_local table")
             if source != f"{database}.chain_history_local":
                 problems.append(f"{table}: reads {source}, not {database}.chain_history_local")
-        elif not (name.startswith(database + ".") and name.endswith("_local")):
-            problems.append(f"ALTER of {name}, not of a {database}.*_local table")
+        elif not (name.startswith(database + ".") and name.endswith("_local")) and name not in everywhere:
+            problems.append(f"ALTER of {name}, not of a {database}.*_local table or a table replicated on every node")
     for table in sorted(locals_):
         found = twins.get(table, [])
         expected = "cityHash64(trace_id)" if table in with_trace_id else "rand()"
@@ -171,8 +175,9 @@ def test_single_node_ddl_is_byte_for_byte_what_it_was(tmp_path, monkeypatch):
     ddl = [sql for sql in ran if not sql.startswith("SELECT")]
     assert [_digest(sql) for sql in ddl] == SINGLE_NODE_DDL_BEFORE_MARKERS, "\n;\n".join(ddl)
     # --print-sql lists exactly what a new database gets
-    assert ddl[:10] == schema_statements(SINGLE_NODE, retention_days=7)
-    assert [retention_sql(t, 0) for t in TTL_TABLES] == ddl[10:]
+    n = len(SINGLE_NODE_DDL_BEFORE_MARKERS) - len(TTL_TABLES)
+    assert ddl[:n] == schema_statements(SINGLE_NODE, retention_days=7)
+    assert [retention_sql(t, 0) for t in TTL_TABLES] == ddl[n:]
 
 
 # --- cluster -----------------------------------------------------------------------------------
@@ -189,7 +194,8 @@ def test_cluster_ddl_maps_every_table(cluster_ddl):
     # the names the analyzer's queries read exist on a cluster as on one node
     single = [re.search(r"EXISTS (\w+)", sql).group(1) for sql in schema_statements(SINGLE_NODE) if "CREATE" in sql]
     assert sorted(single) == sorted(t for t in created if not t.endswith("_local"))
-    assert sum(sql.startswith("ALTER TABLE") for sql in cluster_ddl) == len(TTL_TABLES)
+    # the retention TTLs, and one column added to the registry (0005)
+    assert sum(sql.startswith("ALTER TABLE") for sql in cluster_ddl) == len(TTL_TABLES) + 1
 
 
 def _swap(old: str, new: str, where: str = "") -> Callable[[list[str]], list[str]]:
