@@ -56,8 +56,7 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn/analyzer log level."),
 ) -> None:
     """Run the analyzer: OTLP/gRPC, OTLP/HTTP ``/v1/traces``, ``/health`` and the analysis API."""
-    import uvicorn
-
+    from chainotel_analyzer.api import serving
     from chainotel_analyzer.api.app import create_app
     from chainotel_analyzer.runtime import start_runtime
     from chainotel_analyzer.security.policy import ExposureError
@@ -82,10 +81,7 @@ def serve(
                else "authentication OFF (no CHAINOTEL_AUTH_FILE)"),
             err=True,
         )
-        uvicorn.run(
-            create_app(runtime=runtime), host=settings.host, port=settings.http_port, workers=1,
-            log_level=log_level.lower(), access_log=False, limit_concurrency=settings.http_max_concurrency,
-        )  # fmt: skip
+        serving.run(create_app(runtime=runtime), settings, log_level)
     finally:
         runtime.close()
 

@@ -69,7 +69,10 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
         seed_definitions(store.client)
         writer = SpanWriter(store, settings)
         writer.start()
-        decoders = DecodePool(settings.decode_workers, settings.decode_max_pending_bytes)
+        decoders = DecodePool(
+            settings.decode_workers, settings.decode_max_pending_bytes, settings.queue_max_spans,
+            settings.max_decoded_request_bytes,
+        )
         runtime = Runtime(settings=settings, store=store, writer=writer, decoders=decoders, tokens=tokens)
         if settings.grpc_port >= 0:
             runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, decoders, settings, tokens)

@@ -75,7 +75,19 @@ class AnalyzerSettings(BaseSettings):
         64 * 1024 * 1024, gt=0, description="Largest request body after gzip decompression (no gzip bombs)."
     )
     http_max_concurrency: int = Field(
-        1024, gt=0, description="HTTP connections/requests at once before uvicorn answers 503 (limit_concurrency)."
+        1024, gt=0, description="HTTP requests in progress (/health not counted) before 503 + Retry-After."
+    )
+    http_max_connections: int = Field(
+        4096, gt=0, description="Open HTTP connections; a new one past this is closed at once."
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers (else 408 and disconnect)."
+    )
+    http_body_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a client has to send a request's body after its headers (else disconnect)."
+    )
+    http_keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection stays open (uvicorn timeout_keep_alive)."
     )
     grpc_max_concurrent_rpcs: int = Field(
         64, gt=0, description="OTLP/gRPC calls in progress before UNAVAILABLE + RetryInfo (retried by exporters); "
@@ -92,7 +104,18 @@ class AnalyzerSettings(BaseSettings):
     )
 
     # --- writer ----------------------------------------------------------------------------------
-    queue_max_spans: int = Field(100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE.")
+    queue_max_spans: int = Field(
+        100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE; a request with more "
+        "spans is refused (413/INVALID_ARGUMENT) before it is decoded.",
+    )
+    queue_max_bytes: int = Field(
+        256 * 1024**2, gt=0, description="Bytes of decoded spans (Arrow, resource attributes counted per span) "
+        "waiting for insert before 503/UNAVAILABLE.",
+    )
+    max_decoded_request_bytes: int = Field(
+        128 * 1024**2, gt=0, description="Largest request once decoded (Arrow columns, resource attributes "
+        "copied onto each span): estimated before decoding and checked after; larger → 413/INVALID_ARGUMENT.",
+    )
     batch_max_spans: int = Field(10_000, gt=0, description="Most spans per INSERT (each INSERT writes one part).")
     batch_min_spans: int = Field(
         1000, gt=0, description="An INSERT starts once this many spans wait and no request is being decoded."

@@ -17,6 +17,7 @@ from contextlib import asynccontextmanager
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from chainotel_analyzer.api.serving import ConcurrencyLimit
 from chainotel_analyzer.runtime import Runtime, start_runtime
 from chainotel_analyzer.security.http import AuthMiddleware
 from chainotel_analyzer.settings import AnalyzerSettings
@@ -66,6 +67,7 @@ def create_app(settings: AnalyzerSettings | None = None, runtime: Runtime | None
         app.include_router(router)
     # outermost last: CORS (only with configured origins) answers preflights before authentication
     app.add_middleware(AuthMiddleware, tokens=lambda: app.state.runtime.tokens)
+    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after)
     origins = settings.cors_origins()
     if origins:
         app.add_middleware(

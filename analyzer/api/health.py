@@ -24,7 +24,8 @@ def health(request: Request) -> JSONResponse:
     "decoders": {...}, "grpc_port"}``.
 
     ``write_queue.depth_spans`` counts spans waiting for their INSERT; ``max_spans`` is the bound past
-    which receivers answer 503 / UNAVAILABLE.
+    which receivers answer 503 / UNAVAILABLE (as past ``max_bytes`` of ``depth_bytes``). A 503 carries
+    ``Retry-After``.
     """
     runtime = request.app.state.runtime
     writer = runtime.writer
@@ -39,6 +40,8 @@ def health(request: Request) -> JSONResponse:
         "write_queue": {
             "depth_spans": writer.queue_depth,
             "max_spans": runtime.settings.queue_max_spans,
+            "depth_bytes": writer.queue_bytes,
+            "max_bytes": runtime.settings.queue_max_bytes,
             "inserts": writer.inserts,
             "spans_written": writer.spans_written,
             "insert_seconds": round(writer.insert_seconds, 3),
@@ -49,4 +52,6 @@ def health(request: Request) -> JSONResponse:
         },
         "grpc_port": runtime.grpc_port,
     }
-    return JSONResponse(body, status_code=200 if reachable else 503)
+    if reachable:
+        return JSONResponse(body)
+    return JSONResponse(body, status_code=503, headers={"Retry-After": str(runtime.settings.retry_after)})

@@ -2,7 +2,8 @@
 
 - gzip request compression is handled by grpcio; ``grpc.max_receive_message_length`` is set to
   ``max_decompressed_bytes`` (grpcio checks it on the message size after decompression).
-- Malformed message → ``INVALID_ARGUMENT`` with the reason; spans with invalid IDs or times → OK
+- Malformed message, or one with more spans than the write queue holds or too big once decoded →
+  ``INVALID_ARGUMENT`` with the reason (not retried); spans with invalid IDs or times → OK
   with ``partial_success``.
 - Overload → ``UNAVAILABLE``, which OTLP exporters retry (OTLP spec, "Failures"; ``RESOURCE_EXHAUSTED``
   is retryable only with ``RetryInfo``, and a Collector drops the data without it): more than
@@ -36,7 +37,7 @@ from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderU
 from chainotel_analyzer.security.grpc import AuthInterceptor
 from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.writer import SpanWriter, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.writer import RequestTooLarge, SpanWriter, StoreUnavailable, WriteQueueFull
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
@@ -65,13 +66,16 @@ class TraceServiceHandler:
 
     def _export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         committed = None
+        overloaded = self._writer.full() or self._decoders.busy()
+        if overloaded:  # before decoding
+            self._unavailable(context, overloaded)
         with self._writer.incoming():  # until queued: the writer waits for these spans
             try:
                 # grpcio has already decompressed the message and enforced max_receive_message_length
                 payload = self._decoders.submit(body, False, False, self._settings.max_decompressed_bytes).result()
                 if payload.spans.count:
                     committed = self._writer.submit(payload.digest, payload.spans)
-            except (InvalidRequest, BodyTooLarge) as exc:
+            except (InvalidRequest, BodyTooLarge, RequestTooLarge) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except (DecoderUnavailable, WriteQueueFull, StoreUnavailable) as exc:
                 self._unavailable(context, str(exc))

@@ -15,7 +15,9 @@ materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSER
 never split across INSERTs.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
-``queue_max_spans`` and :class:`StoreUnavailable` while the store does not answer (after an INSERT
+``queue_max_spans`` or their Arrow columns ``queue_max_bytes`` (resource attributes counted once
+per span, as they are held), :class:`RequestTooLarge` for one request that exceeds either limit on
+its own — even with an empty queue; it could never be queued, so it is refused, not retried — and :class:`StoreUnavailable` while the store does not answer (after an INSERT
 failed and the digest lookup below failed too, until a probe query succeeds again); receivers answer
 503 + Retry-After / gRPC UNAVAILABLE, so the sender retries.
 
@@ -75,6 +77,11 @@ class WriteQueueFull(Exception):
     """The write queue holds ``queue_max_spans`` spans already; retry later (HTTP 503 / UNAVAILABLE)."""
 
 
+class RequestTooLarge(ValueError):
+    """One request holds more spans or bytes than the whole write queue may: refused for good (HTTP
+    413 / gRPC INVALID_ARGUMENT), never retryable."""
+
+
 class StoreUnavailable(Exception):
     """ClickHouse rejected or could not take the last INSERT; retry later (HTTP 503 / UNAVAILABLE)."""
 
@@ -84,6 +91,7 @@ class _Item:
     digest: int
     spans: DecodedSpans
     future: Future
+    nbytes: int = 0
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -103,6 +111,7 @@ class SpanWriter:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_spans = 0
+        self._queued_bytes = 0
         self._incoming = 0
         self._inflight: dict[int, Future] = {}
         self._committed: collections.OrderedDict[int, float] = collections.OrderedDict()
@@ -141,6 +150,20 @@ class SpanWriter:
         return self._queued_spans
 
     @property
+    def queue_bytes(self) -> int:
+        """Bytes of Arrow columns waiting for their INSERT."""
+        return self._queued_bytes
+
+    def full(self) -> str:
+        """Why the queue is at its span or byte limit ('' when it is not): receivers then answer 503
+        before reading a body."""
+        s = self._settings
+        if self._queued_spans >= s.queue_max_spans or self._queued_bytes >= s.queue_max_bytes:
+            return (f"write queue full ({self._queued_spans} spans, {self._queued_bytes} bytes waiting; "
+                    f"limits {s.queue_max_spans} spans, {s.queue_max_bytes} bytes)")  # fmt: skip
+        return ""
+
+    @property
     def healthy(self) -> bool:
         """False after a failed INSERT until a probe query succeeds."""
         return self._healthy
@@ -162,8 +185,16 @@ class SpanWriter:
         """Queue a decoded request for insert; the future resolves True when committed.
 
         Resolves at once with False for an identical request already committed (a retry). Raises
-        :class:`WriteQueueFull` or :class:`StoreUnavailable` when the request cannot be queued now.
+        :class:`WriteQueueFull` or :class:`StoreUnavailable` when the request cannot be queued now,
+        :class:`RequestTooLarge` when it never can.
         """
+        max_spans, max_bytes = self._settings.queue_max_spans, self._settings.queue_max_bytes
+        size = spans.table.nbytes if spans.table is not None else 0
+        if spans.count > max_spans or size > max_bytes:
+            raise RequestTooLarge(
+                f"request of {spans.count} spans, {size} bytes decoded exceeds the write queue "
+                f"({max_spans} spans, {max_bytes} bytes); send it in smaller requests"
+            )
         with self._cond:
             if digest in self._committed:
                 done: Future = Future()
@@ -176,13 +207,15 @@ class SpanWriter:
                 raise StoreUnavailable(f"ClickHouse is unavailable: {self.last_error}")
             if self._stopping:
                 raise StoreUnavailable("the analyzer is shutting down")
-            if self._queued_spans and self._queued_spans + spans.count > self._settings.queue_max_spans:
+            if self._queued_spans + spans.count > max_spans or self._queued_bytes + size > max_bytes:
                 raise WriteQueueFull(
-                    f"write queue full ({self._queued_spans} spans waiting, limit {self._settings.queue_max_spans})"
+                    f"write queue full ({self._queued_spans} spans, {self._queued_bytes} bytes waiting; "
+                    f"limits {max_spans} spans, {max_bytes} bytes)"
                 )
             fut: Future = Future()
-            self._queue.append(_Item(digest, spans, fut))
+            self._queue.append(_Item(digest, spans, fut, size))
             self._queued_spans += spans.count
+            self._queued_bytes += size
             self._inflight[digest] = fut
             self._cond.notify_all()
             return fut
@@ -213,6 +246,7 @@ class SpanWriter:
                 item = self._queue.popleft()
                 batch.append(item)
                 n += item.spans.count
+                self._queued_bytes -= item.nbytes
             self._queued_spans -= n
             return batch
 
@@ -255,6 +289,7 @@ class SpanWriter:
                 failed = batch + list(self._queue)
                 self._queue.clear()
                 self._queued_spans = 0
+                self._queued_bytes = 0
             self._settle([], failed, error)
             return
         # only a request whose every row is there counts as stored: on a cluster a request's rows
