@@ -81,7 +81,7 @@ def serve(
                else "authentication OFF (no CHAINOTEL_AUTH_FILE)"),
             err=True,
         )
-        serving.run(create_app(runtime=runtime), settings, log_level)
+        serving.run(create_app(runtime), settings, log_level)
     finally:
         runtime.close()
 

@@ -2,7 +2,7 @@
 
 :func:`start_runtime` opens the store (locking a chDB directory), applies migrations and retention,
 seeds the chain registry, starts the span writer, the decoder processes and (unless ``grpc_port < 0``) the OTLP/gRPC server.
-The HTTP side (:mod:`chainotel_analyzer.api.app`) reads everything from the :class:`Runtime`.
+The HTTP side (:mod:`chainotel_analyzer.api.app`) is served :meth:`Runtime.services`.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ from dataclasses import dataclass
 
 import grpc
 
+from chainotel_analyzer.api.deps import Services
 from chainotel_analyzer.ingest.grpc import start_grpc_server
-from chainotel_analyzer.ingest.receive import DecodePool
+from chainotel_analyzer.ingest.receive import DecodePool, Intake
 from chainotel_analyzer.security.policy import load_tokens
 from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.catalog import seed_definitions
+from chainotel_analyzer.store.catalog import configured_catalog, seed_definitions
 from chainotel_analyzer.store.client import Store, open_store
 from chainotel_analyzer.store.migrations import apply_retention, migrate, store_layout
+from chainotel_analyzer.store.queries import ClickHouseChainRegistry, ClickHouseTraceReader
 from chainotel_analyzer.store.writer import SpanWriter
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,18 @@ class Runtime:
     tokens: TokenSet | None = None
     grpc_server: grpc.Server | None = None
     grpc_port: int | None = None
+
+    def services(self) -> Services:
+        """What the HTTP app serves (:class:`chainotel_analyzer.api.deps.Services`)."""
+        return Services(
+            settings=self.settings,
+            reader=ClickHouseTraceReader(self.store.client),
+            registry=ClickHouseChainRegistry(self.store.client),
+            intake=Intake(self.settings, self.decoders, self.writer),
+            store=self.store,
+            grpc_port=self.grpc_port,
+            tokens=self.tokens,
+        )
 
     def close(self) -> None:
         """Stop accepting gRPC, stop the decoders, flush the writer, close the store (releases the chDB
@@ -66,7 +80,7 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
         layout = store_layout(store.client, settings.clickhouse_cluster)
         migrate(store.client, layout)
         apply_retention(store.client, settings.retention_days, layout)
-        seed_definitions(store.client)
+        seed_definitions(store.client, configured_catalog(settings.catalog))
         writer = SpanWriter(store, settings)
         writer.start()
         decoders = DecodePool(

@@ -13,12 +13,21 @@ Example::
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from chainotel_analyzer.store.layout import Layout
+CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9_.{}-]+$"
+"""A cluster name as ``<remote_servers>`` spells it, or a macro such as ``{cluster}`` (quoted as a literal)."""
+
+
+def check_cluster_name(name: str) -> str:
+    """Return ``name`` if it matches :data:`CLUSTER_NAME_PATTERN`; raises ``ValueError`` naming the allowed characters."""
+    if not re.fullmatch(CLUSTER_NAME_PATTERN, name):
+        raise ValueError(f"cluster name {name!r}: use letters, digits, '_', '.', '-' or a {{macro}}")
+    return name
 
 
 def default_data_dir() -> Path:
@@ -136,6 +145,13 @@ class AnalyzerSettings(BaseSettings):
     )
     chdb_max_threads: int = Field(2, gt=0, description="Threads per query (session setting max_threads).")
 
+    catalog: str = Field(
+        "",
+        description="Chain catalog YAML file the chain registry is seeded from at every start — the same "
+        "variable and format as the services' distribution reads. Empty: the built-in catalog. An invalid "
+        "file stops the start.",
+    )
+
     # --- analysis API ----------------------------------------------------------------------------
     jaeger_ui_url: str | None = Field(
         None,
@@ -156,9 +172,7 @@ class AnalyzerSettings(BaseSettings):
     @field_validator("clickhouse_cluster")
     @classmethod
     def _cluster_name(cls, value: str) -> str:
-        if value:
-            Layout(value)  # raises ValueError naming the allowed characters
-        return value
+        return check_cluster_name(value) if value else value
 
     def resolved_clickhouse_url(self) -> str:
         """The store URL: ``clickhouse_url`` if set, else ``chdb://<absolute data_dir>``."""

@@ -16,7 +16,7 @@ import time
 from operator import itemgetter
 
 from chainotel_analyzer.analysis.critical_path import analyze_trace
-from chainotel_analyzer.analysis.model import Span
+from chainotel_analyzer.model.span import Span
 
 GOAL_SPANS_PER_S = 200_000
 

@@ -14,7 +14,7 @@
 
 The OTLP JSON files are decoded by the analyzer's own ingest decoder
 (``chainotel_analyzer.ingest.otlp_json.parse_request`` + ``chainotel_analyzer.ingest.otlp.decode_request``) and
-turned into spans exactly as stored rows are (:func:`chainotel_analyzer.analysis.model.span_from_history`).
+turned into spans exactly as stored rows are (:func:`chainotel_analyzer.model.rows.span_from_history`).
 Prints a Markdown table, the accuracy with other window choices (whole minute files as the fault
 window; the ``baseline/`` minute as every fault's baseline), plus for comparison the accuracy of the plain ``Δ`` score and of the
 naive attribution that charges every span's critical time to its own service.
@@ -30,7 +30,8 @@ from pathlib import Path
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
-from chainotel_analyzer.analysis.model import Span, group_by_trace, span_from_history
+from chainotel_analyzer.model.rows import span_from_history
+from chainotel_analyzer.model.span import Span, group_by_trace
 from tests.data import ENV as DATA_ENV
 from tests.data import onlineboutique_dir
 

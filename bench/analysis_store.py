@@ -77,14 +77,15 @@ def main() -> int:
     from chainotel_analyzer.store.catalog import seed_definitions
     from chainotel_analyzer.store.client import open_store
     from chainotel_analyzer.store.migrations import migrate
-    from chainotel_analyzer.store.queries import chain_definitions
+    from chainotel_analyzer.store.queries import ClickHouseChainRegistry, ClickHouseTraceReader
 
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{tmp}/db", data_dir=tmp))
         try:
             migrate(store.client)
             seed_definitions(store.client)
-            chains = [d["id"] for d in chain_definitions(store.client)]
+            reader, registry = ClickHouseTraceReader(store.client), ClickHouseChainRegistry(store.client)
+            chains = [d["id"] for d in registry.list()]
             cols = generate_rows(random.Random(7), chains)
             names = list(cols)
             n = len(cols["trace_id"])
@@ -98,13 +99,13 @@ def main() -> int:
             since, until = str(T0_NS // 10**9), str((T0_NS + HOUR_NS) // 10**9)
             mid = str((T0_NS + HOUR_NS // 2) // 10**9)
             def ranking(**times):
-                q = analytics.RankingQuery(**times, limit=20, max_traces=analytics.queries.DEFAULT_MAX_TRACES)
-                return analytics.bottlenecks(chain=None, q=q, store=store)
+                q = analytics.RankingQuery(**times, limit=20, max_traces=analytics.DEFAULT_MAX_TRACES)
+                return analytics.bottlenecks(chain=None, q=q, reader=reader)
 
             bott = timed(lambda: ranking(since=mid, until=until, baseline_since=since, baseline_until=mid), repeat=2)
             single = timed(lambda: ranking(since=since, until=until), repeat=2)
-            health = timed(lambda: analytics.health_overview(since=since, until=until, store=store))
-            overview = analytics.health_overview(since=since, until=until, store=store)
+            health = timed(lambda: analytics.health_overview(since=since, until=until, reader=reader, registry=registry))
+            overview = analytics.health_overview(since=since, until=until, reader=reader, registry=registry)
         finally:
             store.close()
     print(f"stored spans: {stored:,} in {TRACES:,} traces, {len(chains)} chains (insert {load_s:.1f} s)\n")

@@ -1,6 +1,6 @@
 """The analysis core: pure functions over plain data (no I/O).
 
-- :mod:`.model` — the :class:`~chainotel_analyzer.analysis.model.Span` the core works on (times in ns);
+- the :class:`~chainotel_analyzer.model.span.Span` the core works on (times in ns) is in :mod:`chainotel_analyzer.model.span`;
 - :mod:`.critical_path` — critical path and self time of one trace (Jaeger UI's semantics);
 - :mod:`.attribution` — which (service, operation) a piece of critical path is charged to;
 - :mod:`.aggregate` — critical path aggregated over a chain's traces (CRISP);

@@ -22,7 +22,7 @@ without a recorded callee but with ``peer.service`` is charged to ``(peer_servic
 from __future__ import annotations
 
 from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
-from chainotel_analyzer.analysis.model import CLIENT, CONSUMER, PRODUCER, SERVER, UNSPECIFIED, Span
+from chainotel_analyzer.model.span import CLIENT, CONSUMER, PRODUCER, SERVER, UNSPECIFIED, Span
 
 _CALLER_KINDS = frozenset((CLIENT, PRODUCER, UNSPECIFIED))
 

@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from operator import itemgetter, sub
 from typing import NamedTuple
 
-from chainotel_analyzer.analysis.model import CONSUMER, PRODUCER, Span
+from chainotel_analyzer.model.span import CONSUMER, PRODUCER, Span
 
 _SPAN_ID = itemgetter(0)
 
@@ -93,7 +93,7 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
 
     Example::
 
-        >>> from chainotel_analyzer.analysis.model import Span
+        >>> from chainotel_analyzer.model.span import Span
         >>> r = analyze_trace([Span("a", "", "web", "GET /", 0, 100),
         ...                    Span("b", "a", "db", "query", 10, 60)])
         >>> [(s.span_id, s.start_ns, s.end_ns) for s in r.roots[0].sections]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from chainotel_analyzer.analysis.model import Span
+from chainotel_analyzer.model.span import Span
 from chainotel_analyzer.analysis.stats import percentiles
 
 

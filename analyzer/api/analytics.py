@@ -2,7 +2,7 @@
 recommendations and the dependency graph of a chain.
 
 Where the HTTP layer of the analysis lives; the computing is in :mod:`chainotel_analyzer.analysis` and the
-SQL in :mod:`chainotel_analyzer.store.queries`. Times (``since``/``until``/``baseline_*``) are RFC 3339
+reads behind :class:`~chainotel_analyzer.store.interfaces.TraceReader`. Times (``since``/``until``/``baseline_*``) are RFC 3339
 (``2022-08-22T04:27:03Z``) or Unix seconds (``1661142423``, decimals allowed); traces of any date
 work (imported history). Bad parameters → 422 with the reason.
 
@@ -30,9 +30,8 @@ from chainotel_analyzer.analysis.impact import service_impact
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import time_params
 from chainotel_analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse, HealthOverviewResponse
-from chainotel_analyzer.api.deps import get_store
-from chainotel_analyzer.store import queries
-from chainotel_analyzer.store.client import Store
+from chainotel_analyzer.api.deps import get_reader, get_registry
+from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainRegistry, TraceReader
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
@@ -78,7 +77,7 @@ class RankingQuery:
         baseline_since: str | None = None,
         baseline_until: str | None = None,
         limit: int = Query(20, ge=1, le=1000),
-        max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
+        max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
     ):
         if (baseline_since is None) != (baseline_until is None):
             raise HTTPException(422, "baseline_since and baseline_until go together")
@@ -87,15 +86,15 @@ class RankingQuery:
         self.group_by, self.limit, self.max_traces = group_by, limit, max_traces
 
 
-def _bottlenecks(store: Store, chain: str | None, q: RankingQuery) -> dict:
+def _bottlenecks(reader: TraceReader, chain: str | None, q: RankingQuery) -> dict:
     s, u = q.window
-    total, traces = queries.window_traces(store.client, s, u, chain, q.max_traces)
+    total, traces = reader.window_traces(s, u, chain, q.max_traces)
     cur = contributions((analyze_trace(t) for t in traces.values()), q.group_by)
     base_doc = None
     base = None
     if q.baseline is not None:
         bs, bu = q.baseline
-        btotal, btraces = queries.window_traces(store.client, bs, bu, chain, q.max_traces)
+        btotal, btraces = reader.window_traces(bs, bu, chain, q.max_traces)
         base = contributions((analyze_trace(t) for t in btraces.values()), q.group_by)
         base_doc = {**_window_doc(bs, bu), "traces": btotal, "analysed_traces": len(btraces)}
     ranking = rank_bottlenecks(cur, base, q.group_by, q.limit)
@@ -121,12 +120,12 @@ def _bottlenecks(store: Store, chain: str | None, q: RankingQuery) -> dict:
 def bottlenecks(
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     q: RankingQuery = Depends(),
-    store: Store = Depends(get_store),
+    reader: TraceReader = Depends(get_reader),
 ):
     """Services (or operations) ranked by critical-path contribution; with a baseline window,
     by increase over it (score ``Δ·Δ/current``, see :mod:`chainotel_analyzer.analysis.bottlenecks`).
     Call hops (client → server gaps) are charged to the callee. Default window: the last hour."""
-    return _bottlenecks(store, chain, q)
+    return _bottlenecks(reader, chain, q)
 
 
 @router.get("/analytics/critical-path")
@@ -134,33 +133,38 @@ def aggregated_critical_path(
     since: str | None = None,
     until: str | None = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
-    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    store: Store = Depends(get_store),
+    max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    reader: TraceReader = Depends(get_reader),
 ):
     """The critical path aggregated over the window's traces (CRISP): per call path and per
     ``(service, operation)``, total / per-trace / p50 / p95 / p99 critical time (ms). Default
     window: the last hour; ``chain`` restricts to one chain definition."""
     s, u = window(since, until, 3600)
-    total, traces = queries.window_traces(store.client, s, u, chain, max_traces)
+    total, traces = reader.window_traces(s, u, chain, max_traces)
     agg = chain_critical_path(analyze_trace(t) for t in traces.values())
     return {"window": {**_window_doc(s, u), "analysed_traces": agg.pop("traces")}, "chain": chain, "traces": total,
             **agg}  # fmt: skip
 
 
 @router.get("/chains/{chain}/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
-def chain_bottlenecks(chain: str, q: RankingQuery = Depends(), store: Store = Depends(get_store)):
+def chain_bottlenecks(
+    chain: str,
+    q: RankingQuery = Depends(),
+    reader: TraceReader = Depends(get_reader),
+    registry: ChainRegistry = Depends(get_registry),
+):
     """:func:`bottlenecks` for one chain definition (``A1``–``E7``)."""
-    _known_chain(store, chain)
-    return _bottlenecks(store, chain, q)
+    _known_chain(registry, chain)
+    return _bottlenecks(reader, chain, q)
 
 
-def _known_chain(store: Store, chain: str) -> dict:
+def _known_chain(registry: ChainRegistry, chain: str) -> dict:
     if not re.fullmatch(CHAIN_ID_PATTERN, chain):
         raise HTTPException(422, f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_ID_PATTERN})")
-    defs = queries.chain_definitions(store.client, chain)
-    if not defs:
+    found = registry.get(chain)
+    if found is None:
         raise HTTPException(404, f"unknown chain {chain!r}")
-    return defs[0]["definition"]
+    return found["definition"]
 
 
 @router.get("/chains/{chain}/dependency-graph")
@@ -168,32 +172,38 @@ def chain_dependency_graph(
     chain: str,
     since: str | None = None,
     until: str | None = None,
-    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    store: Store = Depends(get_store),
+    max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    reader: TraceReader = Depends(get_reader),
+    registry: ChainRegistry = Depends(get_registry),
 ):
     """Caller → callee graph of a chain's traces in the window (default: last hour), with call
     counts and caller-side latency (ms)."""
-    _known_chain(store, chain)
+    _known_chain(registry, chain)
     s, u = window(since, until, 3600)
-    total, traces = queries.window_traces(store.client, s, u, chain, max_traces)
+    total, traces = reader.window_traces(s, u, chain, max_traces)
     return {"chain": chain, "window": _window_doc(s, u), "traces": total, **dependency_graph(traces.values())}
 
 
-def _registry(store: Store) -> dict[str, dict]:
-    return {d["id"]: d["definition"] for d in queries.chain_definitions(store.client)}
+def _definitions(registry: ChainRegistry) -> dict[str, dict]:
+    return {d["id"]: d["definition"] for d in registry.list()}
 
 
 @router.get("/analytics/chains/health/overview", response_model=HealthOverviewResponse, response_model_exclude_unset=True)
-def health_overview(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
+def health_overview(
+    since: str | None = None,
+    until: str | None = None,
+    reader: TraceReader = Depends(get_reader),
+    registry: ChainRegistry = Depends(get_registry),
+):
     """Health of every registered chain over the window (default: last hour): throughput, error
     rate, p50/p95/p99 (ms), SLA compliance, score 0–100 and status (formula in
     :mod:`chainotel_analyzer.analysis.health`)."""
     s, u = window(since, until, 3600)
-    registry = _registry(store)
-    figures = {r["chain"]: r for r in queries.chain_figures(
-        store.client, s, u, {k: d.get("max_duration_ms") for k, d in registry.items()})}  # fmt: skip
+    definitions = _definitions(registry)
+    figures = {r["chain"]: r for r in reader.chain_figures(
+        s, u, {k: d.get("max_duration_ms") for k, d in definitions.items()})}  # fmt: skip
     chains = []
-    for chain, definition in registry.items():
+    for chain, definition in definitions.items():
         f = figures.get(chain)
         h = chain_health(
             chain, f["traces"] if f else 0, f["error_traces"] if f else 0, f["root_error_traces"] if f else 0,
@@ -207,13 +217,13 @@ def health_overview(since: str | None = None, until: str | None = None, store: S
 
 @router.get("/analytics/performance/real-time")
 @router.get("/analytics/chains/performance/real-time", include_in_schema=False)
-def performance(since: str | None = None, until: str | None = None, store: Store = Depends(get_store)):
+def performance(since: str | None = None, until: str | None = None, reader: TraceReader = Depends(get_reader)):
     """Traffic of the last 5 minutes (or the window): ``active_chains`` (chain definitions with
     traces), ``average_duration`` (ms, over all traces), throughput and error rate, per chain too
     (``chain`` ``""`` = traces without a chain)."""
     s, u = window(since, until, 300)
     minutes = (u - s) / 6e10
-    rows = queries.chain_figures(store.client, s, u)
+    rows = reader.chain_figures(s, u)
     chains = [
         {"chain": r["chain"], "traces": r["traces"], "throughput_per_min": r["traces"] / minutes,
          "average_duration": r["avg_ms"], "p95_ms": r["p95_ms"], "error_rate": r["error_traces"] / r["traces"]}
@@ -237,7 +247,7 @@ def anomalies(
     until: str | None = None,
     window_minutes: int = Query(5, ge=1, le=1440),
     baseline_buckets: int = Query(12, ge=3, le=288),
-    store: Store = Depends(get_store),
+    reader: TraceReader = Depends(get_reader),
 ):
     """Latency / error-rate / throughput anomalies of every chain and service: the last
     ``window_minutes`` before ``until`` vs the ``baseline_buckets`` windows of equal length before
@@ -247,8 +257,8 @@ def anomalies(
     s = u - (baseline_buckets + 1) * bucket_s * 10**9
     found = []
     for scope, rows, key, count in (
-        ("chain", queries.chain_buckets(store.client, s, u, bucket_s), "chain", "traces"),
-        ("service", queries.service_buckets(store.client, s, u, bucket_s), "service", "calls"),
+        ("chain", reader.chain_buckets(s, u, bucket_s), "chain", "traces"),
+        ("service", reader.service_buckets(s, u, bucket_s), "service", "calls"),
     ):
         series: dict[str, dict[int, anomaly_rules.Bucket]] = {}
         for r in rows:
@@ -272,13 +282,13 @@ def impact(
     service: str,
     since: str | None = None,
     until: str | None = None,
-    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    store: Store = Depends(get_store),
+    max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    reader: TraceReader = Depends(get_reader),
 ):
     """The chains ``service`` takes part in and its share of their critical path (call hops into
     it count as its own), over the window (default: last hour)."""
     s, u = window(since, until, 3600)
-    _, traces = queries.window_traces(store.client, s, u, None, max_traces)
+    _, traces = reader.window_traces(s, u, None, max_traces)
     per_chain: dict[str, list] = {}
     for spans in traces.values():
         chain = max((sp.chain for sp in spans), default="")
@@ -295,15 +305,16 @@ def recommendations(
     since: str | None = None,
     until: str | None = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
-    max_traces: int = Query(queries.DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    store: Store = Depends(get_store),
+    max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    reader: TraceReader = Depends(get_reader),
+    registry: ChainRegistry = Depends(get_registry),
 ):
     """Recommendations with evidence (parallelizable calls, N+1, the service dominating SLA
     breaches) per chain over the window (default: last hour); rules in
     :mod:`chainotel_analyzer.analysis.recommendations`."""
     s, u = window(since, until, 3600)
-    slas = {k: d.get("max_duration_ms") for k, d in _registry(store).items()}
-    _, traces = queries.window_traces(store.client, s, u, chain, max_traces)
+    slas = {k: d.get("max_duration_ms") for k, d in _definitions(registry).items()}
+    _, traces = reader.window_traces(s, u, chain, max_traces)
     per_chain: dict[str, list] = {}
     for spans in traces.values():
         per_chain.setdefault(max((sp.chain for sp in spans), default=""), []).append(analyze_trace(spans))

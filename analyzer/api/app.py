@@ -1,26 +1,37 @@
 """The analyzer's FastAPI app factory.
 
 Mounted routers are listed in :func:`routers` — the one place to register a router (analysis routers
-are appended there). Every router reaches the store through :mod:`chainotel_analyzer.api.deps`.
+are appended there). Every router reaches storage through the dependencies of
+:mod:`chainotel_analyzer.api.deps`.
 
 Run it the way ``chainotel-analyzer serve`` does (one uvicorn worker: the process owns the chDB
 directory)::
 
     from chainotel_analyzer.api.app import create_app
-    app = create_app()                 # opens the store at startup, closes it at shutdown
+    from chainotel_analyzer.runtime import start_runtime
+    app = create_app(start_runtime(settings))   # closes the runtime at shutdown
 """
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from chainotel_analyzer.api.deps import Services
 from chainotel_analyzer.api.serving import ConcurrencyLimit
-from chainotel_analyzer.runtime import Runtime, start_runtime
 from chainotel_analyzer.security.http import AuthMiddleware
-from chainotel_analyzer.settings import AnalyzerSettings
+
+
+class Served(Protocol):
+    """A started runtime (:class:`chainotel_analyzer.runtime.Runtime`): its :class:`Services`, and
+    ``close()`` to stop it."""
+
+    def services(self) -> Services: ...
+
+    def close(self) -> None: ...
 
 
 def routers() -> list[APIRouter]:
@@ -33,27 +44,33 @@ def routers() -> list[APIRouter]:
     return [
         otlp_router,  # POST /v1/traces (OTLP/HTTP)
         health_router,  # GET /health
-        # analysis routers (issue 4) go below this line
+        # analysis routers below this line
         chains_router,  # /api/v1/chains..., /api/v1/traces/{chain_id}/critical-path
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
     ]
 
 
-def create_app(settings: AnalyzerSettings | None = None, runtime: Runtime | None = None) -> FastAPI:
-    """Build the app. The app serves ``runtime`` if given (already started, e.g. by the CLI to report a
-    locked data directory before uvicorn starts), else starts one from ``settings`` (default: the
-    environment) at startup. Either way the runtime is closed at shutdown — in the lifespan, because
-    uvicorn re-raises SIGTERM/SIGINT after shutdown and code after ``uvicorn.run`` may never run.
+def create_app(runtime: Served) -> FastAPI:
+    """Build the app serving ``runtime`` (already started: :func:`chainotel_analyzer.runtime.start_runtime`,
+    so that a locked data directory is reported before uvicorn starts). The runtime is closed at
+    shutdown — in the lifespan, because uvicorn re-raises SIGTERM/SIGINT after shutdown and code
+    after ``uvicorn.run`` may never run.
+
+    Middleware, outermost first: CORS (only with ``cors_allow_origins``), the in-flight request
+    limit (:class:`~chainotel_analyzer.api.serving.ConcurrencyLimit`), authentication
+    (:class:`~chainotel_analyzer.security.http.AuthMiddleware`, before any body is read).
     """
-    settings = runtime.settings if runtime is not None else (settings or AnalyzerSettings())
+    services = runtime.services()
+    settings = services.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        app.state.runtime = runtime if runtime is not None else start_runtime(settings)
+        app.state.services = services
+        app.state.intake = services.intake  # the OTLP/HTTP receiver's dependency
         try:
             yield
         finally:
-            app.state.runtime.close()
+            runtime.close()
 
     app = FastAPI(
         title="chainotel analyzer",
@@ -65,8 +82,8 @@ def create_app(settings: AnalyzerSettings | None = None, runtime: Runtime | None
     )
     for router in routers():
         app.include_router(router)
-    # outermost last: CORS (only with configured origins) answers preflights before authentication
-    app.add_middleware(AuthMiddleware, tokens=lambda: app.state.runtime.tokens)
+    # add_middleware wraps: the last added is outermost
+    app.add_middleware(AuthMiddleware, tokens=lambda: services.tokens)
     app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after)
     origins = settings.cors_origins()
     if origins:

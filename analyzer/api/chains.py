@@ -8,10 +8,8 @@ Jaeger UI (``<ui>/trace/<trace_id>``, Jaeger UI's trace page); otherwise ``jaege
 
 Chain definitions are validated by :class:`chainotel.catalog.ChainDefinition` (422 names the
 field); ``POST`` writes version 1 (or + 1 after a deletion), ``PUT`` version + 1, ``DELETE`` a
-deletion marker (version + 1). Each of them reads the newest version and inserts the next one
-under one lock: handlers run in a thread pool, and two unserialised PUTs would both write N + 1
-(one change lost). A process lock suffices because one analyzer process owns the store (one
-uvicorn worker; a chDB directory is locked to one process).
+deletion marker (version + 1), through the :class:`~chainotel_analyzer.store.interfaces.ChainRegistry`
+(which serialises them).
 
 Example::
 
@@ -20,27 +18,20 @@ Example::
 
 from __future__ import annotations
 
-import threading
-
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.api.analysis_models import CriticalPathResponse
-from chainotel_analyzer.api.deps import get_settings, get_store
+from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
 from chainotel_analyzer.security.http import principal_of
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store import queries
-from chainotel_analyzer.store.client import Store
+from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, TraceReader, UnknownChain
 from chainotel.catalog import ChainDefinition
 from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
 
 router = APIRouter(prefix="/api/v1", tags=["chains"])
-
-_registry_lock = threading.Lock()
-"""Serialises read-newest-version-then-insert of the registry writes (module docstring)."""
-
 
 def jaeger_url(settings: AnalyzerSettings, trace_id: str) -> str | None:
     """Jaeger UI link to trace ``trace_id`` (32 hex): ``<jaeger_ui_url>/trace/<trace_id>``, or
@@ -60,30 +51,30 @@ def _trace_id(chain_id: str) -> str:
         raise HTTPException(422, str(exc)) from None
 
 
-def _spans(store: Store, chain_id: str):
+def _spans(reader: TraceReader, chain_id: str):
     trace_id = _trace_id(chain_id)
-    spans = queries.trace_spans(store.client, trace_id)
+    spans = reader.trace_spans(trace_id)
     if not spans:
         raise HTTPException(404, f"unknown chain instance {chain_id!r}")
     return trace_id, spans
 
 
 @router.get("/chains/events/{chain_id}")
-def events(chain_id: str, store: Store = Depends(get_store), settings: AnalyzerSettings = Depends(get_settings)):
+def events(chain_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
     """``{"chain_id", "jaeger_url", "events": [chain_history rows in time order]}``."""
     trace_id = _trace_id(chain_id)
-    rows = queries.trace_events(store.client, trace_id)
+    rows = reader.trace_events(trace_id)
     if not rows:
         raise HTTPException(404, f"unknown chain instance {chain_id!r}")
     return {"chain_id": format_chain_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
 
 
 @router.get("/chains/analysis/{chain_id}")
-def analysis(chain_id: str, store: Store = Depends(get_store), settings: AnalyzerSettings = Depends(get_settings)):
+def analysis(chain_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
     """``{"chain_id", "jaeger_url", "total_duration" (ms), "service_count", "success_rate" (share
     of spans without error), "bottlenecks", "dependency_graph", "critical_path"}`` of one chain
     instance."""
-    trace_id, spans = _spans(store, chain_id)
+    trace_id, spans = _spans(reader, chain_id)
     r = analyze_trace(spans)
     main = r.roots[0]
     root = r.spans[main.root_span_id]
@@ -109,11 +100,11 @@ def _section(r, sec) -> dict:
 
 
 @router.get("/traces/{chain_id}/critical-path", response_model=CriticalPathResponse)
-def critical_path(chain_id: str, store: Store = Depends(get_store), settings: AnalyzerSettings = Depends(get_settings)):
+def critical_path(chain_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
     """Critical path of one chain instance (Jaeger UI's semantics; orphan subtrees as extra roots
     after the main root), with self and critical time per span and ``jaeger_url``. Integers are
     exact **ns**."""
-    trace_id, spans = _spans(store, chain_id)
+    trace_id, spans = _spans(reader, chain_id)
     r = analyze_trace(spans)
     main = r.spans[r.roots[0].root_span_id]
     roots = []
@@ -149,55 +140,47 @@ def critical_path(chain_id: str, store: Store = Depends(get_store), settings: An
 
 
 @router.get("/chains")
-def list_chains(store: Store = Depends(get_store)):
+def list_chains(registry: ChainRegistry = Depends(get_registry)):
     """Every current chain definition: ``{"chains": [{"id", "version", "source", "updated_at", "definition"}]}``."""
-    return {"chains": queries.chain_definitions(store.client)}
+    return {"chains": registry.list()}
 
 
 @router.get("/chains/{chain}")
-def get_chain(chain: str, store: Store = Depends(get_store)):
+def get_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
     """One chain definition (404 if unknown or deleted)."""
-    found = queries.chain_definitions(store.client, chain)
-    if not found:
+    found = registry.get(chain)
+    if found is None:
         raise HTTPException(404, f"unknown chain {chain!r}")
-    return found[0]
+    return found
 
 
 @router.post("/chains", status_code=201)
-def create_chain(body: ChainDefinition, request: Request, store: Store = Depends(get_store)):
+def create_chain(body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
-    with _registry_lock:
-        latest = queries.latest_version(store.client, body.id)
-        if latest is not None and not latest[1]:
-            raise HTTPException(409, f"chain {body.id!r} exists; use PUT /api/v1/chains/{body.id} to change it")
-        version = 1 if latest is None else latest[0] + 1
-        queries.write_definition(store.client, body.model_dump(mode="json"), version,
-                                 changed_by=principal_of(request).name)
-        return queries.chain_definitions(store.client, body.id)[0]
+    try:
+        return registry.create(body.model_dump(mode="json"), changed_by=principal_of(request).name)
+    except ChainExists as exc:
+        raise HTTPException(409, str(exc)) from None
 
 
 @router.put("/chains/{chain}")
-def update_chain(chain: str, body: ChainDefinition, request: Request, store: Store = Depends(get_store)):
+def update_chain(
+    chain: str, body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)
+):
     """Replace a chain definition: version + 1 (404 if unknown; 422 if the body's ``id`` differs)."""
     if body.id != chain:
         raise HTTPException(422, f"id: body id {body.id!r} does not match the path {chain!r}")
-    with _registry_lock:
-        latest = queries.latest_version(store.client, chain)
-        if latest is None or latest[1]:
-            raise HTTPException(404, f"unknown chain {chain!r}")
-        queries.write_definition(store.client, body.model_dump(mode="json"), latest[0] + 1,
-                                 changed_by=principal_of(request).name)
-        return queries.chain_definitions(store.client, chain)[0]
+    try:
+        return registry.put(body.model_dump(mode="json"), changed_by=principal_of(request).name)
+    except UnknownChain as exc:
+        raise HTTPException(404, str(exc)) from None
 
 
 @router.delete("/chains/{chain}", status_code=204)
-def delete_chain(chain: str, request: Request, store: Store = Depends(get_store)):
+def delete_chain(chain: str, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
-    with _registry_lock:
-        latest = queries.latest_version(store.client, chain)
-        if latest is None or latest[1]:
-            raise HTTPException(404, f"unknown chain {chain!r}")
-        current = queries.chain_definitions(store.client, chain)[0]["definition"]
-        queries.write_definition(store.client, current, latest[0] + 1, deleted=True,
-                                 changed_by=principal_of(request).name)
+    try:
+        registry.delete(chain, changed_by=principal_of(request).name)
+    except UnknownChain as exc:
+        raise HTTPException(404, str(exc)) from None
     return Response(status_code=204)

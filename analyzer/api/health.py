@@ -4,10 +4,42 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+
+from chainotel_analyzer.api.deps import Services, get_services
 
 router = APIRouter(tags=["health"])
+
+
+class StoreHealth(BaseModel):
+    url: str = Field(description="Store URL, password redacted.")
+    reachable: bool
+    error: str = Field(description="The last write error while unreachable, else ''.")
+
+
+class WriteQueue(BaseModel):
+    depth_spans: int = Field(description="Spans waiting for their INSERT.")
+    max_spans: int = Field(description="Past this many waiting spans receivers answer 503 / UNAVAILABLE.")
+    depth_bytes: int = Field(description="Bytes of decoded spans waiting (resource attributes counted per span).")
+    max_bytes: int = Field(description="Past this many waiting bytes receivers answer 503 / UNAVAILABLE.")
+    inserts: int
+    spans_written: int
+    insert_seconds: float = Field(description="Seconds spent in INSERTs since start.")
+
+
+class Decoders(BaseModel):
+    pending_bytes: int = Field(description="Request bytes waiting for a decoder process.")
+    max_pending_bytes: int
+
+
+class HealthResponse(BaseModel):
+    status: str = Field(description="'ok' or 'unavailable'.")
+    store: StoreHealth
+    write_queue: WriteQueue
+    decoders: Decoders
+    grpc_port: int | None = Field(description="Bound OTLP/gRPC port, null when gRPC is off.")
 
 
 def _redact(url: str) -> str:
@@ -18,40 +50,23 @@ def _redact(url: str) -> str:
     return url
 
 
-@router.get("/health", summary="Store reachability and write-queue depth")
-def health(request: Request) -> JSONResponse:
-    """``{"status": "ok"|"unavailable", "store": {"url", "reachable", "error"}, "write_queue": {...},
-    "decoders": {...}, "grpc_port"}``.
-
-    ``write_queue.depth_spans`` counts spans waiting for their INSERT; ``max_spans`` is the bound past
-    which receivers answer 503 / UNAVAILABLE (as past ``max_bytes`` of ``depth_bytes``). A 503 carries
-    ``Retry-After``.
-    """
-    runtime = request.app.state.runtime
-    writer = runtime.writer
-    reachable = runtime.store.ping() and writer.healthy
-    body = {
-        "status": "ok" if reachable else "unavailable",
-        "store": {
-            "url": _redact(runtime.store.url),
-            "reachable": reachable,
-            "error": "" if reachable else writer.last_error,
-        },
-        "write_queue": {
-            "depth_spans": writer.queue_depth,
-            "max_spans": runtime.settings.queue_max_spans,
-            "depth_bytes": writer.queue_bytes,
-            "max_bytes": runtime.settings.queue_max_bytes,
-            "inserts": writer.inserts,
-            "spans_written": writer.spans_written,
-            "insert_seconds": round(writer.insert_seconds, 3),
-        },
-        "decoders": {
-            "pending_bytes": runtime.decoders.pending_bytes,
-            "max_pending_bytes": runtime.settings.decode_max_pending_bytes,
-        },
-        "grpc_port": runtime.grpc_port,
-    }
+@router.get("/health", summary="Store reachability and write-queue depth", response_model=HealthResponse,
+            responses={503: {"model": HealthResponse, "description": "The store does not answer"}})  # fmt: skip
+def health(services: Services = Depends(get_services)) -> JSONResponse:
+    """The analyzer's health: 200 with ``status`` ``ok`` when the store answers and takes writes,
+    else 503 (with ``Retry-After``) with ``unavailable`` and the last error. Needs no token."""
+    sink, settings = services.intake.sink, services.settings
+    reachable = services.store.ping() and sink.healthy
+    body = HealthResponse(
+        status="ok" if reachable else "unavailable",
+        store=StoreHealth(url=_redact(services.store.url), reachable=reachable, error="" if reachable else sink.last_error),
+        write_queue=WriteQueue(depth_spans=sink.queue_depth, max_spans=settings.queue_max_spans,
+                               depth_bytes=sink.queue_bytes, max_bytes=settings.queue_max_bytes, inserts=sink.inserts,
+                               spans_written=sink.spans_written, insert_seconds=round(sink.insert_seconds, 3)),
+        decoders=Decoders(pending_bytes=services.intake.decoders.pending_bytes,
+                          max_pending_bytes=settings.decode_max_pending_bytes),
+        grpc_port=services.grpc_port,
+    )  # fmt: skip
     if reachable:
-        return JSONResponse(body)
-    return JSONResponse(body, status_code=503, headers={"Retry-After": str(runtime.settings.retry_after)})
+        return JSONResponse(body.model_dump())
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": str(settings.retry_after)})

@@ -14,7 +14,7 @@ import re
 from datetime import datetime
 from decimal import Decimal, localcontext
 
-from chainotel_analyzer.store import MAX_TIMESTAMP_NS
+from chainotel_analyzer.model.rows import MAX_TIMESTAMP_NS
 
 MAX_LENGTH = 40
 """Longest accepted value, in characters (an RFC 3339 time with ns and offset is 35)."""

@@ -37,15 +37,15 @@ from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderU
 from chainotel_analyzer.security.grpc import AuthInterceptor
 from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.writer import RequestTooLarge, SpanWriter, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import RequestTooLarge, SpanSink, StoreUnavailable, WriteQueueFull
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
 
 class TraceServiceHandler:
-    """``TraceService/Export`` over a :class:`~chainotel_analyzer.store.writer.SpanWriter`."""
+    """``TraceService/Export`` into a :class:`~chainotel_analyzer.store.interfaces.SpanSink`."""
 
-    def __init__(self, writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings):
+    def __init__(self, writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings):
         self._writer = writer
         self._decoders = decoders
         self._settings = settings
@@ -102,7 +102,7 @@ class TraceServiceHandler:
 
 
 def start_grpc_server(
-    writer: SpanWriter, decoders: DecodePool, settings: AnalyzerSettings, tokens: TokenSet | None = None
+    writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings, tokens: TokenSet | None = None
 ) -> tuple[grpc.Server, int]:
     """Start the OTLP/gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port.
     With ``tokens``, every call needs ``authorization: Bearer <token>`` of an ``ingest`` token

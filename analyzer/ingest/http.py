@@ -18,16 +18,22 @@ from __future__ import annotations
 import asyncio
 import json
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from starlette.requests import ClientDisconnect
 from google.rpc import status_pb2
 
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, response_json
-from chainotel_analyzer.ingest.receive import BodyTooLarge, DecoderUnavailable, ExportResult
-from chainotel_analyzer.store.writer import RequestTooLarge, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.ingest.receive import BodyTooLarge, DecoderUnavailable, ExportResult, Intake
+from chainotel_analyzer.store.interfaces import RequestTooLarge, StoreUnavailable, WriteQueueFull
 
 router = APIRouter(tags=["otlp"])
+
+
+def get_intake(request: Request) -> Intake:
+    """The receiver's :class:`~chainotel_analyzer.ingest.receive.Intake`, set by the app factory
+    (:func:`chainotel_analyzer.api.app.create_app`)."""
+    return request.app.state.intake
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
@@ -50,10 +56,9 @@ def _error(status: int, code: int, message: str, is_json: bool, headers: dict | 
     responses={400: {}, 413: {}, 415: {}, 503: {}},
     openapi_extra={"requestBody": {"content": {PROTOBUF: {}, JSON: {}}, "required": True}},
 )
-async def export_traces(request: Request) -> Response:
+async def export_traces(request: Request, intake: Intake = Depends(get_intake)) -> Response:
     """Store the spans of an OTLP ``ExportTraceServiceRequest`` (protobuf or JSON, optionally gzip)."""
-    runtime = request.app.state.runtime
-    settings = runtime.settings
+    settings = intake.settings
     ctype = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     if ctype not in (PROTOBUF, JSON):
         return Response(
@@ -67,11 +72,11 @@ async def export_traces(request: Request) -> Response:
         return _error(415, _INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}: use gzip or none", is_json)
 
     retry_after = {"Retry-After": str(settings.retry_after)}
-    overloaded = runtime.writer.full() or runtime.decoders.busy()
+    overloaded = intake.sink.full() or intake.decoders.busy()
     if overloaded:  # answered before the body is read and decoded
         return _error(503, _UNAVAILABLE, f"{overloaded}; retry later", is_json, retry_after)
-    with runtime.writer.incoming():  # until queued: the writer waits for these spans
-        queued = await _read_decode_submit(request, runtime, is_json, encoding, retry_after)
+    with intake.sink.incoming():  # until queued: the writer waits for these spans
+        queued = await _read_decode_submit(request, intake, is_json, encoding, retry_after)
     if isinstance(queued, Response):
         return queued
     future, decoded = queued
@@ -88,10 +93,10 @@ async def export_traces(request: Request) -> Response:
     return Response(result.SerializeToString(), media_type=PROTOBUF)
 
 
-async def _read_decode_submit(request: Request, runtime, is_json: bool, encoding: str, retry_after: dict):
+async def _read_decode_submit(request: Request, intake: Intake, is_json: bool, encoding: str, retry_after: dict):
     """Read the body (capped), decode it in the decoder pool, queue it: (commit future | None, decoded)
     or the error Response."""
-    settings = runtime.settings
+    settings = intake.settings
     limit = settings.max_request_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
@@ -107,7 +112,7 @@ async def _read_decode_submit(request: Request, runtime, is_json: bool, encoding
         return Response(status_code=400)
     body = b"".join(chunks)
     try:
-        decoding = runtime.decoders.submit(body, encoding == "gzip", is_json, settings.max_decompressed_bytes)
+        decoding = intake.decoders.submit(body, encoding == "gzip", is_json, settings.max_decompressed_bytes)
         del body, chunks  # the decoder holds its own copy
         payload = await asyncio.wrap_future(decoding)
     except BodyTooLarge as exc:
@@ -119,7 +124,7 @@ async def _read_decode_submit(request: Request, runtime, is_json: bool, encoding
     if not payload.spans.count:
         return None, payload.spans
     try:
-        return runtime.writer.submit(payload.digest, payload.spans), payload.spans
+        return intake.sink.submit(payload.digest, payload.spans), payload.spans
     except RequestTooLarge as exc:
         return _error(413, _RESOURCE_EXHAUSTED, str(exc), is_json)
     except (WriteQueueFull, StoreUnavailable) as exc:

@@ -1,9 +1,10 @@
 """Decode an OTLP ``ExportTraceServiceRequest`` into ``chain_history`` columns.
 
-The output is a column-oriented ``pyarrow.Table`` (:data:`COLUMNS`), inserted by the writer with
-clickhouse-connect's ``insert_arrow`` (ClickHouse parses the Arrow columns in C++; no per-row Python
-objects are built on either side). It travels from decoder processes to the analyzer as an Arrow
-IPC stream (:class:`DecodedSpans` pickling).
+The output is a column-oriented ``pyarrow.Table`` with the decoder's columns of the row format
+(:data:`chainotel_analyzer.model.rows.DECODED_SCHEMA`), inserted by the writer with clickhouse-connect's
+``insert_arrow`` (ClickHouse parses the Arrow columns in C++; no per-row Python objects are built on
+either side). It travels from decoder processes to the analyzer as an Arrow IPC stream
+(:class:`~chainotel_analyzer.model.rows.DecodedSpans` pickling).
 
 Rules (OTLP specification, opentelemetry-proto ``trace/v1/trace.proto``):
 
@@ -22,81 +23,18 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 
 import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from chainotel_analyzer.store import MAX_TIMESTAMP_NS
+from chainotel_analyzer.model.rows import DECODED_SCHEMA, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans
 from chainotel import attributes as ca
-
-COLUMNS: tuple[str, ...] = (
-    "trace_id",
-    "request_id",
-    "parent_span_id",
-    "service_name",
-    "operation",
-    "span_kind",
-    "event_type",
-    "timestamp",
-    "duration_ns",
-    "endpoint",
-    "user_id",
-    "chain",
-    "category",
-    "status_code",
-    "status_message",
-    "error_context",
-    "peer_service",
-    "scope_name",
-    "span_attributes",
-    "resource_attributes",
-)
-"""Columns of :attr:`DecodedSpans.table`, in order. ``chain_id`` and ``ingested_at`` are filled by their
-column DEFAULTs in ClickHouse; the writer appends ``request_digest``."""
-
-SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
-"""``span_kind`` values, indexed by the OTLP ``Span.SpanKind`` number."""
-
-STATUS_CODES = ("unset", "ok", "error")
-"""``status_code`` values, indexed by the OTLP ``Status.StatusCode`` number."""
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
 _PEER_KEYS = ("peer.service", "server.address", "net.peer.name")
-
-
-@dataclass
-class DecodedSpans:
-    """Result of decoding one request.
-
-    ``table``: a ``pyarrow.Table`` with :data:`COLUMNS` (``count`` rows; ``timestamp`` is
-    ``timestamp[ns, UTC]``, ``duration_ns`` uint64, the attribute columns ``map<string, string>``);
-    ``rejected``: number of spans refused; ``error_message``: why (first reasons), '' when none were.
-    """
-
-    table: pa.Table | None = None
-    count: int = 0
-    rejected: int = 0
-    error_message: str = ""
-
-    def __getstate__(self) -> dict:
-        # pickled between decoder processes and the analyzer: as one Arrow IPC stream (one buffer,
-        # read back without copying)
-        state = dict(self.__dict__)
-        if self.table is not None:
-            sink = pa.BufferOutputStream()
-            with pa.ipc.new_stream(sink, self.table.schema) as writer:
-                writer.write_table(self.table)
-            state["table"] = sink.getvalue()
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        if state.get("table") is not None:
-            state["table"] = pa.ipc.open_stream(state["table"]).read_all()
-        self.__dict__.update(state)
 
 
 @lru_cache(maxsize=1)
@@ -272,7 +210,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 pa.array(scopes, s), _map_array(s_off, s_keys, s_vals),
                 _map_array(r_off, r_keys, r_vals).take(pa.array(r_index, pa.int32())),
             ],
-            names=list(COLUMNS),
+            schema=DECODED_SCHEMA,
         )  # fmt: skip
     return out
 

@@ -26,8 +26,11 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
-from chainotel_analyzer.ingest.otlp import DecodedSpans, decode_request
+from chainotel_analyzer.ingest.otlp import decode_request
+from chainotel_analyzer.model.rows import DecodedSpans
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, parse_request
+from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.store.interfaces import SpanSink
 
 log = logging.getLogger(__name__)
 
@@ -290,3 +293,13 @@ class ExportResult:
             resp.partial_success.rejected_spans = self.rejected
             resp.partial_success.error_message = self.error_message
         return resp
+
+
+@dataclass
+class Intake:
+    """What an OTLP receiver needs: the ``settings`` (limits, timeouts), the ``decoders`` and the
+    ``sink`` that stores decoded requests (:class:`~chainotel_analyzer.store.interfaces.SpanSink`)."""
+
+    settings: AnalyzerSettings
+    decoders: DecodePool
+    sink: SpanSink

@@ -1,6 +1,7 @@
 """Seed ``chain_definitions`` (the chain registry) from the chain catalog at every start.
 
-Which catalog: the YAML file named by ``CHAINOTEL_CATALOG`` — the same variable, and the same
+Which catalog: the YAML file named by ``CHAINOTEL_CATALOG`` (the setting
+:attr:`~chainotel_analyzer.settings.AnalyzerSettings.catalog`) — the same variable, and the same
 loader (:func:`chainotel.catalog.load_catalog`), as the services' chainotel distribution, so the
 registry describes the chains the services tag — else the built-in catalog
 (:func:`chainotel.catalog.default_catalog`).
@@ -34,16 +35,15 @@ from __future__ import annotations
 
 import json
 import logging
-import os
+from pathlib import Path
 from datetime import datetime, timezone
 from importlib import metadata
 
 from clickhouse_connect.driver.client import Client
 
 from chainotel_analyzer.store.client import StoreConfigError
-from chainotel_analyzer.store.queries import DEFINITION_COLUMNS
+from chainotel_analyzer.model.rows import DEFINITION_COLUMNS
 from chainotel.catalog import DEFAULT_CATALOG_SOURCE, Catalog, CatalogError, default_catalog, load_catalog
-from chainotel.configurator import CATALOG_ENV
 
 log = logging.getLogger(__name__)
 
@@ -59,16 +59,16 @@ class CatalogConfigError(StoreConfigError):
 
     def __init__(self, error: CatalogError):
         self.problems = error.problems
-        super().__init__(f"{CATALOG_ENV} is not a valid chain catalog; fix the file or unset the variable:\n{error}")
+        super().__init__(f"CHAINOTEL_CATALOG is not a valid chain catalog; fix the file or unset the variable:\n{error}")
 
 
-def configured_catalog() -> Catalog:
-    """``load_catalog($CHAINOTEL_CATALOG)``, or :func:`~chainotel.catalog.default_catalog` when the
-    variable is unset or empty.
+def configured_catalog(path: str | Path = "") -> Catalog:
+    """``load_catalog(path)`` (the ``catalog`` setting, ``CHAINOTEL_CATALOG``), or
+    :func:`~chainotel.catalog.default_catalog` when ``path`` is empty.
 
     Raises :class:`CatalogConfigError` when the file cannot be read or is invalid.
     """
-    path = os.environ.get(CATALOG_ENV, "").strip()
+    path = str(path).strip()
     if not path:
         return default_catalog()
     try:
@@ -104,13 +104,9 @@ def current_definitions(client: Client) -> dict[str, dict]:
 
 
 def seed_definitions(client: Client, catalog: Catalog | None = None) -> int:
-    """Bring the registry in line with ``catalog`` (default: :func:`configured_catalog`) by the
-    module rules; return how many rows were written.
-
-    Raises :class:`CatalogConfigError` for an invalid ``CHAINOTEL_CATALOG`` file, before anything
-    is written.
-    """
-    chains = catalog if catalog is not None else configured_catalog()
+    """Bring the registry in line with ``catalog`` (default: the built-in catalog; the analyzer passes
+    :func:`configured_catalog`) by the module rules; return how many rows were written."""
+    chains = catalog if catalog is not None else default_catalog()
     origin = _origin(chains)
     existing = current_definitions(client)
     now = datetime.now(timezone.utc)

@@ -44,8 +44,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9_.{}-]+$"
-"""A cluster name as ``<remote_servers>`` spells it, or a macro such as ``{cluster}`` (quoted as a literal)."""
+from chainotel_analyzer.settings import check_cluster_name
 
 MARKERS = ("on_cluster", "local", "replicated", "replicated_everywhere", "distributed")
 
@@ -72,15 +71,15 @@ def _identifier(text: str) -> str:
 class Layout:
     """One ClickHouse node (``cluster=None``, the default) or cluster ``cluster`` with the tables in ``database``.
 
-    Raises ValueError for a cluster name outside :data:`CLUSTER_NAME_PATTERN` or an empty database.
+    Raises ValueError for a cluster name outside :data:`chainotel_analyzer.settings.CLUSTER_NAME_PATTERN` or an empty database.
     """
 
     cluster: str | None = None
     database: str = "default"
 
     def __post_init__(self) -> None:
-        if self.cluster is not None and not re.fullmatch(CLUSTER_NAME_PATTERN, self.cluster):
-            raise ValueError(f"cluster name {self.cluster!r}: use letters, digits, '_', '.', '-' or a {{macro}}")
+        if self.cluster is not None:
+            check_cluster_name(self.cluster)
         if not self.database:
             raise ValueError("database name is empty")
 

@@ -10,7 +10,7 @@ so parts should be big. The writer starts an INSERT when ``batch_max_spans`` (�
 or when at least ``batch_min_spans`` wait and no request is being read or decoded
 (:meth:`SpanWriter.incoming`), or ``batch_max_wait`` (≤ 1 s) after the oldest waiting request
 arrived. Each INSERT takes what is waiting, at most ``batch_max_spans`` spans, in one Arrow-format
-INSERT into ``chain_history`` (columns built by :func:`~chainotel_analyzer.ingest.otlp.decode_request`); the
+INSERT into ``chain_history`` (columns of :data:`chainotel_analyzer.model.rows.INSERT_SCHEMA`); the
 materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSERT. Requests are
 never split across INSERTs.
 
@@ -59,11 +59,10 @@ from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-import pyarrow as pa
-
-from chainotel_analyzer.ingest.otlp import DecodedSpans
+from chainotel_analyzer.model.rows import DecodedSpans, insert_table
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.client import Store
+from chainotel_analyzer.store.interfaces import RequestTooLarge, StoreUnavailable, WriteQueueFull
 
 log = logging.getLogger(__name__)
 
@@ -71,19 +70,6 @@ _MAX_REMEMBERED = 500_000
 _LOOKUP_SLACK_S = 300
 """Seconds added to a failed INSERT's own duration when looking for its rows by ``ingested_at``
 (server clock; on a cluster each shard's clock): clock steps and skew between servers."""
-
-
-class WriteQueueFull(Exception):
-    """The write queue holds ``queue_max_spans`` spans already; retry later (HTTP 503 / UNAVAILABLE)."""
-
-
-class RequestTooLarge(ValueError):
-    """One request holds more spans or bytes than the whole write queue may: refused for good (HTTP
-    413 / gRPC INVALID_ARGUMENT), never retryable."""
-
-
-class StoreUnavailable(Exception):
-    """ClickHouse rejected or could not take the last INSERT; retry later (HTTP 503 / UNAVAILABLE)."""
 
 
 @dataclass
@@ -96,7 +82,8 @@ class _Item:
 
 
 class SpanWriter:
-    """Owns the insert path into ``chain_history``; see the module docstring for the contract.
+    """Owns the insert path into ``chain_history`` — the :class:`~chainotel_analyzer.store.interfaces.SpanSink`
+    of ClickHouse; see the module docstring for the contract.
 
     Example::
 
@@ -342,11 +329,7 @@ class SpanWriter:
             committed.popitem(last=False)
 
     def _insert(self, batch: list[_Item]) -> None:
-        tables = [
-            item.spans.table.append_column("request_digest", pa.array([item.digest] * item.spans.count, pa.uint64()))
-            for item in batch
-        ]
-        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+        table = insert_table([(item.digest, item.spans) for item in batch])
         started = time.perf_counter()
         self._client.insert_arrow("chain_history", table)
         self.insert_seconds += time.perf_counter() - started

@@ -13,7 +13,7 @@ from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.analysis.health import chain_health
 from chainotel_analyzer.analysis.impact import service_impact
-from chainotel_analyzer.analysis.model import CLIENT, INTERNAL, SERVER, Span
+from chainotel_analyzer.model.span import CLIENT, INTERNAL, SERVER, Span
 from chainotel_analyzer.analysis.recommendations import recommend
 
 MS = 1_000_000

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chainotel_analyzer.analysis.critical_path import analyze_trace
-from chainotel_analyzer.analysis.model import CONSUMER, PRODUCER, SERVER, Span
+from chainotel_analyzer.model.span import CONSUMER, PRODUCER, SERVER, Span
 
 
 def S(sid, parent, start, end, kind="UNSPECIFIED", service="svc"):

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from chainotel_analyzer.ingest.otlp import decode_request
-from chainotel_analyzer.store import MAX_TIMESTAMP_NS
+from chainotel_analyzer.model.rows import MAX_TIMESTAMP_NS
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, parse_request
 from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, gunzip_capped
 from tests.ingest.conftest import open_db

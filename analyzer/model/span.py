@@ -1,8 +1,8 @@
 """The plain span model the analysis core works on.
 
 The analysis functions take and return plain data only (no I/O): a trace is a sequence of
-:class:`Span`. The store (``analyzer/store``) and the offline decoders build these from
-``chain_history`` rows or OTLP; everything here is independent of where spans came from.
+:class:`Span`. The store builds these from ``chain_history`` rows (the mapping is
+:mod:`chainotel_analyzer.model.rows`); everything here is independent of where spans came from.
 
 Units: every time is an ``int`` in **nanoseconds** since the Unix epoch (``start_ns``,
 ``end_ns``), exactly as OTLP's ``start_time_unix_nano`` / ``end_time_unix_nano``.
@@ -24,7 +24,6 @@ CONSUMER = "CONSUMER"
 SPAN_KINDS = (UNSPECIFIED, INTERNAL, SERVER, CLIENT, PRODUCER, CONSUMER)
 
 _KIND_BY_NUMBER = dict(enumerate(SPAN_KINDS))
-_KIND_BY_STORED = {k.lower(): k for k in SPAN_KINDS}  # chain_history.span_kind values
 
 
 def span_kind(value: object) -> str:
@@ -86,34 +85,3 @@ def group_by_trace(spans: Iterable[Span]) -> dict[str, list[Span]]:
         else:
             bucket.append(span)
     return traces
-
-
-def span_from_history(
-    trace_id: str,
-    span_id: str,
-    parent_span_id: str,
-    service: str,
-    operation: str,
-    kind: str,
-    event_type: str,
-    start_ns: int,
-    duration_ns: int,
-    chain: str = "",
-    peer_service: str = "",
-) -> Span:
-    """A :class:`Span` from ``chain_history`` column values (``request_id`` is the span ID,
-    ``timestamp`` the start in **ns**, ``duration_ns`` in **ns**, ``event_type`` ``"error"`` for
-    status ERROR). The one mapping from stored rows to the analysis model."""
-    return Span(
-        span_id,
-        parent_span_id,
-        service,
-        operation,
-        start_ns,
-        start_ns + duration_ns,
-        _KIND_BY_STORED.get(kind) or span_kind(kind),
-        event_type == "error",
-        trace_id,
-        chain,
-        peer_service,
-    )

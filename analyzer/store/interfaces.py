@@ -1,0 +1,145 @@
+"""The three narrow interfaces between storage and everything above it.
+
+- :class:`SpanSink` — where receivers hand decoded requests (implemented by
+  :class:`chainotel_analyzer.store.writer.SpanWriter`);
+- :class:`TraceReader` — every read the analysis API runs (implemented by
+  :class:`chainotel_analyzer.store.queries.ClickHouseTraceReader`);
+- :class:`ChainRegistry` — the chain definitions (implemented by
+  :class:`chainotel_analyzer.store.queries.ClickHouseChainRegistry`).
+
+Routers and receivers depend on these only (through FastAPI dependencies, see
+:mod:`chainotel_analyzer.api.deps`), so a test can serve fakes and another store can plug in by
+implementing them. Times are Unix **nanoseconds** (``int``) unless a name says otherwise.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+from contextlib import AbstractContextManager
+from typing import Protocol
+
+from chainotel.catalog import Catalog
+
+from chainotel_analyzer.model.rows import DecodedSpans
+from chainotel_analyzer.model.span import Span
+
+DEFAULT_MAX_TRACES = 1000
+"""Traces analysed per window at most; larger windows are sampled by trace-ID hash (uniform,
+deterministic). 1 000 traces put a per-trace mean within a few percent of its standard deviation
+(standard error σ/√1000 ≈ 0.03 σ) and keep a bottleneck query over millions of spans near a second."""
+
+
+class WriteQueueFull(Exception):
+    """The sink holds as many spans as it may; retry later (HTTP 503 / gRPC UNAVAILABLE)."""
+
+
+class RequestTooLarge(ValueError):
+    """One request holds more spans or bytes than the whole sink may queue: refused for good (HTTP
+    413 / gRPC INVALID_ARGUMENT), never retryable."""
+
+
+class StoreUnavailable(Exception):
+    """The store rejected or could not take the last write; retry later (HTTP 503 / gRPC UNAVAILABLE)."""
+
+
+class UnknownChain(LookupError):
+    """No current definition of this chain (never registered, or deleted): HTTP 404."""
+
+
+class ChainExists(ValueError):
+    """A current definition of this chain exists already: HTTP 409."""
+
+
+class SpanSink(Protocol):
+    """Takes decoded OTLP requests and stores them; a request is acknowledged only once stored."""
+
+    healthy: bool
+    """False while the store does not take writes."""
+    last_error: str
+    """The last write error ('' if none)."""
+    queue_depth: int
+    """Spans waiting to be written."""
+    queue_bytes: int
+    """Bytes of decoded spans waiting to be written."""
+    inserts: int
+    spans_written: int
+    insert_seconds: float
+
+    def submit(self, digest: int, spans: DecodedSpans) -> Future:
+        """Queue one request (``digest``: 63-bit digest of its decompressed body); the future resolves
+        True once stored, False for a retry of a request already stored. Raises :class:`WriteQueueFull`
+        or :class:`StoreUnavailable` (retry later), :class:`RequestTooLarge` (never)."""
+        ...
+
+    def full(self) -> str:
+        """Why the queue takes nothing now ('' when it does): receivers answer 503 before reading a body."""
+        ...
+
+    def incoming(self) -> AbstractContextManager[None]:
+        """Held by a receiver while a request is read and decoded (spans are on their way)."""
+        ...
+
+
+class TraceReader(Protocol):
+    """Every query the analysis API runs."""
+
+    def trace_spans(self, trace_id: str) -> list[Span]:
+        """Every span of trace ``trace_id`` (32 lowercase hex), ``[]`` if unknown."""
+        ...
+
+    def trace_events(self, trace_id: str) -> list[dict]:
+        """The stored rows of one trace in time order (every column but the ingest bookkeeping)."""
+        ...
+
+    def window_traces(
+        self, since_ns: int, until_ns: int, chain: str | None = None, max_traces: int = DEFAULT_MAX_TRACES
+    ) -> tuple[int, dict[str, list[Span]]]:
+        """``(traces starting in [since_ns, until_ns), {trace_id: spans}`` of at most ``max_traces``)``."""
+        ...
+
+    def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None) -> list[dict]:
+        """Per chain over the window's traces: counts, SLA compliance and trace-duration statistics (ms)."""
+        ...
+
+    def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+        """Per chain and bucket of ``bucket_s`` seconds: traces, errors, p95 (ms)."""
+        ...
+
+    def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+        """Per service and bucket of ``bucket_s`` seconds: calls, errors, p95 (ms)."""
+        ...
+
+
+class ChainRegistry(Protocol):
+    """The chain definitions, versioned: every change writes a new version; a deletion is a marker."""
+
+    def list(self) -> list[dict]:
+        """Current definitions ordered by ID: ``{"id", "version", "source", "updated_at", "changed_by",
+        "definition"}``; ``changed_by`` names who made the last API change ('' for catalog rows)."""
+        ...
+
+    def get(self, chain: str) -> dict | None:
+        """The current definition of ``chain`` (as in :meth:`list`), ``None`` if unknown or deleted."""
+        ...
+
+    def create(self, definition: dict, changed_by: str = "") -> dict:
+        """Register a new chain (version 1, or the next after a deletion); raises :class:`ChainExists`.
+        ``changed_by``: the caller's name (its token entry), recorded with the version."""
+        ...
+
+    def put(self, definition: dict, changed_by: str = "") -> dict:
+        """Replace the definition of ``definition["id"]`` (version + 1); raises :class:`UnknownChain`."""
+        ...
+
+    def delete(self, chain: str, changed_by: str = "") -> None:
+        """Write a deletion marker (version + 1); raises :class:`UnknownChain`."""
+        ...
+
+    def seed(self, catalog: Catalog) -> int:
+        """Bring the registry in line with a chain catalog; returns rows written."""
+        ...
+
+    def history(self, chain: str) -> list[dict]:
+        """The stored versions of ``chain``, oldest first: ``{"version", "source", "updated_at", "is_deleted",
+        "changed_by", "definition"}``; ``[]`` if it never existed. A store may compact old versions away."""
+        ...
