@@ -60,6 +60,7 @@ def serve(
     from chainotel_analyzer.api.app import create_app
     from chainotel_analyzer.runtime import start_runtime
     from chainotel_analyzer.security.policy import ExposureError
+    from chainotel_analyzer.security.tls import TLSConfigError
     from chainotel_analyzer.security.tokens import AuthFileError
     from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError
 
@@ -70,13 +71,15 @@ def serve(
     )  # fmt: skip
     try:
         runtime = start_runtime(settings)
-    except (StoreLockedError, StoreConfigError, AuthFileError, ExposureError) as exc:
+    except (StoreLockedError, StoreConfigError, AuthFileError, ExposureError, TLSConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
         typer.echo(
             f"chainotel analyzer: store {settings.resolved_clickhouse_url()}, "
-            f"OTLP/gRPC on {settings.host}:{runtime.grpc_port}, OTLP/HTTP on {settings.host}:{settings.http_port}, "
+            f"OTLP/gRPC on {settings.host}:{runtime.grpc_port}, OTLP/HTTP on {settings.host}:{settings.http_port}"
+            + (" (TLS" + (", client certificates required)" if settings.tls_client_ca_file else ")")
+               if settings.tls_cert_file else "") + ", "
             + (f"authentication on ({len(runtime.tokens)} tokens)" if runtime.tokens is not None
                else "authentication OFF (no CHAINOTEL_AUTH_FILE)"),
             err=True,

@@ -16,6 +16,7 @@ from chainotel_analyzer.api.deps import Services
 from chainotel_analyzer.ingest.grpc import start_grpc_server
 from chainotel_analyzer.ingest.receive import DecodePool, Intake
 from chainotel_analyzer.security.policy import load_tokens
+from chainotel_analyzer.security.tls import check_files as check_tls_files
 from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.catalog import configured_catalog, seed_definitions
@@ -70,9 +71,11 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     clickhouse-connect errors when a server is unreachable, RuntimeError when the gRPC port cannot
     be bound; :class:`~chainotel_analyzer.security.tokens.AuthFileError` for a bad token file and
     :class:`~chainotel_analyzer.security.policy.ExposureError` for a non-loopback interface without
-    one (both before anything is opened).
+    one, :class:`~chainotel_analyzer.security.tls.TLSConfigError` for unusable TLS files (all
+    before anything is opened).
     """
     tokens = load_tokens(settings.auth_file, settings.allow_unauthenticated, settings.host)
+    check_tls_files(settings)
     store = open_store(settings)
     writer: SpanWriter | None = None
     decoders: DecodePool | None = None

@@ -16,7 +16,7 @@ import os
 import re
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9_.{}-]+$"
@@ -77,6 +77,13 @@ class AnalyzerSettings(BaseSettings):
         "", description="Comma-separated origins allowed by CORS (e.g. https://ui.example.com); empty: CORS off."
     )
     docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json (no token needed).")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM server certificate (chain) for OTLP/HTTP + API and OTLP/gRPC; unset: plain text."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."
+    )
 
     # --- request limits (OTLP receivers) -----------------------------------------------------
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest request body as sent (compressed).")
@@ -160,10 +167,18 @@ class AnalyzerSettings(BaseSettings):
         "per-trace responses then carry jaeger_url = <ui>/trace/<trace_id>. Unset or empty: no links.",
     )
 
-    @field_validator("auth_file", mode="before")
+    @field_validator("auth_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _tls_files_together(self):
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
 
     def cors_origins(self) -> list[str]:
         """``cors_allow_origins`` as a list (empty: CORS off)."""

@@ -26,6 +26,7 @@ import logging
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from chainotel_analyzer.security import tls
 from chainotel_analyzer.settings import AnalyzerSettings
 
 log = logging.getLogger(__name__)
@@ -132,12 +133,12 @@ class ConcurrencyLimit:
 
 def run(app, settings: AnalyzerSettings, log_level: str) -> None:
     """Serve ``app`` on ``settings.host:settings.http_port`` until SIGTERM/SIGINT (one worker: the
-    process owns the store)."""
+    process owns the store), over TLS when configured (:mod:`chainotel_analyzer.security.tls`)."""
     import uvicorn
 
     protocol = guarded_protocol(settings.http_header_timeout_s, settings.http_body_timeout_s,
                                 settings.http_max_connections)  # fmt: skip
     uvicorn.run(
         app, host=settings.host, port=settings.http_port, workers=1, log_level=log_level.lower(), access_log=False,
-        http=protocol, timeout_keep_alive=settings.http_keep_alive_timeout_s,
+        http=protocol, timeout_keep_alive=settings.http_keep_alive_timeout_s, **tls.uvicorn_options(settings),
     )  # fmt: skip

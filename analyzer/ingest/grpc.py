@@ -35,6 +35,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest
 from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
 from chainotel_analyzer.security.grpc import AuthInterceptor
+from chainotel_analyzer.security.tls import grpc_credentials
 from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import RequestTooLarge, SpanSink, StoreUnavailable, WriteQueueFull
@@ -105,6 +106,7 @@ def start_grpc_server(
     writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings, tokens: TokenSet | None = None
 ) -> tuple[grpc.Server, int]:
     """Start the OTLP/gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port.
+    TLS (mTLS with a client CA) when ``tls_cert_file`` is set (:mod:`chainotel_analyzer.security.tls`).
     With ``tokens``, every call needs ``authorization: Bearer <token>`` of an ``ingest`` token
     (:class:`~chainotel_analyzer.security.grpc.AuthInterceptor`).
 
@@ -130,7 +132,11 @@ def start_grpc_server(
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": rpc}),))
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    port = server.add_insecure_port(f"{host}:{settings.grpc_port}")
+    credentials = grpc_credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(f"{host}:{settings.grpc_port}")
+    else:
+        port = server.add_secure_port(f"{host}:{settings.grpc_port}", credentials)
     if port == 0:
         raise RuntimeError(f"cannot bind OTLP/gRPC to {settings.host}:{settings.grpc_port}")
     server.start()
