@@ -17,6 +17,7 @@ Here the same is done per call path and per ``(service, operation)``:
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
@@ -103,14 +104,56 @@ def _call_path(sid: str, spans: Mapping, memo: dict[str, tuple]) -> tuple:
     return memo.get(sid, prefix)
 
 
-def chain_critical_path(results: Iterable[TraceCriticalPath]) -> dict:
-    """The aggregated critical path of a chain over many traces (CRISP).
+@dataclass(frozen=True, slots=True)
+class CriticalTime:
+    """Critical-path time of one key over a window's traces, in **milliseconds** (floats):
+    ``total_ms`` summed over traces, ``per_trace_ms`` averaged over all of them, percentiles over the
+    ``traces`` in which the key was on the critical path."""
 
-    Returns ``{"traces": int, "by_call_path": [...], "by_operation": [...]}``; each list holds
-    ``{"call_path": ["service:operation", ...]}`` resp. ``{"service", "operation"}`` plus ``total_ms``,
-    ``per_trace_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms`` (**milliseconds**, float) and
-    ``traces``, sorted by ``total_ms`` descending. Per-operation figures charge each span's
-    time to the span itself (no call-hop re-attribution: see :mod:`.bottlenecks` for that).
+    total_ms: float
+    per_trace_ms: float
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    traces: int
+
+
+
+def _ms(s: CriticalStats) -> dict:
+    """:class:`CriticalTime` fields from :class:`CriticalStats` (ns → ms)."""
+    return {"total_ms": s.total_ns / 1e6, "per_trace_ms": s.per_trace_ns / 1e6, "p50_ms": s.p50_ns / 1e6,
+            "p95_ms": s.p95_ns / 1e6, "p99_ms": s.p99_ns / 1e6, "traces": s.traces}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CallPathTime(CriticalTime):
+    """The critical time of a call path (``["service:operation", ...]`` from the root down)."""
+
+    call_path: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class OperationTime(CriticalTime):
+    """The critical time of one ``(service, operation)``."""
+
+    service: str
+    operation: str
+
+
+@dataclass(frozen=True, slots=True)
+class ChainCriticalPath:
+    """The aggregated critical path of ``traces`` traces, each list sorted by ``total_ms`` descending."""
+
+    traces: int
+    by_call_path: list[CallPathTime]
+    by_operation: list[OperationTime]
+
+
+def chain_critical_path(results: Iterable[TraceCriticalPath]) -> ChainCriticalPath:
+    """The aggregated critical path of a chain over many traces (CRISP), see the module docstring.
+
+    Per-operation figures charge each span's time to the span itself (no call-hop re-attribution:
+    see :mod:`.bottlenecks` for that).
     """
     by_path = []
     by_op = []
@@ -123,24 +166,10 @@ def chain_critical_path(results: Iterable[TraceCriticalPath]) -> dict:
         by_op.append(ops)
     n, path_stats = aggregate(by_path)
     _, op_stats = aggregate(by_op)
-    return {
-        "traces": n,
-        "by_call_path": [
-            {"call_path": [f"{svc}:{op}" for svc, op in k], **_ms(v)} for k, v in sorted(path_stats.items(), key=lambda kv: -kv[1].total_ns)
-        ],
-        "by_operation": [
-            {"service": k[0], "operation": k[1], **_ms(v)}
-            for k, v in sorted(op_stats.items(), key=lambda kv: -kv[1].total_ns)
-        ],
-    }
-
-
-def _ms(s: CriticalStats) -> dict:
-    return {
-        "total_ms": s.total_ns / 1e6,
-        "per_trace_ms": s.per_trace_ns / 1e6,
-        "p50_ms": s.p50_ns / 1e6,
-        "p95_ms": s.p95_ns / 1e6,
-        "p99_ms": s.p99_ns / 1e6,
-        "traces": s.traces,
-    }
+    return ChainCriticalPath(
+        traces=n,
+        by_call_path=[CallPathTime(call_path=[f"{svc}:{op}" for svc, op in k], **_ms(v))
+                      for k, v in sorted(path_stats.items(), key=lambda kv: -kv[1].total_ns)],
+        by_operation=[OperationTime(service=k[0], operation=k[1], **_ms(v))
+                      for k, v in sorted(op_stats.items(), key=lambda kv: -kv[1].total_ns)],
+    )  # fmt: skip

@@ -8,18 +8,45 @@ caller-side duration of the call — the parent (client) span's — so network t
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from chainotel_analyzer.model.span import Span
 from chainotel_analyzer.analysis.stats import percentiles
 
 
-def dependency_graph(traces: Iterable[Sequence[Span]]) -> dict:
-    """``{"nodes": [...], "edges": [...]}`` for the given traces.
+@dataclass(frozen=True, slots=True)
+class GraphNode:
+    """A service: its ``spans`` and how many of them failed (``errors``)."""
 
-    nodes: ``{"service", "spans", "errors"}``; edges: ``{"caller", "callee", "calls", "errors",
-    "avg_ms", "p50_ms", "p95_ms"}`` (**ms**; ``errors`` counts failed callee spans), sorted by
-    calls descending.
-    """
+    service: str
+    spans: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class GraphEdge:
+    """Calls from ``caller`` to ``callee``: ``calls``, ``errors`` (failed callee spans) and the
+    caller-side latency (**ms**)."""
+
+    caller: str
+    callee: str
+    calls: int
+    errors: int
+    avg_ms: float
+    p50_ms: float
+    p95_ms: float
+
+
+@dataclass(frozen=True, slots=True)
+class DependencyGraph:
+    """Nodes sorted by service, edges by calls descending."""
+
+    nodes: list[GraphNode]
+    edges: list[GraphEdge]
+
+
+def dependency_graph(traces: Iterable[Sequence[Span]]) -> DependencyGraph:
+    """The service graph of the given traces (see the module docstring)."""
     nodes: dict[str, list[int]] = {}
     edges: dict[tuple[str, str], list] = {}
     for spans in traces:
@@ -38,11 +65,5 @@ def dependency_graph(traces: Iterable[Sequence[Span]]) -> dict:
     out_edges = []
     for (caller, callee), (calls, errors, lat) in sorted(edges.items(), key=lambda kv: (-kv[1][0], kv[0])):
         p = percentiles(lat, (50, 95))
-        out_edges.append({
-            "caller": caller, "callee": callee, "calls": calls, "errors": errors,
-            "avg_ms": sum(lat) / len(lat), "p50_ms": p["p50"], "p95_ms": p["p95"],
-        })  # fmt: skip
-    return {
-        "nodes": [{"service": k, "spans": v[0], "errors": v[1]} for k, v in sorted(nodes.items())],
-        "edges": out_edges,
-    }
+        out_edges.append(GraphEdge(caller, callee, calls, errors, sum(lat) / len(lat), p["p50"], p["p95"]))
+    return DependencyGraph([GraphNode(k, v[0], v[1]) for k, v in sorted(nodes.items())], out_edges)

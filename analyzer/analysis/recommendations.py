@@ -20,6 +20,7 @@ Calls are named by their callee (:func:`chainotel_analyzer.analysis.attribution.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from chainotel_analyzer.analysis.attribution import callee_of, critical_by_operation
 from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
@@ -29,99 +30,133 @@ N_PLUS_ONE_MIN_CALLS = 5
 SLA_DOMINANCE_SHARE = 0.5
 
 
-def recommend(results: Sequence[TraceCriticalPath], max_duration_ms: float | None = None) -> list[dict]:
-    """Recommendations for one chain's traces: ``[{"type", "service", "operation", "message",
-    "evidence": {...}}]``, ordered by estimated benefit (ms per trace) descending."""
+@dataclass(frozen=True, slots=True)
+class Recommendation:
+    """One recommendation: its rule (``type``), the ``service``/``operation`` to act on (``operation``
+    ``None`` for a whole service), a ``message`` saying what to do, and the ``evidence`` it rests on —
+    the rule's figures (times in **ms**) and ``benefit_ms_per_trace``, the estimated saving averaged
+    over all the chain's traces, by which recommendations are ordered."""
+
+    type: str
+    service: str
+    operation: str | None
+    message: str
+    evidence: dict
+
+
+def recommend(results: Sequence[TraceCriticalPath], max_duration_ms: float | None = None) -> list[Recommendation]:
+    """Recommendations for one chain's traces by the module's rules, largest estimated benefit first."""
     n = len(results)
     if not n:
         return []
-    parallel: dict[tuple, list] = {}
-    nplus: dict[tuple, list] = {}
+    parallel: dict[tuple, list[int]] = {}
+    nplus: dict[tuple, list[tuple[int, int]]] = {}
     for r in results:
-        spans = r.spans
-        callees = callee_of(spans)
+        _trace_patterns(r, parallel, nplus)
+    found = _parallelize(parallel, n) + _n_plus_one(nplus, n) + _sla_breach(results, max_duration_ms)
+    found.sort(key=lambda rec: -rec.evidence["benefit_ms_per_trace"])
+    return found
 
-        def target(span):
-            callee = callees.get(span.span_id, span)
-            return (callee.service, callee.operation)
 
-        children: dict[str, list] = {}
-        for s in spans.values():
-            if s.parent_span_id in spans:
-                children.setdefault(s.parent_span_id, []).append(s)
-        on_path = _on_critical_path(r)
-        seen_par = set()
-        seen_np = set()
-        for pid, kids in children.items():
-            parent = spans[pid]
-            # remote calls (client spans, or children in another service) the critical path runs through
-            remote = sorted(
-                (k for k in kids if k.span_id in on_path and (k.service != parent.service or k.span_id in callees)),
-                key=lambda k: (k.start_ns, k.span_id),
-            )
-            seq = [a for a, b in zip(remote, remote[1:]) if a.end_ns <= b.start_ns]
-            if len(remote) >= 2 and len(seq) == len(remote) - 1:
-                key = (parent.service, parent.operation, tuple(target(k) for k in remote))
-                if key not in seen_par:
-                    seen_par.add(key)
-                    durs = [k.duration_ns for k in remote]
-                    parallel.setdefault(key, []).append((sum(durs) - max(durs), r))
-            counts: dict[tuple, list] = {}
-            for k in kids:
-                counts.setdefault(target(k), []).append(k)
-            for (svc, op), calls in counts.items():
-                if len(calls) >= N_PLUS_ONE_MIN_CALLS and (pid, svc, op) not in seen_np:
-                    seen_np.add((pid, svc, op))
-                    nplus.setdefault((parent.service, parent.operation, svc, op), []).append(
-                        (len(calls), sum(c.duration_ns for c in calls))
-                    )
+def _trace_patterns(r: TraceCriticalPath, parallel: dict[tuple, list[int]], nplus: dict[tuple, list]) -> None:
+    """Add one trace's sequential remote calls on the critical path to ``parallel`` (``{(parent service,
+    parent operation, callees): [saving ns per trace]}``) and its repeated calls to ``nplus``
+    (``{(parent service, parent operation, service, operation): [(calls, ns in them)]}``)."""
+    spans = r.spans
+    callees = callee_of(spans)
+
+    def target(span):
+        callee = callees.get(span.span_id, span)
+        return (callee.service, callee.operation)
+
+    children: dict[str, list] = {}
+    for s in spans.values():
+        if s.parent_span_id in spans:
+            children.setdefault(s.parent_span_id, []).append(s)
+    on_path = _on_critical_path(r)
+    seen_par, seen_np = set(), set()
+    for pid, kids in children.items():
+        parent = spans[pid]
+        # remote calls (client spans, or children in another service) the critical path runs through
+        remote = sorted(
+            (k for k in kids if k.span_id in on_path and (k.service != parent.service or k.span_id in callees)),
+            key=lambda k: (k.start_ns, k.span_id),
+        )
+        seq = [a for a, b in zip(remote, remote[1:]) if a.end_ns <= b.start_ns]
+        if len(remote) >= 2 and len(seq) == len(remote) - 1:
+            key = (parent.service, parent.operation, tuple(target(k) for k in remote))
+            if key not in seen_par:
+                seen_par.add(key)
+                durs = [k.duration_ns for k in remote]
+                parallel.setdefault(key, []).append(sum(durs) - max(durs))
+        counts: dict[tuple, list] = {}
+        for k in kids:
+            counts.setdefault(target(k), []).append(k)
+        for (svc, op), calls in counts.items():
+            if len(calls) >= N_PLUS_ONE_MIN_CALLS and (pid, svc, op) not in seen_np:
+                seen_np.add((pid, svc, op))
+                nplus.setdefault((parent.service, parent.operation, svc, op), []).append(
+                    (len(calls), sum(c.duration_ns for c in calls))
+                )
+
+
+def _parallelize(parallel: dict[tuple, list[int]], n: int) -> list[Recommendation]:
+    """The ``parallelize`` rule over ``n`` traces' patterns (module docstring)."""
     out = []
-    for (psvc, pop, calls), hits in parallel.items():
-        if len(hits) / n < MIN_TRACE_SHARE:
+    for (psvc, pop, calls), savings in parallel.items():
+        if len(savings) / n < MIN_TRACE_SHARE:
             continue
-        saving = sum(h[0] for h in hits) / len(hits) / 1e6
+        saving = sum(savings) / len(savings) / 1e6
         names = [f"{s}:{o}" for s, o in calls]
-        out.append({
-            "type": "parallelize", "service": psvc, "operation": pop,
-            "message": f"{psvc}:{pop} calls {', '.join(names)} one after another on the critical path; "
-                       f"run them concurrently if they do not depend on each other",
-            "evidence": {"traces": len(hits), "trace_share": len(hits) / n, "calls": names,
-                         "estimated_saving_ms_per_trace": saving},
-            "_benefit": saving * len(hits) / n,
-        })  # fmt: skip
+        out.append(Recommendation(
+            "parallelize", psvc, pop,
+            f"{psvc}:{pop} calls {', '.join(names)} one after another on the critical path; "
+            f"run them concurrently if they do not depend on each other",
+            {"traces": len(savings), "trace_share": len(savings) / n, "calls": names,
+             "estimated_saving_ms_per_trace": saving, "benefit_ms_per_trace": saving * len(savings) / n},
+        ))  # fmt: skip
+    return out
+
+
+def _n_plus_one(nplus: dict[tuple, list[tuple[int, int]]], n: int) -> list[Recommendation]:
+    """The ``n_plus_one`` rule over ``n`` traces' patterns (module docstring)."""
+    out = []
     for (psvc, pop, svc, op), hits in nplus.items():
         per_trace_ms = sum(h[1] for h in hits) / len(hits) / 1e6
         calls = sum(h[0] for h in hits) / len(hits)
-        out.append({
-            "type": "n_plus_one", "service": svc, "operation": op,
-            "message": f"{psvc}:{pop} calls {svc}:{op} {calls:.1f} times per trace; batch them into one call",
-            "evidence": {"traces": len(hits), "trace_share": len(hits) / n, "caller": f"{psvc}:{pop}",
-                         "calls_per_trace": calls, "time_in_calls_ms_per_trace": per_trace_ms},
-            "_benefit": per_trace_ms * (1 - 1 / calls) * len(hits) / n,
-        })  # fmt: skip
-    if max_duration_ms is not None:
-        slow = [r for r in results if _duration_ms(r) > max_duration_ms]
-        if slow:
-            totals: dict[str, int] = {}
-            for r in slow:
-                for (svc, _), ns in critical_by_operation(r).items():
-                    totals[svc] = totals.get(svc, 0) + ns
-            total = sum(totals.values())
-            svc, ns = max(totals.items(), key=lambda kv: (kv[1], kv[0]))
-            share = ns / total if total else 0.0
-            if share >= SLA_DOMINANCE_SHARE:
-                out.append({
-                    "type": "sla_breach", "service": svc, "operation": None,
-                    "message": f"{svc} holds {share:.0%} of the critical path of the {len(slow)} traces "
-                               f"slower than the SLA ({max_duration_ms:g} ms): start there",
-                    "evidence": {"breaching_traces": len(slow), "traces": n, "critical_share": share,
-                                 "critical_ms_per_breaching_trace": ns / len(slow) / 1e6},
-                    "_benefit": ns / n / 1e6,
-                })  # fmt: skip
-    out.sort(key=lambda d: -d["_benefit"])
-    for d in out:
-        d["evidence"]["benefit_ms_per_trace"] = d.pop("_benefit")
+        out.append(Recommendation(
+            "n_plus_one", svc, op,
+            f"{psvc}:{pop} calls {svc}:{op} {calls:.1f} times per trace; batch them into one call",
+            {"traces": len(hits), "trace_share": len(hits) / n, "caller": f"{psvc}:{pop}",
+             "calls_per_trace": calls, "time_in_calls_ms_per_trace": per_trace_ms,
+             "benefit_ms_per_trace": per_trace_ms * (1 - 1 / calls) * len(hits) / n},
+        ))  # fmt: skip
     return out
+
+
+def _sla_breach(results: Sequence[TraceCriticalPath], max_duration_ms: float | None) -> list[Recommendation]:
+    """The ``sla_breach`` rule (module docstring); nothing without an SLA or a breaching trace."""
+    if max_duration_ms is None:
+        return []
+    slow = [r for r in results if _duration_ms(r) > max_duration_ms]
+    if not slow:
+        return []
+    totals: dict[str, int] = {}
+    for r in slow:
+        for (svc, _), ns in critical_by_operation(r).items():
+            totals[svc] = totals.get(svc, 0) + ns
+    total = sum(totals.values())
+    svc, ns = max(totals.items(), key=lambda kv: (kv[1], kv[0]))
+    share = ns / total if total else 0.0
+    if share < SLA_DOMINANCE_SHARE:
+        return []
+    return [Recommendation(
+        "sla_breach", svc, None,
+        f"{svc} holds {share:.0%} of the critical path of the {len(slow)} traces "
+        f"slower than the SLA ({max_duration_ms:g} ms): start there",
+        {"breaching_traces": len(slow), "traces": len(results), "critical_share": share,
+         "critical_ms_per_breaching_trace": ns / len(slow) / 1e6, "benefit_ms_per_trace": ns / len(results) / 1e6},
+    )]  # fmt: skip
 
 
 def _duration_ms(r: TraceCriticalPath) -> float:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 import time
+from dataclasses import asdict
 from datetime import datetime, timezone
 from typing import Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi.responses import RedirectResponse
 
 from chainotel_analyzer.analysis import anomalies as anomaly_rules
 from chainotel_analyzer.analysis.aggregate import chain_critical_path
@@ -29,15 +31,37 @@ from chainotel_analyzer.analysis.health import chain_health
 from chainotel_analyzer.analysis.impact import service_impact
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import time_params
-from chainotel_analyzer.api.analysis_models import AnomaliesResponse, BottlenecksResponse, HealthOverviewResponse
+from chainotel_analyzer.api.models import (
+    AggregatedCriticalPathResponse, AnomaliesResponse, BottlenecksResponse, DependencyGraphResponse,
+    HealthOverviewResponse, ImpactResponse, PerformanceResponse, RecommendationsResponse,
+)
 from chainotel_analyzer.api.deps import get_reader, get_registry
 from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainRegistry, TraceReader
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
-# The four window endpoints after ``/analytics/chains/health/overview`` also answer under the same
-# ``/analytics/chains/`` prefix (hidden from the OpenAPI document): the issue lists them as siblings
-# of that path, and scripts written against either reading keep working.
+
+_ALIASES = {
+    "/analytics/chains/performance/real-time": "/analytics/performance/real-time",
+    "/analytics/chains/anomalies/detect": "/analytics/anomalies/detect",
+    "/analytics/chains/services/{service}/impact": "/analytics/services/{service}/impact",
+    "/analytics/chains/optimization/recommendations": "/analytics/optimization/recommendations",
+}
+"""Older spellings of four window endpoints under the health overview's ``/analytics/chains/`` prefix;
+they answer 308 Permanent Redirect to the endpoint (query string kept), hidden from the OpenAPI document."""
+
+
+def _redirect(target: str):
+    def redirect(request: Request) -> RedirectResponse:
+        path = "/api/v1" + target.format(**request.path_params)
+        query = request.url.query
+        return RedirectResponse(path + ("?" + query if query else ""), status_code=308)
+
+    return redirect
+
+
+for _alias, _target in _ALIASES.items():
+    router.add_api_route(_alias, _redirect(_target), methods=["GET"], include_in_schema=False)
 
 
 def parse_time_ns(value: str, name: str) -> int:
@@ -128,7 +152,7 @@ def bottlenecks(
     return _bottlenecks(reader, chain, q)
 
 
-@router.get("/analytics/critical-path")
+@router.get("/analytics/critical-path", response_model=AggregatedCriticalPathResponse, response_model_exclude_unset=True)
 def aggregated_critical_path(
     since: str | None = None,
     until: str | None = None,
@@ -142,8 +166,8 @@ def aggregated_critical_path(
     s, u = window(since, until, 3600)
     total, traces = reader.window_traces(s, u, chain, max_traces)
     agg = chain_critical_path(analyze_trace(t) for t in traces.values())
-    return {"window": {**_window_doc(s, u), "analysed_traces": agg.pop("traces")}, "chain": chain, "traces": total,
-            **agg}  # fmt: skip
+    return {"window": {**_window_doc(s, u), "analysed_traces": agg.traces}, "chain": chain, "traces": total,
+            "by_call_path": agg.by_call_path, "by_operation": agg.by_operation}  # fmt: skip
 
 
 @router.get("/chains/{chain}/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
@@ -167,7 +191,7 @@ def _known_chain(registry: ChainRegistry, chain: str) -> dict:
     return found["definition"]
 
 
-@router.get("/chains/{chain}/dependency-graph")
+@router.get("/chains/{chain}/dependency-graph", response_model=DependencyGraphResponse, response_model_exclude_unset=True)
 def chain_dependency_graph(
     chain: str,
     since: str | None = None,
@@ -181,7 +205,8 @@ def chain_dependency_graph(
     _known_chain(registry, chain)
     s, u = window(since, until, 3600)
     total, traces = reader.window_traces(s, u, chain, max_traces)
-    return {"chain": chain, "window": _window_doc(s, u), "traces": total, **dependency_graph(traces.values())}
+    graph = dependency_graph(traces.values())
+    return {"chain": chain, "window": _window_doc(s, u), "traces": total, "nodes": graph.nodes, "edges": graph.edges}
 
 
 def _definitions(registry: ChainRegistry) -> dict[str, dict]:
@@ -215,18 +240,17 @@ def health_overview(
     return {"window": _window_doc(s, u), "summary": summary, "chains": chains}
 
 
-@router.get("/analytics/performance/real-time")
-@router.get("/analytics/chains/performance/real-time", include_in_schema=False)
+@router.get("/analytics/performance/real-time", response_model=PerformanceResponse, response_model_exclude_unset=True)
 def performance(since: str | None = None, until: str | None = None, reader: TraceReader = Depends(get_reader)):
     """Traffic of the last 5 minutes (or the window): ``active_chains`` (chain definitions with
-    traces), ``average_duration`` (ms, over all traces), throughput and error rate, per chain too
+    traces), ``avg_duration_ms`` (over all traces), throughput and error rate, per chain too
     (``chain`` ``""`` = traces without a chain)."""
     s, u = window(since, until, 300)
     minutes = (u - s) / 6e10
     rows = reader.chain_figures(s, u)
     chains = [
         {"chain": r["chain"], "traces": r["traces"], "throughput_per_min": r["traces"] / minutes,
-         "average_duration": r["avg_ms"], "p95_ms": r["p95_ms"], "error_rate": r["error_traces"] / r["traces"]}
+         "avg_duration_ms": r["avg_ms"], "p95_ms": r["p95_ms"], "error_rate": r["error_traces"] / r["traces"]}
         for r in rows
     ]  # fmt: skip
     n = sum(r["traces"] for r in rows)
@@ -235,14 +259,13 @@ def performance(since: str | None = None, until: str | None = None, reader: Trac
         "active_chains": sum(1 for r in rows if r["chain"]),
         "traces": n,
         "throughput_per_min": n / minutes,
-        "average_duration": sum(r["avg_ms"] * r["traces"] for r in rows) / n if n else 0.0,
+        "avg_duration_ms": sum(r["avg_ms"] * r["traces"] for r in rows) / n if n else 0.0,
         "error_rate": sum(r["error_traces"] for r in rows) / n if n else 0.0,
         "chains": chains,
     }
 
 
 @router.get("/analytics/anomalies/detect", response_model=AnomaliesResponse, response_model_exclude_unset=True)
-@router.get("/analytics/chains/anomalies/detect", response_model=AnomaliesResponse, response_model_exclude_unset=True, include_in_schema=False)
 def anomalies(
     until: str | None = None,
     window_minutes: int = Query(5, ge=1, le=1440),
@@ -276,8 +299,7 @@ def anomalies(
     }
 
 
-@router.get("/analytics/services/{service}/impact")
-@router.get("/analytics/chains/services/{service}/impact", include_in_schema=False)
+@router.get("/analytics/services/{service}/impact", response_model=ImpactResponse, response_model_exclude_unset=True)
 def impact(
     service: str,
     since: str | None = None,
@@ -299,8 +321,8 @@ def impact(
     return {"service": service, "window": _window_doc(s, u), "chains": chains}
 
 
-@router.get("/analytics/optimization/recommendations")
-@router.get("/analytics/chains/optimization/recommendations", include_in_schema=False)
+@router.get("/analytics/optimization/recommendations", response_model=RecommendationsResponse,
+            response_model_exclude_unset=True)
 def recommendations(
     since: str | None = None,
     until: str | None = None,
@@ -321,5 +343,5 @@ def recommendations(
     out = []
     for c, results in sorted(per_chain.items()):
         for rec in recommend(results, slas.get(c)):
-            out.append({"chain": c, **rec})
+            out.append({"chain": c, **asdict(rec)})
     return {"window": _window_doc(s, u), "recommendations": out}

@@ -1,7 +1,7 @@
 """Chain registry (CRUD over ``chain_definitions``) and per chain instance (one trace) views:
 events, analysis and critical path.
 
-Chain instance IDs (``{chain_id}``) are the trace ID as a UUID or 32 hex digits
+Chain instance IDs (``{instance_id}``) are the trace ID as a UUID or 32 hex digits
 (:func:`chainotel.ids.parse_chain_id`); an unknown instance → 404, a malformed one → 422. With
 ``CHAINOTEL_JAEGER_UI_URL`` set, the per-instance responses carry ``jaeger_url``, the trace in
 Jaeger UI (``<ui>/trace/<trace_id>``, Jaeger UI's trace page); otherwise ``jaeger_url`` is null.
@@ -18,12 +18,16 @@ Example::
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
-from chainotel_analyzer.api.analysis_models import CriticalPathResponse
+from chainotel_analyzer.api.models import (
+    ChainList, ChainRecord, CriticalPathResponse, EventsResponse, InstanceAnalysisResponse,
+)
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
 from chainotel_analyzer.security.http import principal_of
 from chainotel_analyzer.settings import AnalyzerSettings
@@ -44,51 +48,50 @@ def jaeger_url(settings: AnalyzerSettings, trace_id: str) -> str | None:
     return f"{ui.rstrip('/')}/trace/{trace_id}" if ui else None
 
 
-def _trace_id(chain_id: str) -> str:
+def _trace_id(instance_id: str) -> str:
     try:
-        return f"{parse_chain_id(chain_id):032x}"
+        return f"{parse_chain_id(instance_id):032x}"
     except InvalidChainId as exc:
         raise HTTPException(422, str(exc)) from None
 
 
-def _spans(reader: TraceReader, chain_id: str):
-    trace_id = _trace_id(chain_id)
+def _spans(reader: TraceReader, instance_id: str):
+    trace_id = _trace_id(instance_id)
     spans = reader.trace_spans(trace_id)
     if not spans:
-        raise HTTPException(404, f"unknown chain instance {chain_id!r}")
+        raise HTTPException(404, f"unknown chain instance {instance_id!r}")
     return trace_id, spans
 
 
-@router.get("/chains/events/{chain_id}")
-def events(chain_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
-    """``{"chain_id", "jaeger_url", "events": [chain_history rows in time order]}``."""
-    trace_id = _trace_id(chain_id)
+@router.get("/chains/events/{instance_id}", response_model=EventsResponse)
+def events(instance_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
+    """The stored spans of one chain instance in time order."""
+    trace_id = _trace_id(instance_id)
     rows = reader.trace_events(trace_id)
     if not rows:
-        raise HTTPException(404, f"unknown chain instance {chain_id!r}")
-    return {"chain_id": format_chain_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
+        raise HTTPException(404, f"unknown chain instance {instance_id!r}")
+    return {"instance_id": format_chain_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
 
 
-@router.get("/chains/analysis/{chain_id}")
-def analysis(chain_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
-    """``{"chain_id", "jaeger_url", "total_duration" (ms), "service_count", "success_rate" (share
-    of spans without error), "bottlenecks", "dependency_graph", "critical_path"}`` of one chain
-    instance."""
-    trace_id, spans = _spans(reader, chain_id)
+@router.get("/chains/analysis/{instance_id}", response_model=InstanceAnalysisResponse)
+def analysis(instance_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
+    """Summary of one chain instance: duration, services, share of error-free spans, services by
+    critical time, its service graph and its critical path."""
+    trace_id, spans = _spans(reader, instance_id)
     r = analyze_trace(spans)
     main = r.roots[0]
     root = r.spans[main.root_span_id]
     ranking = rank_bottlenecks(contributions([r]))
     return {
-        "chain_id": format_chain_id(int(trace_id, 16)),
+        "instance_id": format_chain_id(int(trace_id, 16)),
         "jaeger_url": jaeger_url(settings, trace_id),
-        "total_duration": root.duration_ns / 1e6,
+        "duration_ms": root.duration_ns / 1e6,
         "service_count": len({s.service for s in spans}),
-        "success_rate": sum(1 for s in r.spans.values() if not s.is_error) / len(r.spans),
+        "error_free_span_share": sum(1 for s in r.spans.values() if not s.is_error) / len(r.spans),
         "bottlenecks": [
             {"service": e.service, "critical_ms": e.critical_ms_per_trace, "share": e.share} for e in ranking.ranking
         ],
-        "dependency_graph": dependency_graph([list(r.spans.values())]),
+        "dependency_graph": asdict(dependency_graph([list(r.spans.values())])),
         "critical_path": [_section(r, s) for s in main.sections],
     }
 
@@ -99,12 +102,12 @@ def _section(r, sec) -> dict:
             "start_unix_nano": sec.start_ns, "end_unix_nano": sec.end_ns}  # fmt: skip
 
 
-@router.get("/traces/{chain_id}/critical-path", response_model=CriticalPathResponse)
-def critical_path(chain_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
+@router.get("/traces/{instance_id}/critical-path", response_model=CriticalPathResponse)
+def critical_path(instance_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
     """Critical path of one chain instance (Jaeger UI's semantics; orphan subtrees as extra roots
     after the main root), with self and critical time per span and ``jaeger_url``. Integers are
     exact **ns**."""
-    trace_id, spans = _spans(reader, chain_id)
+    trace_id, spans = _spans(reader, instance_id)
     r = analyze_trace(spans)
     main = r.spans[r.roots[0].root_span_id]
     roots = []
@@ -121,7 +124,7 @@ def critical_path(chain_id: str, reader: TraceReader = Depends(get_reader), sett
                            for k, v in sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))],
         })  # fmt: skip
     return {
-        "chain_id": format_chain_id(int(trace_id, 16)),
+        "instance_id": format_chain_id(int(trace_id, 16)),
         "trace_id": trace_id,
         "jaeger_url": jaeger_url(settings, trace_id),
         "chain": max((s.chain for s in spans), default=""),
@@ -139,13 +142,13 @@ def critical_path(chain_id: str, reader: TraceReader = Depends(get_reader), sett
 # --- registry ----------------------------------------------------------------------------------
 
 
-@router.get("/chains")
+@router.get("/chains", response_model=ChainList)
 def list_chains(registry: ChainRegistry = Depends(get_registry)):
     """Every current chain definition: ``{"chains": [{"id", "version", "source", "updated_at", "definition"}]}``."""
     return {"chains": registry.list()}
 
 
-@router.get("/chains/{chain}")
+@router.get("/chains/{chain}", response_model=ChainRecord)
 def get_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
     """One chain definition (404 if unknown or deleted)."""
     found = registry.get(chain)
@@ -154,7 +157,7 @@ def get_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
     return found
 
 
-@router.post("/chains", status_code=201)
+@router.post("/chains", status_code=201, response_model=ChainRecord)
 def create_chain(body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
     try:
@@ -163,7 +166,7 @@ def create_chain(body: ChainDefinition, request: Request, registry: ChainRegistr
         raise HTTPException(409, str(exc)) from None
 
 
-@router.put("/chains/{chain}")
+@router.put("/chains/{chain}", response_model=ChainRecord)
 def update_chain(
     chain: str, body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)
 ):
@@ -176,7 +179,7 @@ def update_chain(
         raise HTTPException(404, str(exc)) from None
 
 
-@router.delete("/chains/{chain}", status_code=204)
+@router.delete("/chains/{chain}", status_code=204, response_class=Response)
 def delete_chain(chain: str, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
     try:

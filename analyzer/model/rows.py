@@ -142,11 +142,13 @@ span_from_row = Span._make
 """A :class:`Span` from one result row of ``SELECT`` :data:`SPAN_SELECT`."""
 
 EVENT_SELECT = (
-    "chain_id, trace_id, request_id, parent_span_id, service_name, operation, span_kind, event_type, "
+    "toString(chain_id) AS instance_id, trace_id, request_id AS span_id, parent_span_id, service_name, operation, "
+    "span_kind, event_type, "
     "toUnixTimestamp64Nano(timestamp) AS start_unix_nano, duration_ns, endpoint, user_id, chain, category, "
     "status_code, status_message, error_context, peer_service, span_attributes, resource_attributes"
 )
-"""The ``chain_history`` columns a trace's event list shows (all but the ingest bookkeeping)."""
+"""The ``chain_history`` columns a trace's event list shows (all but the ingest bookkeeping), under their
+served names (``instance_id``, ``span_id``)."""
 
 _KIND_BY_STORED = {k: k.upper() for k in SPAN_KINDS}
 

@@ -72,12 +72,11 @@ class ClickHouseTraceReader:
         also as ``start_unix_nano``); attribute maps included."""
         result = self._client.query(
             f"SELECT {EVENT_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} "
-            "ORDER BY timestamp, request_id",
+            "ORDER BY timestamp, span_id",
             parameters={"trace_id": trace_id},
         )
         out = []
         for row in result.named_results():
-            row["chain_id"] = str(row["chain_id"])
             ns = row["start_unix_nano"]
             row["timestamp"] = _dt(ns).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ns % 10**9:09d}Z"
             out.append(row)

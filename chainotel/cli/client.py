@@ -340,7 +340,7 @@ def monitor(interval: float = typer.Option(2.0, "--interval", min=0.2, help="Sec
         if as_json:
             return {"health": doc, "real_time": rt}
         summary = Text(f"active chains {rt.get('active_chains', '-')}   average duration "
-                       f"{_fmt(rt.get('average_duration'))} ms   {time.strftime('%H:%M:%S')}", style="bold")
+                       f"{_fmt(rt.get('avg_duration_ms'))} ms   {time.strftime('%H:%M:%S')}", style="bold")
         return Group(summary, health_table(doc))
 
     try:

@@ -128,18 +128,21 @@ def test_chain_health_performance_and_chain_views_from_tagged_traces(api):
     assert b1["p99_ms"] == pytest.approx(float(sla * 3)) and health["A1"]["status"] == "no_data"
     perf = api.get("/api/v1/analytics/performance/real-time", params=window).json()
     assert perf["active_chains"] == 1 and perf["traces"] == 8
-    assert perf["average_duration"] == pytest.approx(sum(durations) / 8)
+    assert perf["avg_duration_ms"] == pytest.approx(sum(durations) / 8)
     ranking = api.get("/api/v1/chains/B1/bottlenecks", params=window).json()
     assert ranking["traces"] == 8 and ranking["ranking"][0]["service"] == "backend"  # the hop goes to the callee
     graph = api.get("/api/v1/chains/B1/dependency-graph", params=window).json()
     assert [(e["caller"], e["callee"], e["calls"]) for e in graph["edges"]] == [("gateway", "backend", 8)]
     recs = api.get("/api/v1/analytics/optimization/recommendations", params={**window, "chain": "B1"}).json()
     assert any(x["type"] == "sla_breach" and x["service"] == "backend" for x in recs["recommendations"])
-    # the window endpoints answer the same under the /analytics/chains/ prefix of health/overview
+    # the older spellings under the /analytics/chains/ prefix of health/overview redirect (308, query kept)
     for path in ("performance/real-time", "optimization/recommendations", "services/backend/impact"):
-        assert api.get(f"/api/v1/analytics/chains/{path}", params=window).json() == \
+        moved = api.get(f"/api/v1/analytics/chains/{path}", params=window)
+        assert moved.status_code == 308 and moved.headers["location"].startswith(f"/api/v1/analytics/{path}?"), path
+        assert api.get(f"/api/v1/analytics/chains/{path}", params=window, follow_redirects=True).json() == \
             api.get(f"/api/v1/analytics/{path}", params=window).json(), path
-    assert api.get("/api/v1/analytics/chains/anomalies/detect", params={"until": t0 + 60}).status_code == 200
+    moved = api.get("/api/v1/analytics/chains/anomalies/detect", params={"until": t0 + 60}, follow_redirects=True)
+    assert moved.status_code == 200 and moved.url.path == "/api/v1/analytics/anomalies/detect"
 
 
 def test_per_trace_responses_link_to_the_trace_in_jaeger(api):
@@ -188,7 +191,7 @@ def test_window_queries_see_a_whole_trace_whose_spans_arrive_late(api):
     assert api.post("/v1/traces", json=body("worker", [late])).status_code == 200
     perf = api.get("/api/v1/analytics/performance/real-time", params={"since": t0, "until": t0 + 60}).json()
     assert [(c["chain"], c["traces"]) for c in perf["chains"]] == [("E2", 1)]  # the one before t0 is outside
-    assert perf["average_duration"] == pytest.approx(75_000.0) and perf["error_rate"] == 1.0
+    assert perf["avg_duration_ms"] == pytest.approx(75_000.0) and perf["error_rate"] == 1.0
 
 
 def test_anomaly_detection_flags_a_latency_spike_against_its_own_history(api):
@@ -213,7 +216,7 @@ def test_anomaly_detection_flags_a_latency_spike_against_its_own_history(api):
 
 def test_openapi_lists_the_analysis_endpoints(api):
     doc = api.get("/openapi.json").json()
-    for path in ("/api/v1/traces/{chain_id}/critical-path", "/api/v1/analytics/bottlenecks",
+    for path in ("/api/v1/traces/{instance_id}/critical-path", "/api/v1/analytics/bottlenecks",
                  "/api/v1/analytics/chains/health/overview", "/api/v1/analytics/anomalies/detect",
                  "/api/v1/chains/{chain}/dependency-graph", "/api/v1/analytics/services/{service}/impact"):  # fmt: skip
         assert path in doc["paths"], path

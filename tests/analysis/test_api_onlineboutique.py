@@ -67,7 +67,7 @@ def test_critical_path_of_one_trace(api):
     uuid_form = api.get(f"/api/v1/traces/{uuid.upper()}/critical-path")
     assert hex_form.status_code == 200 and hex_form.json() == uuid_form.json()
     body = hex_form.json()
-    assert body["chain_id"] == uuid and body["trace_id"] == trace_id
+    assert body["instance_id"] == uuid and body["trace_id"] == trace_id
     assert body["jaeger_url"] is None  # CHAINOTEL_JAEGER_UI_URL not set: no link
     main = body["roots"][0]
     spans = {s["span_id"]: s for s in body["spans"]}
@@ -81,13 +81,13 @@ def test_critical_path_of_one_trace(api):
     assert abs(sum(s["share"] for s in main["by_service"]) - 1) < 1e-9
     assert all(s["critical_time_ns"] >= 0 and s["self_time_ns"] >= 0 for s in body["spans"])
     events = api.get(f"/api/v1/chains/events/{uuid}").json()
-    assert events["chain_id"] == uuid and len(events["events"]) == len(body["spans"])
+    assert events["instance_id"] == uuid and len(events["events"]) == len(body["spans"])
     starts = [e["start_unix_nano"] for e in events["events"]]
     assert starts == sorted(starts)
     analysis = api.get(f"/api/v1/chains/analysis/{trace_id}").json()
-    assert set(analysis) == {"chain_id", "jaeger_url", "total_duration", "service_count", "success_rate",
+    assert set(analysis) == {"instance_id", "jaeger_url", "duration_ms", "service_count", "error_free_span_share",
                              "bottlenecks", "dependency_graph", "critical_path"}  # fmt: skip
-    assert analysis["total_duration"] == pytest.approx(body["duration_ms"])
+    assert analysis["duration_ms"] == pytest.approx(body["duration_ms"])
     assert analysis["critical_path"] == main["sections"]
 
 
@@ -112,7 +112,7 @@ def test_health_performance_anomalies_impact(api):
     health = api.get("/api/v1/analytics/chains/health/overview", params=window).json()
     assert health["chains"] and all(c["status"] in ("healthy", "degraded", "unhealthy", "no_data") for c in health["chains"])
     perf = api.get("/api/v1/analytics/performance/real-time", params=window).json()
-    assert perf["traces"] > 100 and perf["average_duration"] > 0 and "active_chains" in perf
+    assert perf["traces"] > 100 and perf["avg_duration_ms"] > 0 and "active_chains" in perf
     anomalies = api.get("/api/v1/analytics/anomalies/detect", params={"until": inject + 180, "window_minutes": 1})
     assert anomalies.status_code == 200, anomalies.text
     assert isinstance(anomalies.json()["anomalies"], list)

@@ -3,6 +3,8 @@ recommendations on hand-built traces."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import pytest
 
 from chainotel_analyzer.analysis import anomalies
@@ -72,7 +74,7 @@ def test_ranking_with_baseline_names_what_got_slower():
 
 
 def test_crisp_aggregation_per_call_path():
-    agg = chain_critical_path([analyze_trace(hop_trace(i, gap_ms=i)) for i in range(1, 5)])
+    agg = asdict(chain_critical_path([analyze_trace(hop_trace(i, gap_ms=i)) for i in range(1, 5)]))
     assert agg["traces"] == 4
     paths = {tuple(p["call_path"]): p for p in agg["by_call_path"]}
     leaf = paths[("frontend:Recv", "frontend:CartService/GetCart", "cartservice:GetCart")]
@@ -134,12 +136,12 @@ def test_idle_buckets_do_not_drag_the_latency_baseline_down():
 
 
 def test_dependency_graph_and_impact():
-    g = dependency_graph([hop_trace(i, gap_ms=5) for i in range(3)])
+    g = asdict(dependency_graph([hop_trace(i, gap_ms=5) for i in range(3)]))
     assert g["edges"] == [{"caller": "frontend", "callee": "cartservice", "calls": 3, "errors": 0,
                            "avg_ms": 12.0, "p50_ms": 12.0, "p95_ms": 12.0}]  # fmt: skip
     assert {n["service"] for n in g["nodes"]} == {"frontend", "cartservice"}
     per_chain = {"B1": contributions(analyze_trace(hop_trace(i, gap_ms=5)) for i in range(3))}
-    impact = service_impact("cartservice", per_chain)
+    impact = [asdict(c) for c in service_impact("cartservice", per_chain)]
     assert impact[0]["chain"] == "B1" and impact[0]["share"] == pytest.approx(0.12)
     assert service_impact("nosuch", per_chain) == []
 
@@ -153,7 +155,7 @@ def test_recommendations_n_plus_one_parallel_and_sla():
             spans.append(Span(f"{t}c{i}", f"{t}r", "web", "price", s, s + 90 * MS))
             spans.append(Span(f"{t}s{i}", f"{t}c{i}", "pricing", "GetPrice", s + MS, s + 89 * MS))
         traces.append(analyze_trace(spans))
-    recs = recommend(traces, max_duration_ms=500)
+    recs = [asdict(r) for r in recommend(traces, max_duration_ms=500)]
     kinds = {r["type"]: r for r in recs}
     assert kinds["n_plus_one"]["service"] == "pricing" and kinds["n_plus_one"]["evidence"]["calls_per_trace"] == 6
     assert kinds["parallelize"]["evidence"]["estimated_saving_ms_per_trace"] == pytest.approx(450.0)

@@ -36,7 +36,7 @@ def test_trace_prints_the_waterfall_and_critical_path(demo_run):
     assert out.exit_code == 0, out.output
     assert "critical path" in out.output and "ai-provider" in out.output and "api-gateway" in out.output
     as_json = _run("trace", r.chain_id, "--analyzer", stack.analyzer_url, "--json")
-    assert as_json.exit_code == 0 and json.loads(as_json.output)["chain_id"] == r.chain_id
+    assert as_json.exit_code == 0 and json.loads(as_json.output)["instance_id"] == r.chain_id
 
 
 def test_bottlenecks_name_the_slowed_service(demo_run):

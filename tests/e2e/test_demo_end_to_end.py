@@ -31,9 +31,9 @@ def test_every_request_is_stored_under_the_chain_id_the_client_gave(demo_run, ap
         if not r.ok:
             continue
         doc = _events(api, r.chain_id)
-        assert doc["chain_id"] == r.chain_id
+        assert doc["instance_id"] == r.chain_id
         assert doc["events"], f"no spans stored for {r.flow} {r.chain_id}"
-        assert {e["chain_id"] for e in doc["events"]} == {r.chain_id}
+        assert {e["instance_id"] for e in doc["events"]} == {r.chain_id}
         if r.flow != "market-data-stream":  # HTTP responses echo the chain instance ID
             assert r.response_chain_id == r.chain_id
 
@@ -70,7 +70,7 @@ def test_critical_paths_span_several_services(demo_run, api, flow, services):
     _, results, _ = demo_run
     r = next(x for x in results if x.flow == flow and x.ok)
     doc = api.get(f"/api/v1/traces/{r.chain_id}/critical-path").json()
-    assert doc["chain_id"] == r.chain_id and doc["chain"] == r.chain
+    assert doc["instance_id"] == r.chain_id and doc["chain"] == r.chain
     main = doc["roots"][0]
     on_path = {s["service"] for s in main["sections"]}
     assert len(on_path) >= 2 and services <= on_path, on_path
@@ -84,7 +84,7 @@ def test_critical_path_accepts_the_32_hex_form(demo_run, api):
     _, results, _ = demo_run
     r = next(x for x in results if x.ok)
     doc = api.get(f"/api/v1/traces/{r.chain_id.replace('-', '').upper()}/critical-path")
-    assert doc.status_code == 200 and doc.json()["chain_id"] == r.chain_id
+    assert doc.status_code == 200 and doc.json()["instance_id"] == r.chain_id
 
 
 def test_health_overview_lists_the_demo_chains(demo_run, api):

@@ -76,3 +76,19 @@ def test_routers_serve_fakes_of_the_interfaces():
         assert http.delete("/api/v1/chains/B3").status_code == 204
         assert http.delete("/api/v1/chains/B3").status_code == 404
     assert runtime.closed
+
+
+def test_every_route_declares_its_response_model():
+    """Every JSON route of the OpenAPI document has a response model; the exceptions answer no JSON
+    (OTLP/HTTP answers protobuf or OTLP/JSON by the request's type, DELETE answers 204 without a body)."""
+    from fastapi.routing import APIRoute
+
+    from chainotel_analyzer.api.app import routers
+
+    untyped = [
+        (sorted(route.methods), route.path)
+        for router in routers() for route in router.routes
+        if isinstance(route, APIRoute) and route.include_in_schema and route.response_model is None
+        and route.path != "/v1/traces" and route.status_code != 204
+    ]  # fmt: skip
+    assert untyped == []
