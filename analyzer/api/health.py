@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from chainotel_analyzer.api.deps import Services, get_services
+from chainotel_analyzer.store.interfaces import STORE_UNAVAILABLE_REASON
 
 router = APIRouter(tags=["health"])
 
@@ -16,7 +17,7 @@ router = APIRouter(tags=["health"])
 class StoreHealth(BaseModel):
     url: str = Field(description="Store URL, password redacted.")
     reachable: bool
-    error: str = Field(description="The last write error while unreachable, else ''.")
+    error: str = Field(description="Why writes fail while unreachable (the store's own error is logged), else ''.")
 
 
 class WriteQueue(BaseModel):
@@ -59,7 +60,7 @@ def health(services: Services = Depends(get_services)) -> JSONResponse:
     reachable = services.store.ping() and sink.healthy
     body = HealthResponse(
         status="ok" if reachable else "unavailable",
-        store=StoreHealth(url=_redact(services.store.url), reachable=reachable, error="" if reachable else sink.last_error),
+        store=StoreHealth(url=_redact(services.store.url), reachable=reachable, error="" if reachable else STORE_UNAVAILABLE_REASON),
         write_queue=WriteQueue(depth_spans=sink.queue_depth, max_spans=settings.queue_max_spans,
                                depth_bytes=sink.queue_bytes, max_bytes=settings.queue_max_bytes, inserts=sink.inserts,
                                spans_written=sink.spans_written, insert_seconds=round(sink.insert_seconds, 3)),

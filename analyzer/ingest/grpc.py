@@ -38,7 +38,9 @@ from chainotel_analyzer.security.grpc import AuthInterceptor
 from chainotel_analyzer.security.tls import grpc_credentials
 from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.interfaces import RequestTooLarge, SpanSink, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import (
+    STORE_UNAVAILABLE_REASON, RequestTooLarge, SpanSink, StoreUnavailable, WriteQueueFull,
+)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
@@ -78,13 +80,15 @@ class TraceServiceHandler:
                     committed = self._writer.submit(payload.digest, payload.spans)
             except (InvalidRequest, BodyTooLarge, RequestTooLarge) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            except (DecoderUnavailable, WriteQueueFull, StoreUnavailable) as exc:
+            except StoreUnavailable:
+                self._unavailable(context, STORE_UNAVAILABLE_REASON)
+            except (DecoderUnavailable, WriteQueueFull) as exc:
                 self._unavailable(context, str(exc))
         if committed is not None:
             try:
                 committed.result(timeout=self._settings.commit_timeout)
-            except StoreUnavailable as exc:
-                self._unavailable(context, str(exc))
+            except StoreUnavailable:
+                self._unavailable(context, STORE_UNAVAILABLE_REASON)
             except futures.TimeoutError:
                 self._unavailable(context, "spans not committed in time")
         return ExportResult(payload.spans.rejected, payload.spans.error_message).response()

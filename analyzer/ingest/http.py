@@ -25,7 +25,9 @@ from google.rpc import status_pb2
 
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, response_json
 from chainotel_analyzer.ingest.receive import BodyTooLarge, DecoderUnavailable, ExportResult, Intake
-from chainotel_analyzer.store.interfaces import RequestTooLarge, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import (
+    STORE_UNAVAILABLE_REASON, RequestTooLarge, StoreUnavailable, WriteQueueFull,
+)
 
 router = APIRouter(tags=["otlp"])
 
@@ -83,8 +85,8 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
     if future is not None:
         try:
             await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout)
-        except StoreUnavailable as exc:
-            return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)
+        except StoreUnavailable:
+            return _error(503, _UNAVAILABLE, f"{STORE_UNAVAILABLE_REASON}; retry later", is_json, retry_after)
         except asyncio.TimeoutError:
             return _error(503, _UNAVAILABLE, "spans not committed in time; retry later", is_json, retry_after)
     result = ExportResult(decoded.rejected, decoded.error_message).response()
@@ -127,5 +129,7 @@ async def _read_decode_submit(request: Request, intake: Intake, is_json: bool, e
         return intake.sink.submit(payload.digest, payload.spans), payload.spans
     except RequestTooLarge as exc:
         return _error(413, _RESOURCE_EXHAUSTED, str(exc), is_json)
-    except (WriteQueueFull, StoreUnavailable) as exc:
+    except StoreUnavailable:
+        return _error(503, _UNAVAILABLE, f"{STORE_UNAVAILABLE_REASON}; retry later", is_json, retry_after)
+    except WriteQueueFull as exc:
         return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)

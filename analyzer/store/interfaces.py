@@ -39,7 +39,13 @@ class RequestTooLarge(ValueError):
 
 
 class StoreUnavailable(Exception):
-    """The store rejected or could not take the last write; retry later (HTTP 503 / gRPC UNAVAILABLE)."""
+    """The store rejected or could not take the last write; retry later (HTTP 503 / gRPC UNAVAILABLE).
+    Its message carries the store's error, for logs: receivers answer :data:`STORE_UNAVAILABLE_REASON`."""
+
+
+STORE_UNAVAILABLE_REASON = "the store does not take writes now (its error is in the analyzer's log)"
+"""What senders are told for :class:`StoreUnavailable`: a raw ClickHouse error can carry server
+paths and query text, which belong in the log, not in responses."""
 
 
 class UnknownChain(LookupError):
