@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test bench demo clean
+.PHONY: install test bench demo docs docs-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,13 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/chainotel demo $(DEMO_ARGS)
+
+# docs/configuration.md is generated from the settings classes; docs-check fails when it is stale
+docs: $(STAMP)
+	$(BIN)/python docs/generate.py
+
+docs-check: $(STAMP)
+	$(BIN)/python docs/generate.py --check
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,58 +1,92 @@
 """``chainotel-analyzer``: ``serve`` (OTLP/gRPC + OTLP/HTTP + JSON API over ClickHouse), ``migrate``
 (the ClickHouse schema, on one node or a cluster) and ``import``.
 
-Flags override the ``CHAINOTEL_*`` environment (see :class:`chainotel_analyzer.settings.AnalyzerSettings`).
+Flags override the ``CHAINOTEL_*`` environment; both come from the fields of
+:class:`chainotel_analyzer.settings.AnalyzerSettings` (``serve`` has a flag for every setting).
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import types
+import typing
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlparse
 
 import typer
 
-if TYPE_CHECKING:
-    from chainotel_analyzer.settings import AnalyzerSettings
+from chainotel_analyzer.settings import AnalyzerSettings, default_text, env_name
 
 app = typer.Typer(help="chainotel analyzer: OTLP intake into ClickHouse and chain analysis.", no_args_is_help=True)
 
-_CLUSTER_HELP = (
-    "ClickHouse cluster to create the tables on (ON CLUSTER; Replicated*MergeTree T_local + Distributed T sharded "
-    "by trace ID) [env CHAINOTEL_CLICKHOUSE_CLUSTER, default: one node]."
-)
+_FLAGS = {"clickhouse_cluster": "cluster"}
+"""Flags named otherwise than their setting."""
+
+SERVE_SETTINGS = tuple(AnalyzerSettings.model_fields)
+"""``serve`` takes a flag for every setting."""
+
+MIGRATE_SETTINGS = ("clickhouse_url", "data_dir", "clickhouse_cluster", "retention_days")
+
+
+def _flag(field: str) -> str:
+    return _FLAGS.get(field, field)
+
+
+def _option(field: str) -> inspect.Parameter:
+    """The typer option of one :class:`AnalyzerSettings` field: its type, description, variable and default."""
+    info = AnalyzerSettings.model_fields[field]
+    annotation = info.annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):  # X | None
+        annotation = next(a for a in typing.get_args(annotation) if a is not type(None))
+    option = typer.Option(
+        None, "--" + _flag(field).replace("_", "-"),
+        help=f"{info.description} (env {env_name(field)}; default {default_text(field)})",
+        show_default=False,
+    )  # fmt: skip
+    return inspect.Parameter(_flag(field), inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation | None)
+
+
+def settings_options(fields: tuple[str, ...]) -> Callable:
+    """Decorate a command taking ``settings: AnalyzerSettings``: it gets one ``--flag`` per setting in
+    ``fields`` (from the field's type and description) and is called with the settings from the
+    environment overridden by the flags given; invalid values exit 2 naming the setting."""
+
+    def decorate(command: Callable) -> Callable:
+        signature = inspect.signature(command)
+
+        @functools.wraps(command)
+        def run(**kwargs: Any) -> Any:
+            overrides = {field: kwargs.pop(_flag(field)) for field in fields}
+            return command(settings=_settings(**overrides), **kwargs)
+
+        own = [p for p in signature.parameters.values() if p.name != "settings"]
+        run.__signature__ = signature.replace(parameters=own + [_option(f) for f in fields])
+        return run
+
+    return decorate
 
 
 def _settings(**overrides: Any) -> AnalyzerSettings:
     """Settings from the environment with the flags given (None = not given); exit 2 with the reason if invalid."""
     from pydantic import ValidationError
 
-    from chainotel_analyzer.settings import AnalyzerSettings
-
     try:
         return AnalyzerSettings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         for err in exc.errors():
-            typer.echo(f"error: {'.'.join(map(str, err['loc']))}: {err['msg']}", err=True)
+            loc = ".".join(map(str, err["loc"]))
+            typer.echo(f"error: {loc} (--{_flag(loc).replace('_', '-')}, {env_name(loc)}): {err['msg']}", err=True)
         raise typer.Exit(2) from None
 
 
 @app.command()
+@settings_options(SERVE_SETTINGS)
 def serve(
-    host: str = typer.Option(
-        None, help="Interface to bind [env CHAINOTEL_HOST, default 127.0.0.1; another needs CHAINOTEL_AUTH_FILE]."
-    ),
-    grpc_port: int = typer.Option(None, help="OTLP/gRPC port; -1 disables [env CHAINOTEL_GRPC_PORT, default 4317]."),
-    http_port: int = typer.Option(None, help="OTLP/HTTP + API port [env CHAINOTEL_HTTP_PORT, default 4318]."),
-    clickhouse_url: str = typer.Option(
-        None, help="chdb:///abs/dir or http(s)://user:pass@host:8123/db [env CHAINOTEL_CLICKHOUSE_URL]."
-    ),
-    data_dir: Path = typer.Option(
-        None, help="chDB data directory when no URL is given [env CHAINOTEL_DATA_DIR, default ~/.local/share/chainotel]."
-    ),
-    retention_days: int = typer.Option(None, help="Days kept after ingest, 0 = forever [env CHAINOTEL_RETENTION_DAYS, default 7]."),
-    cluster: str = typer.Option(None, help=_CLUSTER_HELP),
+    settings: AnalyzerSettings,
     log_level: str = typer.Option("info", help="uvicorn/analyzer log level."),
 ) -> None:
     """Run the analyzer: OTLP/gRPC, OTLP/HTTP ``/v1/traces``, ``/health`` and the analysis API."""
@@ -65,10 +99,6 @@ def serve(
     from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    settings = _settings(
-        host=host, grpc_port=grpc_port, http_port=http_port, clickhouse_url=clickhouse_url, data_dir=data_dir,
-        retention_days=retention_days, clickhouse_cluster=cluster,
-    )  # fmt: skip
     try:
         runtime = start_runtime(settings)
     except (StoreLockedError, StoreConfigError, AuthFileError, ExposureError, TLSConfigError) as exc:
@@ -90,15 +120,9 @@ def serve(
 
 
 @app.command("migrate")
+@settings_options(MIGRATE_SETTINGS)
 def migrate_schema(
-    clickhouse_url: str = typer.Option(
-        None, help="chdb:///abs/dir or http(s)://user:pass@host:8123/db [env CHAINOTEL_CLICKHOUSE_URL]."
-    ),
-    data_dir: Path = typer.Option(
-        None, help="chDB data directory when no URL is given [env CHAINOTEL_DATA_DIR, default ~/.local/share/chainotel]."
-    ),
-    cluster: str = typer.Option(None, help=_CLUSTER_HELP),
-    retention_days: int = typer.Option(None, help="Days kept after ingest, 0 = forever [env CHAINOTEL_RETENTION_DAYS, default 7]."),
+    settings: AnalyzerSettings,
     print_sql: bool = typer.Option(
         False, "--print-sql", help="Print the DDL a new database gets, then exit; connects to nothing."
     ),
@@ -109,9 +133,6 @@ def migrate_schema(
     from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError, open_store
     from chainotel_analyzer.store.layout import SINGLE_NODE, Layout
 
-    settings = _settings(
-        clickhouse_url=clickhouse_url, data_dir=data_dir, retention_days=retention_days, clickhouse_cluster=cluster
-    )
     url = settings.resolved_clickhouse_url()
     if print_sql:
         # no server to ask: the database is the one the URL names (http://host:8123/<db>), else ClickHouse's default

@@ -1,7 +1,9 @@
 """All analyzer configuration, read in one place.
 
-Every value comes from a ``CHAINOTEL_*`` environment variable (or the matching ``serve`` flag,
-which :mod:`chainotel_analyzer.cli` passes in as an override). Nothing here touches the network or the disk.
+Every value comes from a ``CHAINOTEL_*`` environment variable (or the matching ``serve`` flag, which
+:mod:`chainotel_analyzer.cli` derives from these fields and passes in as an override). The configuration
+reference ``docs/configuration.md`` is generated from the field descriptions (``make docs``). Nothing
+here touches the network or the disk.
 
 Example::
 
@@ -30,6 +32,20 @@ def check_cluster_name(name: str) -> str:
     return name
 
 
+def env_name(field: str) -> str:
+    """The environment variable of an :class:`AnalyzerSettings` field: ``CHAINOTEL_<FIELD>``."""
+    return "CHAINOTEL_" + field.upper()
+
+
+def default_text(field: str) -> str:
+    """The default of an :class:`AnalyzerSettings` field as the docs and ``--help`` show it."""
+    info = AnalyzerSettings.model_fields[field]
+    extra = info.json_schema_extra or {}
+    if "default_text" in extra:
+        return str(extra["default_text"])
+    return "(empty)" if info.default in ("", None) else str(info.default)
+
+
 def default_data_dir() -> Path:
     """The default chDB data directory: ``$XDG_DATA_HOME/chainotel`` (``~/.local/share/chainotel``)."""
     base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
@@ -51,7 +67,11 @@ class AnalyzerSettings(BaseSettings):
     )
     grpc_port: int = Field(4317, description="OTLP/gRPC port (OTLP default 4317); -1 disables gRPC.")
     http_port: int = Field(4318, description="OTLP/HTTP + JSON API port (OTLP default 4318).")
-    data_dir: Path = Field(default_factory=default_data_dir, description="chDB data directory when no URL is given.")
+    data_dir: Path = Field(
+        default_factory=default_data_dir,
+        description="chDB data directory when no URL is given.",
+        json_schema_extra={"default_text": "$XDG_DATA_HOME/chainotel (~/.local/share/chainotel)"},
+    )
     clickhouse_url: str = Field(
         "",
         description="chdb:///abs/dir (embedded, default chdb://<data_dir>) or http(s)://user:pass@host:8123/db.",
@@ -111,6 +131,7 @@ class AnalyzerSettings(BaseSettings):
     )
     decode_workers: int = Field(
         default_factory=lambda: min(4, os.cpu_count() or 1),
+        json_schema_extra={"default_text": "CPU count, at most 4"},
         ge=0,
         description="Processes that decode OTLP bodies (default: CPU count, at most 4); 0 decodes in-process.",
     )
@@ -136,12 +157,12 @@ class AnalyzerSettings(BaseSettings):
     batch_min_spans: int = Field(
         1000, gt=0, description="An INSERT starts once this many spans wait and no request is being decoded."
     )
-    batch_max_wait: float = Field(
+    batch_max_wait_s: float = Field(
         0.2, ge=0, le=1.0, description="Longest (s) the oldest waiting request waits for its INSERT to start."
     )
-    commit_timeout: float = Field(30.0, gt=0, description="A request not committed after this (s) gets 503.")
-    retry_after: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")
-    dedup_window: float = Field(3600.0, ge=0, description="Seconds an acknowledged request's digest is remembered.")
+    commit_timeout_s: float = Field(30.0, gt=0, description="A request not committed after this (s) gets 503.")
+    retry_after_s: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")
+    dedup_window_s: float = Field(3600.0, ge=0, description="Seconds an acknowledged request's digest is remembered.")
 
     # --- chDB engine limits ------------------------------------------------------------------
     chdb_max_server_memory_bytes: int = Field(

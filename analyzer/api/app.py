@@ -84,7 +84,7 @@ def create_app(runtime: Served) -> FastAPI:
         app.include_router(router)
     # add_middleware wraps: the last added is outermost
     app.add_middleware(AuthMiddleware, tokens=lambda: services.tokens)
-    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after)
+    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s)
     origins = settings.cors_origins()
     if origins:
         app.add_middleware(

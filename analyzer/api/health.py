@@ -70,4 +70,4 @@ def health(services: Services = Depends(get_services)) -> JSONResponse:
     )  # fmt: skip
     if reachable:
         return JSONResponse(body.model_dump())
-    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": str(settings.retry_after)})
+    return JSONResponse(body.model_dump(), status_code=503, headers={"Retry-After": str(settings.retry_after_s)})

@@ -8,8 +8,8 @@
 - Overload → ``UNAVAILABLE``, which OTLP exporters retry (OTLP spec, "Failures"; ``RESOURCE_EXHAUSTED``
   is retryable only with ``RetryInfo``, and a Collector drops the data without it): more than
   ``grpc_max_concurrent_rpcs`` calls in progress, write queue or decoder backlog full, ClickHouse down,
-  or not committed within ``commit_timeout``. Each ``UNAVAILABLE`` carries a ``google.rpc.RetryInfo``
-  of ``retry_after`` seconds (the HTTP receiver's ``Retry-After``): in the ``grpc-status-details-bin``
+  or not committed within ``commit_timeout_s``. Each ``UNAVAILABLE`` carries a ``google.rpc.RetryInfo``
+  of ``retry_after_s`` seconds (the HTTP receiver's ``Retry-After``): in the ``grpc-status-details-bin``
   trailer (``google.rpc.Status`` details, read by the Collector) and in ``google.rpc.retryinfo-bin``
   (read by opentelemetry-python's exporter).
 - grpcio itself answers ``RESOURCE_EXHAUSTED`` only past a hard cap of twice
@@ -54,7 +54,7 @@ class TraceServiceHandler:
         self._settings = settings
         self._calls = threading.BoundedSemaphore(settings.grpc_max_concurrent_rpcs)
         retry = error_details_pb2.RetryInfo()
-        retry.retry_delay.seconds = settings.retry_after
+        retry.retry_delay.seconds = settings.retry_after_s
         self._retry_info = retry
 
     def export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
@@ -86,7 +86,7 @@ class TraceServiceHandler:
                 self._unavailable(context, str(exc))
         if committed is not None:
             try:
-                committed.result(timeout=self._settings.commit_timeout)
+                committed.result(timeout=self._settings.commit_timeout_s)
             except StoreUnavailable:
                 self._unavailable(context, STORE_UNAVAILABLE_REASON)
             except futures.TimeoutError:
@@ -94,7 +94,7 @@ class TraceServiceHandler:
         return ExportResult(payload.spans.rejected, payload.spans.error_message).response()
 
     def _unavailable(self, context: grpc.ServicerContext, reason: str) -> NoReturn:
-        """End the call with UNAVAILABLE and a RetryInfo of ``retry_after`` seconds (module docstring)."""
+        """End the call with UNAVAILABLE and a RetryInfo of ``retry_after_s`` seconds (module docstring)."""
         message = f"{reason}; retry later"
         details = Any()
         details.Pack(self._retry_info)

@@ -73,7 +73,7 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
     if encoding not in ("identity", "gzip", ""):
         return _error(415, _INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}: use gzip or none", is_json)
 
-    retry_after = {"Retry-After": str(settings.retry_after)}
+    retry_after = {"Retry-After": str(settings.retry_after_s)}
     overloaded = intake.sink.full() or intake.decoders.busy()
     if overloaded:  # answered before the body is read and decoded
         return _error(503, _UNAVAILABLE, f"{overloaded}; retry later", is_json, retry_after)
@@ -84,7 +84,7 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
     future, decoded = queued
     if future is not None:
         try:
-            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout)
+            await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout_s)
         except StoreUnavailable:
             return _error(503, _UNAVAILABLE, f"{STORE_UNAVAILABLE_REASON}; retry later", is_json, retry_after)
         except asyncio.TimeoutError:

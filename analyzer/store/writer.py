@@ -8,7 +8,7 @@ so no span is acknowledged before it is stored.
 Batching: each INSERT has a large fixed cost in chDB (~30 ms: a part per table, views, indexes),
 so parts should be big. The writer starts an INSERT when ``batch_max_spans`` (≤ 10 000) spans wait,
 or when at least ``batch_min_spans`` wait and no request is being read or decoded
-(:meth:`SpanWriter.incoming`), or ``batch_max_wait`` (≤ 1 s) after the oldest waiting request
+(:meth:`SpanWriter.incoming`), or ``batch_max_wait_s`` (≤ 1 s) after the oldest waiting request
 arrived. Each INSERT takes what is waiting, at most ``batch_max_spans`` spans, in one Arrow-format
 INSERT into ``chain_history`` (columns of :data:`chainotel_analyzer.model.rows.INSERT_SCHEMA`); the
 materialized views fill ``chain_traces`` and ``chain_metrics`` in the same INSERT. Requests are
@@ -26,7 +26,7 @@ No duplicates on retry (an exporter resends the identical request after a timeou
 - every request is identified by a 64-bit digest of its decompressed body (:func:`chainotel_analyzer.ingest.receive.request_digest`);
 - the digest is written with each of the request's rows (``chain_history.request_digest``) in the
   same INSERT as the rows themselves, so "rows stored" and "request recorded" cannot diverge;
-- the writer remembers digests of committed requests for ``dedup_window`` seconds (reloaded from
+- the writer remembers digests of committed requests for ``dedup_window_s`` seconds (reloaded from
   ``chain_history`` at start, so this survives a restart) and digests of queued/in-flight requests;
   a request whose digest is committed is acknowledged without inserting, one that is queued or being
   inserted shares that request's future. Because the duplicate never reaches ``chain_history``, the
@@ -41,7 +41,7 @@ No duplicates on retry (an exporter resends the identical request after a timeou
   :class:`StoreUnavailable` — also one stored only in part (on a cluster, one shard committed and
   another failed), whose retry then stores its stored rows twice rather than losing the rest. If that lookup fails too, the store is down: nothing is known to be
   stored, the whole batch and the queue behind it get :class:`StoreUnavailable` (the senders retry).
-- Limits: a retry that arrives after ``dedup_window`` is stored again. ClickHouse has no transaction
+- Limits: a retry that arrives after ``dedup_window_s`` is stored again. ClickHouse has no transaction
   across a table and its views: when ``chain_history`` committed but a view did not (a view failed,
   or the process died between them), the request's retry is recognised from ``request_digest`` (not
   stored twice) — but that request's ``chain_traces``/``chain_metrics`` rows are missing. A server
@@ -115,7 +115,7 @@ class SpanWriter:
         """Reload recent request digests from the store, then start the writer thread.
 
         Raises clickhouse-connect's errors when the store cannot be read."""
-        window = int(self._settings.dedup_window)
+        window = int(self._settings.dedup_window_s)
         if window > 0:
             now = time.monotonic()
             for digest in self._stored_rows(window):
@@ -220,7 +220,7 @@ class SpanWriter:
                 if self._stopping:
                     return None
                 self._cond.wait(1.0)
-            deadline = self._queue[0].queued_at + s.batch_max_wait
+            deadline = self._queue[0].queued_at + s.batch_max_wait_s
             while self._queued_spans < s.batch_max_spans and not self._stopping:
                 if self._queued_spans >= s.batch_min_spans and not self._incoming:
                     break  # enough for a decent part, and nothing is on its way
@@ -323,7 +323,7 @@ class SpanWriter:
         return dict(self._client.query(sql, parameters=parameters).result_rows)
 
     def _forget(self, now: float) -> None:
-        horizon = now - self._settings.dedup_window
+        horizon = now - self._settings.dedup_window_s
         committed = self._committed
         while committed and (len(committed) > _MAX_REMEMBERED or next(iter(committed.values())) < horizon):
             committed.popitem(last=False)

@@ -51,7 +51,7 @@ def test_full_queue_gives_503_and_unavailable(tmp_path):
 
     settings = AnalyzerSettings(
         clickhouse_url=f"chdb://{tmp_path / 'db'}", host="127.0.0.1", grpc_port=0, decode_workers=0,
-        queue_max_spans=10, batch_max_wait=0, retry_after=2,
+        queue_max_spans=10, batch_max_wait_s=0, retry_after_s=2,
     )  # fmt: skip
     with served(settings) as runtime:
         client = runtime.writer._client
@@ -99,7 +99,7 @@ def test_full_queue_gives_503_and_unavailable(tmp_path):
 def test_busy_decoders_and_too_many_grpc_calls_give_503_and_unavailable(analyzer_factory):
     a = analyzer_factory({
         "CHAINOTEL_DECODE_WORKERS": "1", "CHAINOTEL_DECODE_MAX_PENDING_BYTES": "1000",
-        "CHAINOTEL_GRPC_MAX_CONCURRENT_RPCS": "1", "CHAINOTEL_RETRY_AFTER": "2",
+        "CHAINOTEL_GRPC_MAX_CONCURRENT_RPCS": "1", "CHAINOTEL_RETRY_AFTER_S": "2",
     })  # fmt: skip
     _wait_for(lambda: len(decoder_pids(a.proc.pid)) == 1, "the decoder process")
     decoders = decoder_pids(a.proc.pid)

@@ -27,7 +27,7 @@ from tests.ingest.otlp_data import request
 
 @pytest.fixture
 def writer_and_db(tmp_path) -> Iterator[tuple[SpanWriter, object]]:
-    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait=0)
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", batch_max_wait_s=0)
     store = open_store(settings)
     try:
         migrate(store.client)

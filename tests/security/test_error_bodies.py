@@ -15,7 +15,7 @@ def test_a_failing_store_answers_503_without_its_error(tmp_path, caplog):
     from chainotel_analyzer.settings import AnalyzerSettings
 
     settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", grpc_port=-1, decode_workers=0,
-                                batch_max_wait=0, retry_after=4)  # fmt: skip
+                                batch_max_wait_s=0, retry_after_s=4)  # fmt: skip
     with served(settings) as runtime:
         client = runtime.writer._client
 

@@ -35,7 +35,7 @@ WINDOW_ENDPOINTS = [
 @pytest.fixture(scope="module")
 def analyzer(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("limits")
-    env = {"CHAINOTEL_HTTP_HEADER_TIMEOUT_S": "2", "CHAINOTEL_HTTP_BODY_TIMEOUT_S": "2", "CHAINOTEL_RETRY_AFTER": "3"}
+    env = {"CHAINOTEL_HTTP_HEADER_TIMEOUT_S": "2", "CHAINOTEL_HTTP_BODY_TIMEOUT_S": "2", "CHAINOTEL_RETRY_AFTER_S": "3"}
     with running(tmp / "db", env) as a:
         yield a
 
@@ -152,7 +152,7 @@ def test_slow_clients_do_not_stop_health_or_exporters(analyzer):
 def test_every_503_carries_retry_after(tmp_path):
     """Past ``http_max_concurrency`` requests in progress: 503 + Retry-After (uvicorn's own 503 had
     none); /health is not counted and still answers."""
-    env = {"CHAINOTEL_HTTP_MAX_CONCURRENCY": "1", "CHAINOTEL_RETRY_AFTER": "3", "CHAINOTEL_HTTP_BODY_TIMEOUT_S": "20"}
+    env = {"CHAINOTEL_HTTP_MAX_CONCURRENCY": "1", "CHAINOTEL_RETRY_AFTER_S": "3", "CHAINOTEL_HTTP_BODY_TIMEOUT_S": "20"}
     with running(tmp_path / "db", env, grpc=False) as a:
         held = socket.create_connection(("127.0.0.1", a.http_port), timeout=10)
         held.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"

@@ -41,12 +41,12 @@ def _export(exporter) -> object:
         exporter.shutdown()
 
 
-def _exporters(analyzer):
+def _exporters(analyzer, timeout_s: float = 20):
     from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
 
-    return (HttpExporter(endpoint=analyzer.http + "/v1/traces", timeout=3),
-            GrpcExporter(endpoint=f"https://{analyzer.grpc}", timeout=3))  # fmt: skip
+    return (HttpExporter(endpoint=analyzer.http + "/v1/traces", timeout=timeout_s),
+            GrpcExporter(endpoint=f"https://{analyzer.grpc}", timeout=timeout_s))  # fmt: skip
 
 
 def _tls_env(tmp_path, pki, client_ca: bool) -> dict[str, str]:
@@ -72,7 +72,7 @@ def test_tls_with_tokens_from_sdk_exporters(tmp_path, pki, monkeypatch):
             httpx.get(f"http://127.0.0.1:{a.http_port}/health", timeout=5)
         # a server certificate from an unknown CA is refused by the exporters
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", str(pki["other_ca"]))
-        assert [_export(e) for e in _exporters(a)] == [SpanExportResult.FAILURE] * 2
+        assert [_export(e) for e in _exporters(a, timeout_s=3)] == [SpanExportResult.FAILURE] * 2
         assert httpx.get(a.http + "/api/v1/traces/" + "0" * 31 + "1/critical-path", headers=bearer("viewer"),
                          verify=verify, timeout=10).status_code == 404  # fmt: skip
 
@@ -90,7 +90,7 @@ def test_mtls_needs_a_client_certificate_from_the_ca(tmp_path, pki, monkeypatch)
         # a client certificate of another CA, or none: the handshake fails
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", str(pki["other_client_cert"]))
         monkeypatch.setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", str(pki["other_client_key"]))
-        assert [_export(e) for e in _exporters(a)] == [SpanExportResult.FAILURE] * 2
+        assert [_export(e) for e in _exporters(a, timeout_s=3)] == [SpanExportResult.FAILURE] * 2
         no_cert = ssl.create_default_context(cafile=str(pki["ca"]))
         with pytest.raises(httpx.TransportError):
             httpx.get(a.http + "/health", verify=no_cert, timeout=5)
