@@ -29,7 +29,9 @@ import pyarrow as pa
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
-from chainotel_analyzer.model.rows import DECODED_SCHEMA, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans
+from chainotel_analyzer.model.rows import (
+    DECODED_SCHEMA, MAX_START_NS, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans,
+)
 from chainotel import attributes as ca
 
 _ZERO_TRACE = bytes(16)
@@ -140,7 +142,7 @@ def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
                 end = span.end_time_unix_nano
                 if (
                     len(tid) != 16 or tid == zero_trace or len(sid) != 8 or sid == zero_span or (pid and len(pid) != 8)
-                    or start > max_ns or end > max_ns
+                    or start > MAX_START_NS or end > max_ns
                 ):  # fmt: skip
                     rejected += 1
                     if len(reasons) < 3:
@@ -228,6 +230,9 @@ def _why(span) -> str:
         return f"{label}: span_id is all zero"
     if pid and len(pid) != 8:
         return f"{label}: parent_span_id must be empty or 8 bytes, got {len(pid)}"
+    if span.start_time_unix_nano > MAX_START_NS and span.start_time_unix_nano <= MAX_TIMESTAMP_NS:
+        return (f"{label}: start_time_unix_nano {span.start_time_unix_nano} is after 2106-02-07T06:28:15Z, "
+                "the last minute the per-minute metrics hold")  # fmt: skip
     field = "start_time_unix_nano" if span.start_time_unix_nano > MAX_TIMESTAMP_NS else "end_time_unix_nano"
     return f"{label}: {field} {getattr(span, field)} is after 2262-04-11 (must be below 2^63 ns)"
 
