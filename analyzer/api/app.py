@@ -23,6 +23,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from chainotel_analyzer.api.deps import Services
 from chainotel_analyzer.api.serving import ConcurrencyLimit
 from chainotel_analyzer.security.http import AuthMiddleware
+from chainotel_analyzer.security.openapi import document_security
 
 
 class Served(Protocol):
@@ -82,6 +83,7 @@ def create_app(runtime: Served) -> FastAPI:
     )
     for router in routers():
         app.include_router(router)
+    document_security(app, services.tokens is not None)
     # add_middleware wraps: the last added is outermost
     app.add_middleware(AuthMiddleware, tokens=lambda: services.tokens)
     app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s)

@@ -113,7 +113,14 @@ def test_api_needs_a_token_with_the_scope(secured):
     with httpx.Client(base_url=secured.http, timeout=30) as http:
         health = http.get("/health")
         assert health.status_code == 200 and "token" not in health.text
-        assert http.get("/openapi.json").status_code == 200
+        doc = http.get("/openapi.json").json()
+        assert doc["components"]["securitySchemes"]["bearerAuth"] == {**doc["components"]["securitySchemes"]["bearerAuth"],
+                                                                       "type": "http", "scheme": "bearer"}  # fmt: skip
+        delete = doc["paths"]["/api/v1/chains/{chain}"]["delete"]
+        assert delete["security"] == [{"bearerAuth": []}] and {"401", "403"} <= delete["responses"].keys()
+        assert "`admin` scope" in delete["description"]
+        assert "`ingest` scope" in doc["paths"]["/v1/traces"]["post"]["description"]
+        assert "security" not in doc["paths"]["/health"]["get"]
         # an unauthenticated DELETE (it used to delete the chain) and a read token's
         r = http.delete("/api/v1/chains/B5")
         assert r.status_code == 401 and r.headers["www-authenticate"].startswith("Bearer")
