@@ -38,7 +38,9 @@ class Served(Protocol):
 def routers() -> list[APIRouter]:
     """Every router of the app, in mount order. Register new routers here."""
     from chainotel_analyzer.api.analytics import router as analytics_router
+    from chainotel_analyzer.api.catalog import router as catalog_router
     from chainotel_analyzer.api.chains import router as chains_router
+    from chainotel_analyzer.api.discovery import router as discovery_router
     from chainotel_analyzer.api.health import router as health_router
     from chainotel_analyzer.ingest.http import router as otlp_router
 
@@ -48,6 +50,8 @@ def routers() -> list[APIRouter]:
         # analysis routers below this line
         chains_router,  # /api/v1/chains..., /api/v1/traces/{instance_id}/critical-path
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
+        discovery_router,  # /api/v1/discovery/scan, /api/v1/chains/{chain}/drift
+        catalog_router,  # /api/v1/catalog (the registry as a catalog, polled by services)
     ]
 
 
