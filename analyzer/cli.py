@@ -84,12 +84,16 @@ def _settings(**overrides: Any) -> AnalyzerSettings:
 
 
 def _open_or_exit(opener: Callable[[AnalyzerSettings], Any], settings: AnalyzerSettings) -> Any:
-    """``opener(settings)``; a locked data directory or a store setting that cannot work exits 2 saying why."""
+    """``opener(settings)``; a locked data directory, a store setting that cannot work, a bad token or
+    TLS file, or a public interface without tokens exits 2 saying why."""
+    from chainotel_analyzer.security.policy import ExposureError
+    from chainotel_analyzer.security.tls import TLSConfigError
+    from chainotel_analyzer.security.tokens import AuthFileError
     from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError
 
     try:
         return opener(settings)
-    except (StoreLockedError, StoreConfigError) as exc:
+    except (StoreLockedError, StoreConfigError, AuthFileError, ExposureError, TLSConfigError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
 
@@ -101,8 +105,7 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn/analyzer log level."),
 ) -> None:
     """Run the analyzer: OTLP/gRPC, OTLP/HTTP ``/v1/traces``, ``/health`` and the analysis API."""
-    import uvicorn
-
+    from chainotel_analyzer.api import serving
     from chainotel_analyzer.api.app import create_app
     from chainotel_analyzer.runtime import start_runtime
 
@@ -111,13 +114,14 @@ def serve(
     try:
         typer.echo(
             f"chainotel analyzer: store {settings.resolved_clickhouse_url()}, "
-            f"OTLP/gRPC on {settings.host}:{runtime.grpc_port}, OTLP/HTTP on {settings.host}:{settings.http_port}",
+            f"OTLP/gRPC on {settings.host}:{runtime.grpc_port}, OTLP/HTTP on {settings.host}:{settings.http_port}"
+            + (" (TLS" + (", client certificates required)" if settings.tls_client_ca_file else ")")
+               if settings.tls_cert_file else "") + ", "
+            + (f"authentication on ({len(runtime.tokens)} tokens)" if runtime.tokens is not None
+               else "authentication OFF (no CHAINOTEL_AUTH_FILE)"),
             err=True,
         )
-        uvicorn.run(
-            create_app(runtime), host=settings.host, port=settings.http_port, workers=1,
-            log_level=log_level.lower(), access_log=False, limit_concurrency=settings.http_max_concurrency,
-        )  # fmt: skip
+        serving.run(create_app(runtime), settings, log_level)
     finally:
         runtime.close()
 
@@ -162,6 +166,10 @@ def import_files(
     endpoint: str = typer.Option("http://127.0.0.1:4318", help="The analyzer's OTLP/HTTP base URL."),
     chunk_spans: int = typer.Option(2000, min=1, help="Spans per request."),
     concurrency: int = typer.Option(4, min=1, help="Requests in flight at once."),
+    token: str = typer.Option(
+        "", envvar="CHAINOTEL_TOKEN", show_default=False,
+        help="Bearer token with the ingest scope, for an analyzer with authentication [env CHAINOTEL_TOKEN].",
+    ),
 ) -> None:
     """Send trace files to a running analyzer and print, per file and in total, the spans stored, the
     spans already stored before (a file imported again) and the spans rejected (with the first reasons)."""
@@ -183,7 +191,7 @@ def import_files(
                 result = import_file(
                     path, endpoint, chunk_spans,
                     lambda done, total, t=task: progress.update(t, completed=done, total=total),
-                    concurrency=concurrency,
+                    concurrency=concurrency, token=token,
                 )  # fmt: skip
             except ImportFailed as exc:
                 progress.console.print(f"[red]error[/red] {exc}")

@@ -17,6 +17,9 @@ from chainotel_analyzer.ingest.grpc import start_grpc_server
 from chainotel_analyzer.ingest.receive import DecodePool, Intake
 from chainotel_analyzer.monitoring.probes import Prober
 from chainotel_analyzer.monitoring.service import Monitoring, build_monitoring
+from chainotel_analyzer.security.policy import load_tokens
+from chainotel_analyzer.security.tls import check_files as check_tls_files
+from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.catalog import configured_catalog, seed_definitions
 from chainotel_analyzer.store.client import Store, open_store
@@ -36,6 +39,7 @@ class Runtime:
     store: Store
     writer: SpanWriter
     decoders: DecodePool
+    tokens: TokenSet | None = None
     grpc_server: grpc.Server | None = None
     grpc_port: int | None = None
     monitoring: Monitoring | None = None
@@ -50,6 +54,7 @@ class Runtime:
             store=self.store,
             grpc_port=self.grpc_port,
             monitoring=self.monitoring,
+            tokens=self.tokens,
         )
 
     def close(self) -> None:
@@ -72,8 +77,13 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     Raises :class:`~chainotel_analyzer.store.client.StoreLockedError` when another process owns the chDB
     directory, :class:`~chainotel_analyzer.store.client.StoreConfigError` for a cluster on chDB,
     clickhouse-connect errors when a server is unreachable, RuntimeError when the gRPC port cannot
-    be bound.
+    be bound; :class:`~chainotel_analyzer.security.tokens.AuthFileError` for a bad token file and
+    :class:`~chainotel_analyzer.security.policy.ExposureError` for a non-loopback interface without
+    one, :class:`~chainotel_analyzer.security.tls.TLSConfigError` for unusable TLS files (all
+    before anything is opened).
     """
+    tokens = load_tokens(settings.auth_file, settings.allow_unauthenticated, settings.host)
+    check_tls_files(settings)
     store = open_store(settings)
     writer: SpanWriter | None = None
     decoders: DecodePool | None = None
@@ -85,10 +95,13 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
         seed_definitions(store.client, configured_catalog(settings.catalog))
         writer = SpanWriter(store, settings)
         writer.start()
-        decoders = DecodePool(settings.decode_workers, settings.decode_max_pending_bytes)
-        runtime = Runtime(settings=settings, store=store, writer=writer, decoders=decoders)
+        decoders = DecodePool(
+            settings.decode_workers, settings.decode_max_pending_bytes, settings.queue_max_spans,
+            settings.max_decoded_request_bytes,
+        )
+        runtime = Runtime(settings=settings, store=store, writer=writer, decoders=decoders, tokens=tokens)
         if settings.grpc_port >= 0:
-            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, decoders, settings)
+            runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, decoders, settings, tokens)
         runtime.monitoring = start_monitoring(settings, store, writer)
         return runtime
     except BaseException:

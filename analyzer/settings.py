@@ -20,7 +20,7 @@ from pathlib import Path
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9_.{}-]+$"
@@ -62,7 +62,11 @@ class AnalyzerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CHAINOTEL_", extra="ignore")
 
-    host: str = Field("0.0.0.0", description="Interface both receivers bind to.")
+    host: str = Field(
+        "127.0.0.1",
+        description="Interface both receivers bind to; containers set 0.0.0.0 explicitly. A non-loopback "
+        "interface needs auth_file (or allow_unauthenticated).",
+    )
     grpc_port: int = Field(4317, description="OTLP/gRPC port (OTLP default 4317); -1 disables gRPC.")
     http_port: int = Field(4318, description="OTLP/HTTP + JSON API port (OTLP default 4318).")
     data_dir: Path = Field(
@@ -82,13 +86,46 @@ class AnalyzerSettings(BaseSettings):
         "(deploy/clickhouse-cluster.md). Needs a server URL. Empty: one node.",
     )
 
+    # --- security (docs/security.md) ---------------------------------------------------------
+    auth_file: Path | None = Field(
+        None,
+        description="YAML token file ([{name, token_sha256, scopes: [ingest|read|admin]}]); unset: no "
+        "authentication, which is allowed on loopback only (see allow_unauthenticated).",
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve a non-loopback interface without auth_file (anyone reaching the port is admin)."
+    )
+    cors_allow_origins: str = Field(
+        "", description="Comma-separated origins allowed by CORS (e.g. https://ui.example.com); empty: CORS off."
+    )
+    docs_enabled: bool = Field(True, description="Serve /docs, /redoc and /openapi.json (no token needed).")
+    tls_cert_file: Path | None = Field(
+        None, description="PEM server certificate (chain) for OTLP/HTTP + API and OTLP/gRPC; unset: plain text."
+    )
+    tls_key_file: Path | None = Field(None, description="PEM private key of tls_cert_file.")
+    tls_client_ca_file: Path | None = Field(
+        None, description="PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."
+    )
+
     # --- request limits (OTLP receivers) -----------------------------------------------------
     max_request_bytes: int = Field(16 * 1024 * 1024, gt=0, description="Largest request body as sent (compressed).")
     max_decompressed_bytes: int = Field(
         64 * 1024 * 1024, gt=0, description="Largest request body after gzip decompression (no gzip bombs)."
     )
     http_max_concurrency: int = Field(
-        1024, gt=0, description="HTTP connections/requests at once before uvicorn answers 503 (limit_concurrency)."
+        1024, gt=0, description="HTTP requests in progress (/health not counted) before 503 + Retry-After."
+    )
+    http_max_connections: int = Field(
+        4096, gt=0, description="Open HTTP connections; a new one past this is closed at once."
+    )
+    http_header_timeout_s: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request's headers (else 408 and disconnect)."
+    )
+    http_body_timeout_s: float = Field(
+        60.0, gt=0, description="Seconds a client has to send a request's body after its headers (else disconnect)."
+    )
+    http_keep_alive_timeout_s: float = Field(
+        5.0, gt=0, description="Seconds an idle keep-alive connection stays open (uvicorn timeout_keep_alive)."
     )
     grpc_max_concurrent_rpcs: int = Field(
         64, gt=0, description="OTLP/gRPC calls in progress before UNAVAILABLE + RetryInfo (retried by exporters); "
@@ -106,7 +143,18 @@ class AnalyzerSettings(BaseSettings):
     )
 
     # --- writer ----------------------------------------------------------------------------------
-    queue_max_spans: int = Field(100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE.")
+    queue_max_spans: int = Field(
+        100_000, gt=0, description="Spans waiting for insert before 503/UNAVAILABLE; a request with more "
+        "spans is refused (413/INVALID_ARGUMENT) before it is decoded.",
+    )
+    queue_max_bytes: int = Field(
+        256 * 1024**2, gt=0, description="Bytes of decoded spans (Arrow, resource attributes counted per span) "
+        "waiting for insert before 503/UNAVAILABLE.",
+    )
+    max_decoded_request_bytes: int = Field(
+        128 * 1024**2, gt=0, description="Largest request once decoded (Arrow columns, resource attributes "
+        "copied onto each span): estimated before decoding and checked after; larger → 413/INVALID_ARGUMENT.",
+    )
     batch_max_spans: int = Field(10_000, gt=0, description="Most spans per INSERT (each INSERT writes one part).")
     batch_min_spans: int = Field(
         1000, gt=0, description="An INSERT starts once this many spans wait and no request is being decoded."
@@ -196,6 +244,23 @@ class AnalyzerSettings(BaseSettings):
             if not re.fullmatch(r"https?://\S+", url):
                 raise ValueError(f"{url!r} is not an http(s):// URL")
         return [url.rstrip("/") for url in value]
+
+    @field_validator("auth_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _tls_files_together(self):
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_client_ca_file is not None and self.tls_cert_file is None:
+            raise ValueError("tls_client_ca_file (mTLS) needs tls_cert_file and tls_key_file")
+        return self
+
+    def cors_origins(self) -> list[str]:
+        """``cors_allow_origins`` as a list (empty: CORS off)."""
+        return [o.strip() for o in self.cors_allow_origins.split(",") if o.strip()]
 
     @field_validator("clickhouse_cluster")
     @classmethod

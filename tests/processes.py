@@ -8,6 +8,7 @@ store in a pytest tmp directory — used by every test package: :class:`Analyzer
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import time
@@ -34,18 +35,32 @@ def analyzer_env(env: dict[str, str] | None = None) -> dict[str, str]:
 
 class Analyzer:
     """One analyzer process: ``http`` base URL, ``grpc`` target (``None`` with ``grpc=False``),
-    ``data_dir``; its output goes to ``log`` (shown when it fails to start)."""
+    ``data_dir``; its output goes to ``log`` (shown when it fails to start).
 
-    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, grpc: bool = True):
+    ``tls``: the analyzer serves TLS (its ``CHAINOTEL_TLS_*`` are in ``env``); ``http`` is then
+    ``https://`` and ``/health`` is polled with :meth:`ssl_context`, built from ``tls["ca"]`` (and
+    ``tls["cert"]``/``tls["key"]`` for mTLS)."""
+
+    def __init__(self, data_dir: Path, env: dict[str, str] | None = None, grpc: bool = True, tls: dict | None = None):
         self.data_dir = data_dir
         self.env = env or {}
+        self.tls = tls
         self.http_port = free_port()
         self.grpc_port = free_port() if grpc else -1
-        self.http = f"http://127.0.0.1:{self.http_port}"
+        self.http = f"{'https' if tls else 'http'}://127.0.0.1:{self.http_port}"
         self.grpc = f"127.0.0.1:{self.grpc_port}" if grpc else None
         self.proc: subprocess.Popen | None = None
         self.log = data_dir.parent / f"{data_dir.name}-analyzer-{self.http_port}.log"
         self._log_fh = None
+
+    def ssl_context(self) -> ssl.SSLContext | bool:
+        """What httpx's ``verify`` needs to reach this analyzer (``True`` without TLS)."""
+        if not self.tls:
+            return True
+        context = ssl.create_default_context(cafile=str(self.tls["ca"]))
+        if self.tls.get("cert"):
+            context.load_cert_chain(str(self.tls["cert"]), str(self.tls["key"]))
+        return context
 
     def command(self) -> list[str]:
         """The ``chainotel-analyzer serve`` command line."""
@@ -64,11 +79,12 @@ class Analyzer:
         self.proc = subprocess.Popen(self.command(), env=analyzer_env(self.env), stdout=self._log_fh,
                                      stderr=subprocess.STDOUT)  # fmt: skip
         deadline = time.monotonic() + START_TIMEOUT_S
+        verify = self.ssl_context()
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"analyzer exited {self.proc.returncode}: {self.log.read_text()[-3000:]}")
             try:
-                if httpx.get(self.http + "/health", timeout=1).status_code == 200:
+                if httpx.get(self.http + "/health", timeout=1, verify=verify).status_code == 200:
                     return self
             except httpx.TransportError:
                 pass
@@ -91,9 +107,11 @@ class Analyzer:
 
 
 @contextmanager
-def running(data_dir: Path, env: dict[str, str] | None = None, grpc: bool = True) -> Iterator[Analyzer]:
-    """Start an analyzer on ``data_dir``; always stopped on exit."""
-    analyzer = Analyzer(data_dir, env, grpc)
+def running(
+    data_dir: Path, env: dict[str, str] | None = None, grpc: bool = True, tls: dict | None = None
+) -> Iterator[Analyzer]:
+    """Start an analyzer on ``data_dir`` (``tls``: see :class:`Analyzer`); always stopped on exit."""
+    analyzer = Analyzer(data_dir, env, grpc, tls)
     try:
         yield analyzer.start()
     finally:

@@ -17,7 +17,6 @@ import re
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
-from decimal import Decimal, InvalidOperation
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -31,12 +30,12 @@ from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.analysis.health import chain_health
 from chainotel_analyzer.analysis.impact import service_impact
 from chainotel_analyzer.analysis.recommendations import recommend
+from chainotel_analyzer.api import time_params
 from chainotel_analyzer.api.models import (
     AggregatedCriticalPathResponse, AnomaliesResponse, BottlenecksResponse, DependencyGraphResponse,
     HealthOverviewResponse, ImpactResponse, PerformanceResponse, RecommendationsResponse,
 )
 from chainotel_analyzer.api.deps import get_reader, get_registry
-from chainotel_analyzer.model.rows import MAX_TIMESTAMP_NS
 from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainRegistry, TraceReader
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 
@@ -66,33 +65,11 @@ for _alias, _target in _ALIASES.items():
 
 
 def parse_time_ns(value: str, name: str) -> int:
-    """RFC 3339 or Unix seconds → Unix **nanoseconds**; 422 naming ``name`` otherwise.
-
-    Accepts ``2022-08-22T04:27:03Z``, ``2022-08-22T06:27:03.5+02:00``, ``1661142423``,
-    ``1661142423.25``; refuses NaN, infinities, negative times and times past 2262 (the end of
-    ClickHouse's ``DateTime64(9)``).
-    """
-    text = value.strip()
-    ns = None
+    """:func:`chainotel_analyzer.api.time_params.parse_time_ns` with 422 (the reason) for a bad value."""
     try:
-        number = Decimal(text)
-    except InvalidOperation:
-        number = None
-    if number is not None:
-        if not number.is_finite():
-            raise HTTPException(422, f"{name}: {value!r} is not a finite number of seconds")
-        ns = int(number * 10**9)
-    else:
-        try:
-            dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-        except ValueError:
-            raise HTTPException(422, f"{name}: {value!r} is neither RFC 3339 nor Unix seconds") from None
-        if dt.tzinfo is None:
-            raise HTTPException(422, f"{name}: {value!r} has no time zone offset (RFC 3339 needs 'Z' or ±hh:mm)")
-        ns = int(dt.timestamp()) * 10**9 + dt.microsecond * 1000
-    if not 0 <= ns <= MAX_TIMESTAMP_NS:
-        raise HTTPException(422, f"{name}: {value!r} is outside 1970-01-01 .. 2262-04-11")
-    return ns
+        return time_params.parse_time_ns(value, name)
+    except time_params.TimeParamError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def window(since: str | None, until: str | None, default_s: int, prefix: str = "") -> tuple[int, int]:

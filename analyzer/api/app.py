@@ -15,12 +15,15 @@ directory)::
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-
 from typing import Protocol
 
 from fastapi import APIRouter, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from chainotel_analyzer.api.deps import Services
+from chainotel_analyzer.api.serving import ConcurrencyLimit
+from chainotel_analyzer.security.http import AuthMiddleware
+from chainotel_analyzer.security.openapi import document_security
 
 
 class Served(Protocol):
@@ -59,11 +62,16 @@ def create_app(runtime: Served) -> FastAPI:
     so that a locked data directory is reported before uvicorn starts). The runtime is closed at
     shutdown — in the lifespan, because uvicorn re-raises SIGTERM/SIGINT after shutdown and code
     after ``uvicorn.run`` may never run.
+
+    Middleware, outermost first: CORS (only with ``cors_allow_origins``), the in-flight request
+    limit (:class:`~chainotel_analyzer.api.serving.ConcurrencyLimit`), authentication
+    (:class:`~chainotel_analyzer.security.http.AuthMiddleware`, before any body is read).
     """
+    services = runtime.services()
+    settings = services.settings
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        services = runtime.services()
         app.state.services = services
         app.state.intake = services.intake  # the OTLP/HTTP receiver's dependency
         try:
@@ -75,7 +83,20 @@ def create_app(runtime: Served) -> FastAPI:
         title="chainotel analyzer",
         summary="OTLP intake into ClickHouse and chain analysis",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs_enabled else None,
+        redoc_url="/redoc" if settings.docs_enabled else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
     )
     for router in routers():
         app.include_router(router)
+    document_security(app, services.tokens is not None)
+    # add_middleware wraps: the last added is outermost
+    app.add_middleware(AuthMiddleware, tokens=lambda: services.tokens)
+    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s)
+    origins = settings.cors_origins()
+    if origins:
+        app.add_middleware(
+            CORSMiddleware, allow_origins=origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["authorization", "content-type", "content-encoding"],
+        )  # fmt: skip
     return app

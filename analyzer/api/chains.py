@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
@@ -33,6 +33,7 @@ from chainotel_analyzer.api.models import (
 from chainotel_analyzer.api.discovery_models import PagedChainList
 from chainotel_analyzer.model.otlp_trace import request_json, trace_request
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
+from chainotel_analyzer.security.http import principal_of
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, RegistryConflict, TraceReader, UnknownChain
 from chainotel.catalog import Category, ChainDefinition
@@ -182,21 +183,23 @@ def get_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
 
 
 @router.post("/chains", status_code=201, response_model=ChainRecord)
-def create_chain(body: ChainDefinition, registry: ChainRegistry = Depends(get_registry)):
+def create_chain(body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
     try:
-        return registry.create(body.model_dump(mode="json"))
+        return registry.create(body.model_dump(mode="json"), changed_by=principal_of(request).name)
     except (ChainExists, RegistryConflict) as exc:
         raise HTTPException(409, str(exc)) from None
 
 
 @router.put("/chains/{chain}", response_model=ChainRecord)
-def update_chain(chain: str, body: ChainDefinition, registry: ChainRegistry = Depends(get_registry)):
+def update_chain(
+    chain: str, body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)
+):
     """Replace a chain definition: version + 1 (404 if unknown; 422 if the body's ``id`` differs)."""
     if body.id != chain:
         raise HTTPException(422, f"id: body id {body.id!r} does not match the path {chain!r}")
     try:
-        return registry.put(body.model_dump(mode="json"))
+        return registry.put(body.model_dump(mode="json"), changed_by=principal_of(request).name)
     except UnknownChain as exc:
         raise HTTPException(404, str(exc)) from None
     except RegistryConflict as exc:
@@ -204,10 +207,10 @@ def update_chain(chain: str, body: ChainDefinition, registry: ChainRegistry = De
 
 
 @router.delete("/chains/{chain}", status_code=204, response_class=Response)
-def delete_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
+def delete_chain(chain: str, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
     try:
-        registry.delete(chain)
+        registry.delete(chain, changed_by=principal_of(request).name)
     except UnknownChain as exc:
         raise HTTPException(404, str(exc)) from None
     except RegistryConflict as exc:

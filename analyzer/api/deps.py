@@ -27,6 +27,7 @@ from fastapi import Request
 
 from chainotel_analyzer.ingest.receive import Intake
 from chainotel_analyzer.monitoring.service import Monitoring
+from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import ChainRegistry, TraceReader
 
@@ -46,7 +47,8 @@ class StoreProbe(Protocol):
 class Services:
     """Everything the app serves: ``settings``; the storage interfaces ``reader`` and ``registry``;
     the OTLP/HTTP receiver's ``intake``; ``store`` reachability and the bound ``grpc_port`` (None
-    when gRPC is off) for ``/health``."""
+    when gRPC is off) for ``/health``; the ``tokens`` callers must present (None: authentication off,
+    :mod:`chainotel_analyzer.security`)."""
 
     settings: AnalyzerSettings
     reader: TraceReader
@@ -56,6 +58,7 @@ class Services:
     grpc_port: int | None = None
     monitoring: Monitoring | None = None
     """Alert evaluation, notification, metrics and probes (None: not running)."""
+    tokens: TokenSet | None = None
 
 
 def get_services(request: Request) -> Services:

@@ -136,6 +136,10 @@ class ChainRecord(BaseModel):
     version: int
     source: str = Field(description="'catalog' (seeded) or 'api' (written through this API).")
     updated_at: str = Field(description="RFC 3339 time of this version.")
+    changed_by: str = Field(
+        "", description="Name of the token that wrote this version through the API ('unauthenticated' when "
+        "authentication is off, '' for catalog seeds)."
+    )
     definition: dict = Field(description="The definition (chainotel.catalog.ChainDefinition as JSON).")
 
 

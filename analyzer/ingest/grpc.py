@@ -2,7 +2,8 @@
 
 - gzip request compression is handled by grpcio; ``grpc.max_receive_message_length`` is set to
   ``max_decompressed_bytes`` (grpcio checks it on the message size after decompression).
-- Malformed message → ``INVALID_ARGUMENT`` with the reason; spans with invalid IDs or times → OK
+- Malformed message, or one with more spans than the write queue holds or too big once decoded →
+  ``INVALID_ARGUMENT`` with the reason (not retried); spans with invalid IDs or times → OK
   with ``partial_success``.
 - Overload → ``UNAVAILABLE``, which OTLP exporters retry (OTLP spec, "Failures"; ``RESOURCE_EXHAUSTED``
   is retryable only with ``RetryInfo``, and a Collector drops the data without it): more than
@@ -33,8 +34,13 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest
 from chainotel_analyzer.ingest.receive import ALREADY_STORED_HEADER, BodyTooLarge, DecodePool, DecoderUnavailable, ExportResult
+from chainotel_analyzer.security.grpc import AuthInterceptor
+from chainotel_analyzer.security.tls import grpc_credentials
+from chainotel_analyzer.security.tokens import TokenSet
 from chainotel_analyzer.settings import AnalyzerSettings
-from chainotel_analyzer.store.interfaces import SpanSink, StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import (
+    STORE_UNAVAILABLE_REASON, RequestTooLarge, SpanSink, StoreUnavailable, WriteQueueFull,
+)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 
@@ -63,22 +69,27 @@ class TraceServiceHandler:
 
     def _export(self, body: bytes, context: grpc.ServicerContext) -> ExportTraceServiceResponse:
         committed = None
+        overloaded = self._writer.full() or self._decoders.busy()
+        if overloaded:  # before decoding
+            self._unavailable(context, overloaded)
         with self._writer.incoming():  # until queued: the writer waits for these spans
             try:
                 # grpcio has already decompressed the message and enforced max_receive_message_length
                 payload = self._decoders.submit(body, False, False, self._settings.max_decompressed_bytes).result()
                 if payload.spans.count:
                     committed = self._writer.submit(payload.digest, payload.spans)
-            except (InvalidRequest, BodyTooLarge) as exc:
+            except (InvalidRequest, BodyTooLarge, RequestTooLarge) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-            except (DecoderUnavailable, WriteQueueFull, StoreUnavailable) as exc:
+            except StoreUnavailable:
+                self._unavailable(context, STORE_UNAVAILABLE_REASON)
+            except (DecoderUnavailable, WriteQueueFull) as exc:
                 self._unavailable(context, str(exc))
         if committed is not None:
             try:
                 if committed.result(timeout=self._settings.commit_timeout_s) is False:
                     context.set_trailing_metadata(((ALREADY_STORED_HEADER.lower(), str(payload.spans.count)),))
-            except StoreUnavailable as exc:
-                self._unavailable(context, str(exc))
+            except StoreUnavailable:
+                self._unavailable(context, STORE_UNAVAILABLE_REASON)
             except futures.TimeoutError:
                 self._unavailable(context, "spans not committed in time")
         return ExportResult(payload.spans.rejected, payload.spans.error_message).response()
@@ -96,8 +107,13 @@ class TraceServiceHandler:
         context.abort(grpc.StatusCode.UNAVAILABLE, message)
 
 
-def start_grpc_server(writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings) -> tuple[grpc.Server, int]:
+def start_grpc_server(
+    writer: SpanSink, decoders: DecodePool, settings: AnalyzerSettings, tokens: TokenSet | None = None
+) -> tuple[grpc.Server, int]:
     """Start the OTLP/gRPC server on ``settings.host:settings.grpc_port``; return it and the bound port.
+    TLS (mTLS with a client CA) when ``tls_cert_file`` is set (:mod:`chainotel_analyzer.security.tls`).
+    With ``tokens``, every call needs ``authorization: Bearer <token>`` of an ``ingest`` token
+    (:class:`~chainotel_analyzer.security.grpc.AuthInterceptor`).
 
     ``grpc_port = 0`` binds a free port. Raises RuntimeError if the port cannot be bound.
     """
@@ -110,6 +126,7 @@ def start_grpc_server(writer: SpanSink, decoders: DecodePool, settings: Analyzer
         # the hard cap, past the handler's limit: calls in progress or waiting for a thread, so the
         # messages held in memory stay bounded (beyond it grpcio answers RESOURCE_EXHAUSTED)
         maximum_concurrent_rpcs=2 * limit,
+        interceptors=[AuthInterceptor(tokens)] if tokens is not None else [],
         options=[
             ("grpc.max_receive_message_length", settings.max_decompressed_bytes),
             ("grpc.max_send_message_length", 4 * 1024 * 1024),
@@ -120,7 +137,11 @@ def start_grpc_server(writer: SpanSink, decoders: DecodePool, settings: Analyzer
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, {"Export": rpc}),))
     host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-    port = server.add_insecure_port(f"{host}:{settings.grpc_port}")
+    credentials = grpc_credentials(settings)
+    if credentials is None:
+        port = server.add_insecure_port(f"{host}:{settings.grpc_port}")
+    else:
+        port = server.add_secure_port(f"{host}:{settings.grpc_port}", credentials)
     if port == 0:
         raise RuntimeError(f"cannot bind OTLP/gRPC to {settings.host}:{settings.grpc_port}")
     server.start()

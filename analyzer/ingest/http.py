@@ -5,7 +5,10 @@
 - Body limits: ``max_request_bytes`` on the bytes sent and ``max_decompressed_bytes`` after gzip → 413.
 - Malformed body → 400 with a ``google.rpc.Status`` naming the reason.
 - Spans with invalid IDs or times → 200 with ``partial_success`` (``rejected_spans``, ``error_message``).
-- Write queue full, decoder backlog full or ClickHouse down → 503 with ``Retry-After``; success is
+- A request with more spans than the write queue holds, or too big once decoded (resource attributes
+  copied per span, ``max_decoded_request_bytes``) → 413, not retryable.
+- Write queue full or decoder backlog full → 503 with ``Retry-After`` before the body is read;
+  ClickHouse down → 503 with ``Retry-After``; success is
   answered only after the request's spans are committed (see :mod:`chainotel_analyzer.store.writer`).
 - Decoding runs in the decoder processes (:class:`chainotel_analyzer.ingest.receive.DecodePool`).
 """
@@ -17,11 +20,14 @@ import json
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
+from starlette.requests import ClientDisconnect
 from google.rpc import status_pb2
 
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, response_json
 from chainotel_analyzer.ingest.receive import ALREADY_STORED_HEADER, BodyTooLarge, DecoderUnavailable, ExportResult, Intake
-from chainotel_analyzer.store.interfaces import StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import (
+    STORE_UNAVAILABLE_REASON, RequestTooLarge, StoreUnavailable, WriteQueueFull,
+)
 
 router = APIRouter(tags=["otlp"])
 
@@ -68,6 +74,9 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
         return _error(415, _INVALID_ARGUMENT, f"unsupported Content-Encoding {encoding!r}: use gzip or none", is_json)
 
     retry_after = {"Retry-After": str(settings.retry_after_s)}
+    overloaded = intake.sink.full() or intake.decoders.busy()
+    if overloaded:  # answered before the body is read and decoded
+        return _error(503, _UNAVAILABLE, f"{overloaded}; retry later", is_json, retry_after)
     with intake.sink.incoming():  # until queued: the writer waits for these spans
         queued = await _read_decode_submit(request, intake, is_json, encoding, retry_after)
     if isinstance(queued, Response):
@@ -77,8 +86,8 @@ async def export_traces(request: Request, intake: Intake = Depends(get_intake)) 
     if future is not None:
         try:
             stored_now = await asyncio.wait_for(asyncio.shield(asyncio.wrap_future(future)), settings.commit_timeout_s)
-        except StoreUnavailable as exc:
-            return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)
+        except StoreUnavailable:
+            return _error(503, _UNAVAILABLE, f"{STORE_UNAVAILABLE_REASON}; retry later", is_json, retry_after)
         except asyncio.TimeoutError:
             return _error(503, _UNAVAILABLE, "spans not committed in time; retry later", is_json, retry_after)
         if stored_now is False:
@@ -98,11 +107,14 @@ async def _read_decode_submit(request: Request, intake: Intake, is_json: bool, e
     if declared and declared.isdigit() and int(declared) > limit:
         return _error(413, _RESOURCE_EXHAUSTED, f"body of {declared} bytes exceeds {limit} bytes", is_json)
     chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return _error(413, _RESOURCE_EXHAUSTED, f"body exceeds {limit} bytes", is_json)
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                return _error(413, _RESOURCE_EXHAUSTED, f"body exceeds {limit} bytes", is_json)
+            chunks.append(chunk)
+    except ClientDisconnect:  # gone, or cut for sending its body too slowly (api.serving)
+        return Response(status_code=400)
     body = b"".join(chunks)
     try:
         decoding = intake.decoders.submit(body, encoding == "gzip", is_json, settings.max_decompressed_bytes)
@@ -118,5 +130,9 @@ async def _read_decode_submit(request: Request, intake: Intake, is_json: bool, e
         return None, payload.spans
     try:
         return intake.sink.submit(payload.digest, payload.spans), payload.spans
-    except (WriteQueueFull, StoreUnavailable) as exc:
+    except RequestTooLarge as exc:
+        return _error(413, _RESOURCE_EXHAUSTED, str(exc), is_json)
+    except StoreUnavailable:
+        return _error(503, _UNAVAILABLE, f"{STORE_UNAVAILABLE_REASON}; retry later", is_json, retry_after)
+    except WriteQueueFull as exc:
         return _error(503, _UNAVAILABLE, f"{exc}; retry later", is_json, retry_after)

@@ -178,11 +178,12 @@ def post_chunk(client: httpx.Client, url: str, request: dict, attempts: int = 30
 
 def import_file(
     path: Path, endpoint: str, chunk_spans: int = 2000, on_progress: Callable[[int, int], None] | None = None,
-    timeout: float = 60.0, concurrency: int = 4,
+    timeout: float = 60.0, concurrency: int = 4, token: str = "",
 ) -> ImportResult:
     """Send one file to ``endpoint`` (e.g. ``http://127.0.0.1:4318``), ``concurrency`` requests at a time.
 
-    ``on_progress(done, total)`` counts spans acknowledged. Raises :class:`ImportFailed`.
+    ``on_progress(done, total)`` counts spans acknowledged; ``token`` (an ``ingest`` token) is sent as
+    ``Authorization: Bearer``. Raises :class:`ImportFailed`.
     """
     invalid: list[str] = []
     fmt, request = load_request(path, invalid)
@@ -190,7 +191,8 @@ def import_file(
     result = ImportResult(path=path, format=fmt, rejected=len(invalid), messages=invalid)
     url = endpoint.rstrip("/") + "/v1/traces"
     lock = threading.Lock()
-    with httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=concurrency)) as client:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=concurrency), headers=headers) as client:
 
         def send(chunk: dict, n: int) -> None:
             rejected, message, already = post_chunk(client, url, chunk)

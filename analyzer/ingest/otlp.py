@@ -36,7 +36,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
-from chainotel_analyzer.model.rows import DECODED_SCHEMA, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans
+from chainotel_analyzer.model.rows import (
+    DECODED_SCHEMA, MAX_START_NS, MAX_TIMESTAMP_NS, SPAN_KINDS, STATUS_CODES, DecodedSpans,
+)
 from chainotel import attributes as ca
 
 _ZERO_TRACE = bytes(16)
@@ -174,6 +176,8 @@ def _reject_reason(span) -> str | None:
     if start > MAX_TIMESTAMP_NS or end > MAX_TIMESTAMP_NS:
         field, value = ("start_time_unix_nano", start) if start > MAX_TIMESTAMP_NS else ("end_time_unix_nano", end)
         return f"{field} {value} is after 2262-04-11 (must be below 2^63 ns)"
+    if start > MAX_START_NS:
+        return f"start_time_unix_nano {start} is after 2106-02-07T06:28:15Z, the last minute the per-minute metrics hold"
     return None
 
 
@@ -216,7 +220,7 @@ class _Columns:
             start, end = span.start_time_unix_nano, span.end_time_unix_nano
             if (
                 len(tid) != 16 or tid == zero_trace or len(sid) != 8 or sid == zero_span or (pid and len(pid) != 8)
-                or start > max_ns or end > max_ns
+                or start > MAX_START_NS or end > max_ns
             ):  # fmt: skip
                 refused.append(span)
                 continue

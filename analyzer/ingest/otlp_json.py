@@ -6,6 +6,11 @@ and span IDs as hex strings: :func:`parse_request` rewrites ``traceId``/``spanId
 the span is rejected individually (partial success) rather than failing the whole request. Enum
 fields accept names or numbers; unknown fields are ignored, as the spec requires of receivers.
 
+Strict where ignoring would lose data silently: an enum *name* that is not one of the proto's
+(``"kind": "SPAN_KIND_BOGUS"`` — ``json_format`` would read it as the default, unspecified) and the
+``NaN`` / ``Infinity`` literals, which are not JSON (RFC 8259; OTLP/JSON writes a non-finite double
+as the string ``"NaN"``), refuse the request with the reason, wherever they stand.
+
 Senders built on OTLP < 0.15 write ``instrumentationLibrarySpans`` / ``instrumentationLibrary``
 (renamed ``scopeSpans`` / ``scope`` in opentelemetry-proto 0.15, dropped from the proto in 0.19): a
 parser that ignores unknown fields would acknowledge those spans and store none, so
@@ -23,6 +28,10 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+_SPAN_KIND_NAMES = frozenset(Span.SpanKind.keys())
+_STATUS_CODE_NAMES = frozenset(Status.StatusCode.keys())
 
 _ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 
@@ -40,6 +49,24 @@ def _hex_to_b64(obj: dict) -> None:
             except ValueError:
                 raw = b""
             obj[key] = base64.b64encode(raw).decode("ascii")
+
+
+def _reject_constant(name: str):
+    raise InvalidRequest(f"body is not valid JSON: {name} is not a JSON number (RFC 8259); "
+                         f"OTLP/JSON writes a non-finite double as the string \"{name}\"")  # fmt: skip
+
+
+def _check_enum_names(span: dict) -> None:
+    """Refuse a span kind or status code *name* the proto does not define (numbers pass: proto3 enums are open)."""
+    kind = span.get("kind")
+    if isinstance(kind, str) and kind not in _SPAN_KIND_NAMES:
+        raise InvalidRequest(f"span {span.get('spanId', span.get('span_id', ''))!r}: kind {kind!r} is not a SpanKind "
+                             f"({', '.join(sorted(_SPAN_KIND_NAMES))}) or its number")  # fmt: skip
+    status = span.get("status")
+    code = status.get("code") if isinstance(status, dict) else None
+    if isinstance(code, str) and code not in _STATUS_CODE_NAMES:
+        raise InvalidRequest(f"span {span.get('spanId', span.get('span_id', ''))!r}: status.code {code!r} is not a "
+                             f"StatusCode ({', '.join(sorted(_STATUS_CODE_NAMES))}) or its number")  # fmt: skip
 
 
 def _lists(obj: dict, *keys: str):
@@ -89,13 +116,14 @@ def upgrade_legacy_names(doc: dict) -> dict:
 def parse_request(body: bytes | str | dict) -> ExportTraceServiceRequest:
     """Parse an OTLP/JSON ``ExportTraceServiceRequest`` (bytes, text or an already-loaded dict).
 
-    Raises :class:`InvalidRequest` with the reason when the body is not JSON or does not fit the schema.
+    Raises :class:`InvalidRequest` with the reason when the body is not JSON (``NaN`` literals
+    included), does not fit the schema, or names an enum value the proto does not define.
     """
     if isinstance(body, dict):
         doc = body
     else:
         try:
-            doc = json.loads(body)
+            doc = json.loads(body, parse_constant=_reject_constant)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise InvalidRequest(f"body is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
@@ -105,6 +133,7 @@ def parse_request(body: bytes | str | dict) -> ExportTraceServiceRequest:
         for rs in _lists(doc, "resourceSpans", "resource_spans"):
             for ss in _lists(rs, "scopeSpans", "scope_spans"):
                 for span in _lists(ss, "spans"):
+                    _check_enum_names(span)
                     _hex_to_b64(span)
                     for link in _lists(span, "links"):
                         _hex_to_b64(link)

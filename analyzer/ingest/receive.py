@@ -85,6 +85,30 @@ def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
         raise InvalidRequest(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
 
 
+_ROW_OVERHEAD_BYTES = 160
+"""Arrow bytes of one ``chain_history`` row beyond its protobuf fields: hex IDs, offsets, fixed columns."""
+
+
+def check_decoded_size(request: ExportTraceServiceRequest, max_spans: int, max_bytes: int) -> None:
+    """Refuse, before decoding, a request that would hold more than ``max_spans`` spans or about
+    ``max_bytes`` bytes once decoded: each span's row carries a copy of its resource's attributes, so
+    a small request with big resource attributes and many spans inflates (estimate: per resource,
+    ``resource bytes × spans + scope spans bytes + 160 B × spans``). Raises :class:`BodyTooLarge`."""
+    spans = size = 0
+    for rs in request.resource_spans:
+        n = sum(len(ss.spans) for ss in rs.scope_spans)
+        spans += n
+        if n:
+            size += (rs.resource.ByteSize() + _ROW_OVERHEAD_BYTES) * n + sum(ss.ByteSize() for ss in rs.scope_spans)
+    if spans > max_spans:
+        raise BodyTooLarge(f"request holds {spans} spans, more than the {max_spans} allowed; send smaller requests")
+    if size > max_bytes:
+        raise BodyTooLarge(
+            f"request would take about {size} bytes once decoded (resource attributes are copied onto each "
+            f"of its {spans} spans), more than the {max_bytes} allowed; send smaller requests"
+        )
+
+
 @dataclass
 class Payload:
     """A decoded request: ``digest`` of its decompressed body and its ``spans``."""
@@ -93,14 +117,25 @@ class Payload:
     spans: DecodedSpans
 
 
-def decode_payload(body: bytes, gzipped: bool, is_json: bool, max_decompressed: int) -> Payload:
-    """Body as received → :class:`Payload`. Raises :class:`BodyTooLarge` or :class:`InvalidRequest`."""
+def decode_payload(
+    body: bytes, gzipped: bool, is_json: bool, max_decompressed: int, max_spans: int | None = None,
+    max_decoded_bytes: int | None = None,
+) -> Payload:
+    """Body as received → :class:`Payload`. Raises :class:`BodyTooLarge` (also past ``max_spans`` /
+    ``max_decoded_bytes``, see :func:`check_decoded_size`) or :class:`InvalidRequest`."""
     if gzipped:
         body = gunzip_capped(body, max_decompressed)
     elif len(body) > max_decompressed:
         raise BodyTooLarge(f"body exceeds {max_decompressed} bytes")
     request = parse_request(body) if is_json else parse_protobuf(body)
-    return Payload(request_digest(body), decode_request(request))
+    if max_spans is not None and max_decoded_bytes is not None:
+        check_decoded_size(request, max_spans, max_decoded_bytes)
+    spans = decode_request(request)
+    del request
+    if max_decoded_bytes is not None and spans.table is not None and spans.table.nbytes > max_decoded_bytes:
+        raise BodyTooLarge(f"request takes {spans.table.nbytes} bytes once decoded, more than the "
+                           f"{max_decoded_bytes} allowed; send smaller requests")  # fmt: skip
+    return Payload(request_digest(body), spans)
 
 
 def _refusal(exc: BaseException) -> BaseException:
@@ -154,12 +189,23 @@ class DecodePool:
     a decoder (the bound on memory held before the write queue).
     """
 
-    def __init__(self, workers: int, max_pending_bytes: int = 64 * 1024 * 1024):
+    def __init__(
+        self, workers: int, max_pending_bytes: int = 64 * 1024 * 1024, max_spans: int | None = None,
+        max_decoded_bytes: int | None = None,
+    ):
         self._workers = workers
         self._max_pending = max_pending_bytes
+        self._limits = (max_spans, max_decoded_bytes)  # per request, see check_decoded_size
         self._pending = 0
         self._lock = threading.Lock()
         self._executor = self._new_executor()
+
+    def busy(self) -> str:
+        """Why the backlog is at its limit ('' when it is not): receivers then answer 503 before
+        reading a body."""
+        if self._workers > 0 and self._pending >= self._max_pending:
+            return f"decoders busy ({self._pending} bytes waiting, limit {self._max_pending})"
+        return ""
 
     @property
     def pending_bytes(self) -> int:
@@ -188,7 +234,7 @@ class DecodePool:
         if executor is None:
             done: Future = Future()
             try:
-                done.set_result(decode_payload(body, gzipped, is_json, max_decompressed))
+                done.set_result(decode_payload(body, gzipped, is_json, max_decompressed, *self._limits))
             except Exception as exc:  # noqa: BLE001 - every decode failure refuses this request only
                 done.set_exception(_refusal(exc))
             return done
@@ -200,7 +246,7 @@ class DecodePool:
                 )
             self._pending += size
         try:
-            inner = executor.submit(decode_payload, body, gzipped, is_json, max_decompressed)
+            inner = executor.submit(decode_payload, body, gzipped, is_json, max_decompressed, *self._limits)
         except (BrokenProcessPool, RuntimeError):
             self._release(size)
             self._restart(executor)

@@ -28,6 +28,11 @@ MAX_TIMESTAMP_NS = 2**63 - 1
 """The last Unix time, in **ns**, that the store's ``DateTime64(9)`` columns (and Arrow's signed 64-bit
 ``timestamp[ns]``) hold: 2262-04-11T23:47:16.854775807Z."""
 
+MAX_START_NS = (2**32 - 1) * 10**9 + 999_999_999
+"""The last span start, in **ns**, the store keeps exactly: ``chain_metrics.minute`` is a
+``DateTime`` (unsigned 32-bit seconds, to 2106-02-07T06:28:15Z), which would saturate later minutes
+into one. A span starting after it is rejected on its own (partial success)."""
+
 SPAN_KINDS = ("unspecified", "internal", "server", "client", "producer", "consumer")
 """Stored ``span_kind`` values, indexed by the OTLP ``Span.SpanKind`` number."""
 

@@ -12,9 +12,10 @@ from clickhouse_connect.driver.client import Client
 from chainotel_analyzer.model.rows import DEFINITION_COLUMNS
 
 
-def insert_definition_row(client: Client, row: list) -> bool:
+def insert_definition_row(client: Client, row: list, changed_by: str = "") -> bool:
     """Insert one ``chain_definitions`` row (values in :data:`DEFINITION_COLUMNS` order; ``updated_at``
-    a datetime with whole milliseconds) as version ``row[1]`` of chain ``row[0]``.
+    a datetime with whole milliseconds) as version ``row[1]`` of chain ``row[0]``; ``changed_by`` names
+    the writer (its token entry), stored in the ``changed_by`` column.
 
     The INSERT's ``insert_deduplication_token`` is ``chain-definition:<id>:<version>``: ClickHouse
     stores only the first row written for a version (the table's deduplication window, migration
@@ -23,7 +24,7 @@ def insert_definition_row(client: Client, row: list) -> bool:
     row won. Raises clickhouse-connect's errors."""
     chain_id, version = row[0], int(row[1])
     token = f"chain-definition:{chain_id}:{version}"
-    client.insert("chain_definitions", [row], column_names=DEFINITION_COLUMNS,
+    client.insert("chain_definitions", [[*row, changed_by]], column_names=(*DEFINITION_COLUMNS, "changed_by"),
                   settings={"insert_deduplicate": 1, "insert_deduplication_token": token})  # fmt: skip
     stored = client.query(
         "SELECT definition, is_deleted, toUnixTimestamp64Milli(updated_at) FROM chain_definitions "

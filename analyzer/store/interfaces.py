@@ -34,8 +34,19 @@ class WriteQueueFull(Exception):
     """The sink holds as many spans as it may; retry later (HTTP 503 / gRPC UNAVAILABLE)."""
 
 
+class RequestTooLarge(ValueError):
+    """One request holds more spans or bytes than the whole sink may queue: refused for good (HTTP
+    413 / gRPC INVALID_ARGUMENT), never retryable."""
+
+
 class StoreUnavailable(Exception):
-    """The store rejected or could not take the last write; retry later (HTTP 503 / gRPC UNAVAILABLE)."""
+    """The store rejected or could not take the last write; retry later (HTTP 503 / gRPC UNAVAILABLE).
+    Its message carries the store's error, for logs: receivers answer :data:`STORE_UNAVAILABLE_REASON`."""
+
+
+STORE_UNAVAILABLE_REASON = "the store does not take writes now (its error is in the analyzer's log)"
+"""What senders are told for :class:`StoreUnavailable`: a raw ClickHouse error can carry server
+paths and query text, which belong in the log, not in responses."""
 
 
 class UnknownChain(LookupError):
@@ -60,6 +71,8 @@ class SpanSink(Protocol):
     """The last write error ('' if none)."""
     queue_depth: int
     """Spans waiting to be written."""
+    queue_bytes: int
+    """Bytes of decoded spans waiting to be written."""
     inserts: int
     spans_written: int
     insert_seconds: float
@@ -67,7 +80,11 @@ class SpanSink(Protocol):
     def submit(self, digest: int, spans: DecodedSpans) -> Future:
         """Queue one request (``digest``: 63-bit digest of its decompressed body); the future resolves
         True once stored, False for a retry of a request already stored. Raises :class:`WriteQueueFull`
-        or :class:`StoreUnavailable`."""
+        or :class:`StoreUnavailable` (retry later), :class:`RequestTooLarge` (never)."""
+        ...
+
+    def full(self) -> str:
+        """Why the queue takes nothing now ('' when it does): receivers answer 503 before reading a body."""
         ...
 
     def incoming(self) -> AbstractContextManager[None]:
@@ -119,24 +136,26 @@ class ChainRegistry(Protocol):
     """The chain definitions, versioned: every change writes a new version; a deletion is a marker."""
 
     def list(self) -> list[dict]:
-        """Current definitions ordered by ID: ``{"id", "version", "source", "updated_at", "definition"}``."""
+        """Current definitions ordered by ID: ``{"id", "version", "source", "updated_at", "changed_by",
+        "definition"}``; ``changed_by`` names who made the last API change ('' for catalog rows)."""
         ...
 
     def get(self, chain: str) -> dict | None:
         """The current definition of ``chain`` (as in :meth:`list`), ``None`` if unknown or deleted."""
         ...
 
-    def create(self, definition: dict) -> dict:
-        """Register a new chain (version 1, or the next after a deletion); raises :class:`ChainExists`."""
+    def create(self, definition: dict, changed_by: str = "") -> dict:
+        """Register a new chain (version 1, or the next after a deletion); raises :class:`ChainExists`.
+        ``changed_by``: the caller's name (its token entry), recorded with the version."""
         ...
 
-    def put(self, definition: dict) -> dict:
+    def put(self, definition: dict, changed_by: str = "") -> dict:
         """Replace the definition of ``definition["id"]`` (version + 1); raises :class:`UnknownChain`.
         Every write (create, put, delete) raises :class:`RegistryConflict` when another writer wrote
         that version first."""
         ...
 
-    def delete(self, chain: str) -> None:
+    def delete(self, chain: str, changed_by: str = "") -> None:
         """Write a deletion marker (version + 1); raises :class:`UnknownChain`."""
         ...
 
@@ -146,7 +165,7 @@ class ChainRegistry(Protocol):
 
     def history(self, chain: str) -> list[dict]:
         """The stored versions of ``chain``, oldest first: ``{"version", "source", "updated_at", "is_deleted",
-        "definition"}``; ``[]`` if it never existed. A store may compact old versions away."""
+        "changed_by", "definition"}``; ``[]`` if it never existed. A store may compact old versions away."""
         ...
 
 

@@ -221,26 +221,26 @@ class ClickHouseChainRegistry:
         found = self._current(chain)
         return found[0] if found else None
 
-    def create(self, definition: dict) -> dict:
+    def create(self, definition: dict, changed_by: str = "") -> dict:
         chain = definition["id"]
         with self._lock:
             latest = self._latest_version(chain)
             if latest is not None and not latest[1]:
                 raise ChainExists(f"chain {chain!r} exists; use PUT /api/v1/chains/{chain} to change it")
-            self._write(definition, 1 if latest is None else latest[0] + 1)
+            self._write(definition, 1 if latest is None else latest[0] + 1, changed_by=changed_by)
             return self._current(chain)[0]
 
-    def put(self, definition: dict) -> dict:
+    def put(self, definition: dict, changed_by: str = "") -> dict:
         chain = definition["id"]
         with self._lock:
             version = self._current_version(chain)
-            self._write(definition, version + 1)
+            self._write(definition, version + 1, changed_by=changed_by)
             return self._current(chain)[0]
 
-    def delete(self, chain: str) -> None:
+    def delete(self, chain: str, changed_by: str = "") -> None:
         with self._lock:
             version = self._current_version(chain)
-            self._write(self._current(chain)[0]["definition"], version + 1, deleted=True)
+            self._write(self._current(chain)[0]["definition"], version + 1, deleted=True, changed_by=changed_by)
 
     def seed(self, catalog: Catalog) -> int:
         with self._lock:
@@ -251,23 +251,25 @@ class ClickHouseChainRegistry:
         ID, so background merges keep only the newest version of each chain; older versions are there
         until a merge reaches them."""
         rows = self._client.query(
-            "SELECT version, source, updated_at, is_deleted, definition FROM chain_definitions"
+            "SELECT version, source, updated_at, is_deleted, definition, changed_by FROM chain_definitions"
             " WHERE id = {id:String} ORDER BY version",
             parameters={"id": chain},
         ).result_rows
         return [{"version": r[0], "source": r[1], "updated_at": r[2].isoformat(), "is_deleted": bool(r[3]),
-                 "definition": json.loads(r[4])} for r in rows]  # fmt: skip
+                 "changed_by": r[5], "definition": json.loads(r[4])} for r in rows]  # fmt: skip
 
     def _current(self, chain: str | None) -> list[dict]:
         """Current (non-deleted) definitions, newest version per ID, ordered by ID; only ``chain`` if given."""
         rows = self._client.query(
             "SELECT id, max(version) AS v, argMax(definition, version) AS d, argMax(source, version) AS s,"
-            " argMax(updated_at, version) AS u, argMax(is_deleted, version) AS del FROM chain_definitions"
+            " argMax(updated_at, version) AS u, argMax(is_deleted, version) AS del,"
+            " argMax(changed_by, version) AS by FROM chain_definitions"
             " WHERE {all:Bool} OR id = {id:String} GROUP BY id HAVING del = 0 ORDER BY id",
             parameters={"all": chain is None, "id": chain or ""},
         ).result_rows
         return [
-            {"id": r[0], "version": r[1], "source": r[3], "updated_at": r[4].isoformat(), "definition": json.loads(r[2])}
+            {"id": r[0], "version": r[1], "source": r[3], "updated_at": r[4].isoformat(), "changed_by": r[6],
+             "definition": json.loads(r[2])}
             for r in rows
         ]
 
@@ -285,14 +287,14 @@ class ClickHouseChainRegistry:
             raise UnknownChain(f"unknown chain {chain!r}")
         return latest[0]
 
-    def _write(self, doc: dict, version: int, deleted: bool = False) -> None:
+    def _write(self, doc: dict, version: int, deleted: bool = False, changed_by: str = "") -> None:
         """Insert one registry row (``source = 'api'``) for the JSON-ready definition ``doc`` as
-        ``version``. Raises :class:`RegistryConflict` when another writer (another analyzer process on
+        ``version``; ``changed_by`` names the caller (its token entry's name). Raises :class:`RegistryConflict` when another writer (another analyzer process on
         the same ClickHouse server) stored that version first (:func:`insert_definition_row`)."""
         now = datetime.now(timezone.utc)
         now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # DateTime64(3): compared after the read
         row = [doc["id"], version, doc.get("name", ""), doc.get("category", ""), doc.get("description", ""),
                doc.get("max_duration_ms"), json.dumps(doc, sort_keys=True), "api", "", now, 1 if deleted else 0]  # fmt: skip
-        if not insert_definition_row(self._client, row):
+        if not insert_definition_row(self._client, row, changed_by):
             raise RegistryConflict(f"chain {doc['id']!r} was changed by another writer (version {version}); "
                                    "read it again and retry")  # fmt: skip

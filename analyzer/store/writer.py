@@ -16,8 +16,11 @@ ClickHouse deduplicate a retry (its token is the request's); it costs a fixed fe
 INSERT in chDB (a part per table and view), measured by ``bench.ingest``.
 
 Backpressure: :meth:`submit` raises :class:`WriteQueueFull` when the waiting spans would exceed
-``queue_max_spans`` and :class:`StoreUnavailable` while the store does not answer (after the
-digest look-up, or an INSERT and then ``SELECT 1``, failed, until a probe query succeeds again); receivers answer
+``queue_max_spans`` or their Arrow columns ``queue_max_bytes`` (resource attributes counted once
+per span, as they are held), :class:`RequestTooLarge` for one request that exceeds either limit on
+its own — even with an empty queue; it could never be queued, so it is refused, not retried — and
+:class:`StoreUnavailable` while the store does not answer (after the digest look-up, or an INSERT
+and then ``SELECT 1``, failed, until a probe query succeeds again); receivers answer
 503 + Retry-After / gRPC UNAVAILABLE, so the sender retries.
 
 No duplicates on retry (an exporter or a Collector resends the identical request after a timeout or a
@@ -59,7 +62,7 @@ from dataclasses import dataclass, field
 from chainotel_analyzer.model.rows import DecodedSpans, insert_table
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.client import Store
-from chainotel_analyzer.store.interfaces import StoreUnavailable, WriteQueueFull
+from chainotel_analyzer.store.interfaces import RequestTooLarge, StoreUnavailable, WriteQueueFull
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ class _Item:
     digest: int
     spans: DecodedSpans
     future: Future
+    nbytes: int = 0
     queued_at: float = field(default_factory=time.monotonic)
 
 
@@ -103,6 +107,7 @@ class SpanWriter:
         self._cond = threading.Condition()
         self._queue: collections.deque[_Item] = collections.deque()
         self._queued_spans = 0
+        self._queued_bytes = 0
         self._incoming = 0
         self._inflight: dict[int, Future] = {}
         self._healthy = True
@@ -133,6 +138,20 @@ class SpanWriter:
         return self._queued_spans
 
     @property
+    def queue_bytes(self) -> int:
+        """Bytes of Arrow columns waiting for their INSERT."""
+        return self._queued_bytes
+
+    def full(self) -> str:
+        """Why the queue is at its span or byte limit ('' when it is not): receivers then answer 503
+        before reading a body."""
+        s = self._settings
+        if self._queued_spans >= s.queue_max_spans or self._queued_bytes >= s.queue_max_bytes:
+            return (f"write queue full ({self._queued_spans} spans, {self._queued_bytes} bytes waiting; "
+                    f"limits {s.queue_max_spans} spans, {s.queue_max_bytes} bytes)")  # fmt: skip
+        return ""
+
+    @property
     def healthy(self) -> bool:
         """False after a failed INSERT until a probe query succeeds."""
         return self._healthy
@@ -154,8 +173,16 @@ class SpanWriter:
         """Queue a decoded request for insert; the future resolves once ClickHouse holds its rows:
         True when this INSERT stored them, False when they were stored before (a retry, see
         ``chain_requests`` in the module docstring). Raises :class:`WriteQueueFull` or
-        :class:`StoreUnavailable` when the request cannot be queued now.
+        :class:`StoreUnavailable` when the request cannot be queued now,
+        :class:`RequestTooLarge` when it never can.
         """
+        max_spans, max_bytes = self._settings.queue_max_spans, self._settings.queue_max_bytes
+        size = spans.table.nbytes if spans.table is not None else 0
+        if spans.count > max_spans or size > max_bytes:
+            raise RequestTooLarge(
+                f"request of {spans.count} spans, {size} bytes decoded exceeds the write queue "
+                f"({max_spans} spans, {max_bytes} bytes); send it in smaller requests"
+            )
         with self._cond:
             pending = self._inflight.get(digest)
             if pending is not None:
@@ -164,13 +191,15 @@ class SpanWriter:
                 raise StoreUnavailable(f"ClickHouse is unavailable: {self.last_error}")
             if self._stopping:
                 raise StoreUnavailable("the analyzer is shutting down")
-            if self._queued_spans and self._queued_spans + spans.count > self._settings.queue_max_spans:
+            if self._queued_spans + spans.count > max_spans or self._queued_bytes + size > max_bytes:
                 raise WriteQueueFull(
-                    f"write queue full ({self._queued_spans} spans waiting, limit {self._settings.queue_max_spans})"
+                    f"write queue full ({self._queued_spans} spans, {self._queued_bytes} bytes waiting; "
+                    f"limits {max_spans} spans, {max_bytes} bytes)"
                 )
             fut: Future = Future()
-            self._queue.append(_Item(digest, spans, fut))
+            self._queue.append(_Item(digest, spans, fut, size))
             self._queued_spans += spans.count
+            self._queued_bytes += size
             self._inflight[digest] = fut
             self._cond.notify_all()
             return fut
@@ -201,6 +230,7 @@ class SpanWriter:
                 item = self._queue.popleft()
                 batch.append(item)
                 n += item.spans.count
+                self._queued_bytes -= item.nbytes
             self._queued_spans -= n
             return batch
 
@@ -257,6 +287,7 @@ class SpanWriter:
             failed = batch + list(self._queue)
             self._queue.clear()
             self._queued_spans = 0
+            self._queued_bytes = 0
         for item in failed:
             self._resolve(item, error=f"ClickHouse INSERT failed: {error}")
 

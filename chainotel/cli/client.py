@@ -2,7 +2,9 @@
 
 Readable rich tables by default, ``--json`` for scripts (the analyzer's JSON, unchanged). The
 analyzer is found at ``--analyzer URL`` or ``CHAINOTEL_ANALYZER_URL`` (default
-``http://127.0.0.1:4318``, where ``chainotel-analyzer serve`` listens). Register the commands on a
+``http://127.0.0.1:4318``, where ``chainotel-analyzer serve`` listens). An analyzer with
+authentication (docs/security.md) needs a token with the ``read`` scope in ``CHAINOTEL_TOKEN``,
+sent as ``Authorization: Bearer <token>``. Register the commands on a
 typer app with :func:`register`::
 
     from chainotel.cli import client
@@ -17,6 +19,7 @@ Endpoints used (the analyzer's analysis API): ``/api/v1/traces/{instance_id}/cri
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
 from collections.abc import Iterable
@@ -32,6 +35,8 @@ from rich.text import Text
 from chainotel.settings import DistroSettings
 
 DEFAULT_ANALYZER_URL = DistroSettings.model_fields["analyzer_url"].default
+TOKEN_ENV = "CHAINOTEL_TOKEN"
+"""Environment variable holding the bearer token the CLI sends (unset: none)."""
 
 PATHS = {
     "critical_path": "/api/v1/traces/{chain_id}/critical-path",
@@ -57,15 +62,19 @@ class AnalyzerClient:
     :class:`AnalyzerError` when the analyzer is unreachable (connection refused, timeout) or answers
     4xx/5xx (the message carries the analyzer's ``detail``).
 
+    ``token``: the bearer token to send (default: ``$CHAINOTEL_TOKEN``; empty sends none).
+
     ``timeout_s``: seconds each request may take, for each of connecting, writing, reading and
     waiting for a pooled connection (httpx's ``timeout``).
 
     >>> AnalyzerClient("http://127.0.0.1:4318").critical_path("0af7651916cd43dd8448eb211c80319c")  # doctest: +SKIP
     """
 
-    def __init__(self, base_url: str = DEFAULT_ANALYZER_URL, timeout_s: float = 10.0) -> None:
+    def __init__(self, base_url: str = DEFAULT_ANALYZER_URL, timeout_s: float = 10.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s)
+        token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers=headers)
 
     def close(self) -> None:
         self._http.close()
@@ -89,7 +98,10 @@ class AnalyzerClient:
                 detail = response.json().get("detail", response.text)
             except ValueError:
                 detail = response.text
-            raise AnalyzerError(f"analyzer answered {response.status_code} for {path}: {_detail_text(detail)}")
+            hint = ""
+            if response.status_code in (401, 403):
+                hint = f" (set {TOKEN_ENV} to a token with the 'read' scope)"
+            raise AnalyzerError(f"analyzer answered {response.status_code} for {path}: {_detail_text(detail)}{hint}")
         return response.json()
 
     def critical_path(self, chain_id: str) -> dict:

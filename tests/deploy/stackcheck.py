@@ -213,10 +213,10 @@ def compose_problems(compose: dict, collector_cfg: dict) -> list[str]:
         for key, value in (svc.get("environment") or {}).items():
             if not (key.endswith("_URL") or key.endswith("_ENDPOINT")) or "://" not in str(value):
                 continue
-            parts = urlsplit(str(value))
+            parts = urlsplit(re.sub(r"\$\{[^}]*\}", "interpolated", str(value)))  # ${VAR:?...} from .env
             host, port = parts.hostname, parts.port
             if host in ("localhost", "127.0.0.1"):
-                published = {int(str(p).split(":")[0]) for s in services.values() for p in s.get("ports") or []}
+                published = {int(str(p).rsplit(":", 2)[-2]) for s in services.values() for p in s.get("ports") or []}
                 if port not in published:
                     problems.append(f"{name}: {key}={value} names a host port no service publishes")
                 continue
@@ -225,6 +225,8 @@ def compose_problems(compose: dict, collector_cfg: dict) -> list[str]:
             elif port not in service_ports(compose, host, collector_cfg):
                 problems.append(f"{name}: {key}={value}: {host} does not listen on {port}")
         for mapping in svc.get("ports") or []:
+            if str(mapping).count(":") != 2 or not str(mapping).startswith("127.0.0.1:"):
+                problems.append(f"{name}: publishes {mapping!r} beyond loopback (use 127.0.0.1:HOST:CONTAINER)")
             container = int(str(mapping).rsplit(":", 1)[1].split("/")[0])
             if container not in service_ports(compose, name, collector_cfg):
                 problems.append(f"{name}: publishes container port {container} nobody listens on")

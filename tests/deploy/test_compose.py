@@ -31,7 +31,7 @@ def test_compose_is_consistent(compose, collector):
 def test_stack_has_every_part(compose):
     assert {"clickhouse", "jaeger", "otel-collector", "analyzer", "traffic", *DEMO} <= compose["services"].keys()
     assert compose["services"]["jaeger"]["image"].startswith("jaegertracing/jaeger:2.")
-    assert "16686:16686" in compose["services"]["jaeger"]["ports"]
+    assert "127.0.0.1:16686:16686" in compose["services"]["jaeger"]["ports"]
     assert compose["services"]["analyzer"]["environment"]["CHAINOTEL_CLICKHOUSE_URL"].startswith("http://")
     assert ":8123" in compose["services"]["analyzer"]["environment"]["CHAINOTEL_CLICKHOUSE_URL"]
 
@@ -71,7 +71,8 @@ def test_demo_services_run_zero_code_under_opentelemetry_instrument(compose):
     (lambda c, k: k["exporters"]["otlphttp/chainotel"].update(endpoint="http://analyser:4318"), "'analyser' is not a compose service"),
     (lambda c, k: c["services"]["jaeger"].update(image="jaegertracing/jaeger:latest"), "not pinned"),
     (lambda c, k: c["services"]["clickhouse"].pop("healthcheck"), "clickhouse has no healthcheck"),
-    (lambda c, k: c["services"]["otel-collector"].update(ports=["4319:4319"]), "container port 4319 nobody listens on"),
+    (lambda c, k: c["services"]["otel-collector"].update(ports=["127.0.0.1:4319:4319"]), "container port 4319 nobody listens on"),
+    (lambda c, k: c["services"]["analyzer"].update(ports=["4318:4318"]), "beyond loopback"),
     (lambda c, k: c["services"]["otel-collector"].update(volumes=["./collector-config/otel.yaml:/etc/otelcol-contrib/config.yaml:ro"]), "does not exist"),
     (lambda c, k: c["services"]["ai-provider"].update(command=["opentelemetry-instrument", "uvicorn", "--app-dir", "/app/examples", "ai_provder:app"]), "examples/ai_provder.py does not exist"),
     (lambda c, k: c["services"]["analyzer"]["build"].update(target="analyser"), "no stage 'analyser'"),
@@ -83,3 +84,26 @@ def test_checker_catches_a_broken_compose_file(compose, collector, breakage, exp
     breakage(compose, collector)
     problems = compose_problems(compose, collector)
     assert any(expected in p for p in problems), problems
+
+
+def test_secrets_come_from_env_and_the_analyzer_needs_tokens(compose):
+    """No literal password or token in the file: ClickHouse's password and the analyzer's tokens are
+    ${VAR:?} references to .env (.env.example lists them); the analyzer, bound to 0.0.0.0 in its
+    container, has a token file and the Collector an ingest token."""
+    from pathlib import Path
+
+    import yaml
+
+    ch = compose["services"]["clickhouse"]["environment"]
+    assert ch["CLICKHOUSE_PASSWORD"].startswith("${CHAINOTEL_CLICKHOUSE_PASSWORD:?")
+    analyzer = compose["services"]["analyzer"]
+    assert "${CHAINOTEL_CLICKHOUSE_PASSWORD:?" in analyzer["environment"]["CHAINOTEL_CLICKHOUSE_URL"]
+    assert analyzer["environment"]["CHAINOTEL_AUTH_FILE"] == analyzer["configs"][0]["target"]
+    tokens = compose["configs"][analyzer["configs"][0]["source"]]["content"]
+    entries = yaml.safe_load(tokens)
+    assert {e["name"]: e["scopes"] for e in entries} == {"collector": ["ingest"], "operator": ["read", "admin"]}
+    assert all(e["token"].startswith("${CHAINOTEL_") for e in entries)
+    assert compose["services"]["otel-collector"]["environment"]["CHAINOTEL_INGEST_TOKEN"].startswith("${CHAINOTEL_INGEST_TOKEN:?")
+    example = Path(__file__).resolve().parents[2] / ".env.example"
+    names = {line.split("=", 1)[0] for line in example.read_text().splitlines() if "=" in line and not line.startswith("#")}
+    assert names == {"CHAINOTEL_CLICKHOUSE_PASSWORD", "CHAINOTEL_INGEST_TOKEN", "CHAINOTEL_ADMIN_TOKEN"}

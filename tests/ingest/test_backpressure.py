@@ -12,16 +12,15 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 
 import grpc
 import httpx
 import pytest
 from google.rpc import error_details_pb2, status_pb2
 
-from chainotel.cli.demo import free_port
 from tests.ingest.conftest import open_db
+from tests.ingest.backpressure_support import served
 from tests.processes import decoder_pids
 from tests.ingest.otlp_data import request
 
@@ -45,31 +44,6 @@ def _retry_delay(err: grpc.RpcError) -> tuple[int, int]:
     info = error_details_pb2.RetryInfo()
     assert status.details[0].Unpack(info)
     return info.retry_delay.seconds, error_details_pb2.RetryInfo.FromString(trailers["google.rpc.retryinfo-bin"]).retry_delay.seconds
-
-
-@contextmanager
-def served(settings) -> Iterator[object]:
-    """The analyzer's runtime and app served by uvicorn in this process (as ``serve`` does), so a
-    test can hold its writer; yields the Runtime with ``http`` set to the base URL."""
-    import uvicorn
-
-    from chainotel_analyzer.api.app import create_app
-    from chainotel_analyzer.runtime import start_runtime
-
-    runtime = start_runtime(settings)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(runtime=runtime), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="test-uvicorn")
-    thread.start()
-    try:
-        _wait_for(lambda: server.started or not thread.is_alive(), "uvicorn started")
-        assert server.started
-        runtime.http = f"http://127.0.0.1:{port}"
-        yield runtime
-    finally:
-        server.should_exit = True
-        thread.join(30)
-        runtime.close()  # idempotent: the app's lifespan closed it already
 
 
 def test_full_queue_gives_503_and_unavailable(tmp_path):

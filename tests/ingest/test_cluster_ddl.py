@@ -74,7 +74,7 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
     when the table has a ``trace_id`` column (else ``rand()``); materialized views read
     ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables, a
     table replicated on every node, or a Distributed table exactly as its ``_local`` table."""
-    problems, paths, locals_, twins, with_trace_id = [], {}, set(), {}, set()
+    problems, paths, locals_, twins, with_trace_id, everywhere = [], {}, set(), {}, set(), set()
     distributed_names = {_unquote(m.group(2)) for sql in statements if "ENGINE = Distributed" in sql
                          for m in [_HEAD.match(sql)] if m}  # fmt: skip
     for sql in statements:
@@ -110,6 +110,8 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
                 locals_.add(table)
                 if re.search(r"[(,] `trace_id` ", sql.replace("(`", "( `")):
                     with_trace_id.add(table)
+            else:
+                everywhere.add(name)
         elif kind.startswith("CREATE TABLE"):
             dist = _DISTRIBUTED.search(sql)
             if dist is None:

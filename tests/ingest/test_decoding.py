@@ -8,7 +8,7 @@ import json
 import pytest
 
 from chainotel_analyzer.ingest.otlp import decode_request
-from chainotel_analyzer.model.rows import MAX_TIMESTAMP_NS
+from chainotel_analyzer.model.rows import MAX_START_NS, MAX_TIMESTAMP_NS
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, parse_request
 from chainotel_analyzer.ingest.receive import BodyTooLarge, DecodePool, gunzip_capped
 from tests.ingest.conftest import open_db
@@ -87,12 +87,13 @@ def test_span_times_beyond_int64_ns_are_rejected_one_by_one():
     spans = req.resource_spans[0].scope_spans[0].spans
     spans[1].start_time_unix_nano = 2**63  # would overflow timestamp[ns] and fail the whole request
     spans[2].end_time_unix_nano = 2**64 - 1
-    spans[3].start_time_unix_nano = spans[3].end_time_unix_nano = MAX_TIMESTAMP_NS  # the last storable instant
+    # the last storable start (chain_metrics.minute is a DateTime, to 2106) and end (DateTime64(9), to 2262)
+    spans[3].start_time_unix_nano, spans[3].end_time_unix_nano = MAX_START_NS, MAX_TIMESTAMP_NS
     decoded = decode_request(req)
     assert decoded.count == 2 and decoded.rejected == 2
     assert f"start_time_unix_nano {2**63} is after 2262-04-11" in decoded.error_message
     assert f"end_time_unix_nano {2**64 - 1} is after 2262-04-11" in decoded.error_message
-    assert decoded.table.column("timestamp")[1].value == MAX_TIMESTAMP_NS
+    assert decoded.table.column("timestamp")[1].value == MAX_START_NS
 
 
 @pytest.mark.parametrize("workers", [0, 1])

@@ -27,6 +27,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 from opentelemetry.proto.trace.v1.trace_pb2 import ResourceSpans, ScopeSpans, Span
 
+from chainotel_analyzer.model.rows import MAX_START_NS
 from chainotel_analyzer.ingest.jaeger import jaeger_to_otlp
 from chainotel_analyzer.ingest.otlp_json import parse_request
 from tests.ingest.test_import import JAEGER
@@ -243,6 +244,7 @@ _any = st.recursive(_leaf, lambda inner: st.one_of(
 _attributes = st.lists(st.tuples(_text, _any).map(lambda kv: KeyValue(key=kv[0], value=kv[1])), max_size=4)
 _u32 = st.integers(0, 2**32 - 1)
 _ns = st.integers(0, 2**63 - 1)
+_start_ns = st.integers(0, MAX_START_NS)  # later starts are refused on their own (the minute column's range)
 _nonzero = lambda n: st.binary(min_size=n, max_size=n).filter(any)  # noqa: E731
 
 
@@ -252,7 +254,7 @@ def _requests(draw) -> ExportTraceServiceRequest:
     span = Span(
         trace_id=trace_id, span_id=draw(_nonzero(8)), parent_span_id=draw(st.one_of(st.just(b""), _nonzero(8))),
         trace_state=draw(_text), flags=draw(_u32), name=draw(_text), kind=draw(st.integers(0, 5)),
-        start_time_unix_nano=draw(_ns), end_time_unix_nano=draw(_ns), dropped_attributes_count=draw(_u32),
+        start_time_unix_nano=draw(_start_ns), end_time_unix_nano=draw(_ns), dropped_attributes_count=draw(_u32),
         dropped_events_count=draw(_u32), dropped_links_count=draw(_u32),
     )  # fmt: skip
     span.attributes.extend(draw(_attributes))

@@ -36,14 +36,15 @@ class FakeRegistry:
     def get(self, chain):
         return self.chains.get(chain)
 
-    def create(self, definition):
+    def create(self, definition, changed_by=""):
         if definition["id"] in self.chains:
             raise ChainExists(f"chain {definition['id']!r} exists")
         self.chains[definition["id"]] = {"id": definition["id"], "version": 1, "source": "api",
-                                         "updated_at": "2026-01-01T00:00:00+00:00", "definition": definition}
+                                         "updated_at": "2026-01-01T00:00:00+00:00", "changed_by": changed_by,
+                                         "definition": definition}
         return self.chains[definition["id"]]
 
-    def delete(self, chain):
+    def delete(self, chain, changed_by=""):
         if self.chains.pop(chain, None) is None:
             raise UnknownChain(f"unknown chain {chain!r}")
 
@@ -71,6 +72,7 @@ def test_routers_serve_fakes_of_the_interfaces():
         definition = next(c for c in default_catalog().chains if c.id == "B3").model_dump(mode="json")
         created = http.post("/api/v1/chains", json=definition)
         assert created.status_code == 201, created.text
+        assert created.json()["changed_by"] == "unauthenticated"  # no token file: the caller's name
         assert http.post("/api/v1/chains", json=definition).status_code == 409
         assert [c["id"] for c in http.get("/api/v1/chains").json()["chains"]] == ["B3"]
         assert http.delete("/api/v1/chains/B3").status_code == 204

@@ -1,5 +1,5 @@
 """The analyzer's layers import downward only, read from the source (``ast``), not from a running
-process: model ← store ← ingest, analysis ← monitoring ← api ← runtime/cli, with settings beside the model."""
+process: model ← store ← ingest, analysis ← monitoring ← api ← runtime/cli, with settings and security beside the model."""
 
 from __future__ import annotations
 
@@ -16,13 +16,14 @@ PACKAGE = "chainotel_analyzer"
 ALLOWED: dict[str, set[str]] = {
     "model": set(),
     "settings": set(),
+    "security": {"settings"},  # tokens, scopes, TLS: beside the settings, used by the receivers and the app
     "store": {"model", "settings"},
-    "ingest": {"model", "settings", "store"},
+    "ingest": {"model", "settings", "store", "security"},
     "analysis": {"model"},
     "monitoring": {"model", "settings", "store", "analysis"},
-    "api": {"model", "settings", "store", "ingest", "analysis", "monitoring"},
-    "runtime": {"model", "settings", "store", "ingest", "analysis", "monitoring", "api"},
-    "cli": {"model", "settings", "store", "ingest", "analysis", "monitoring", "api", "runtime"},
+    "api": {"model", "settings", "store", "ingest", "analysis", "monitoring", "security"},
+    "runtime": {"model", "settings", "store", "ingest", "analysis", "monitoring", "api", "security"},
+    "cli": {"model", "settings", "store", "ingest", "analysis", "monitoring", "api", "runtime", "security"},
 }
 
 
