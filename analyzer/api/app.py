@@ -37,6 +37,7 @@ def routers() -> list[APIRouter]:
     from chainotel_analyzer.api.analytics import router as analytics_router
     from chainotel_analyzer.api.chains import router as chains_router
     from chainotel_analyzer.api.health import router as health_router
+    from chainotel_analyzer.api.instances import router as instances_router
     from chainotel_analyzer.ingest.http import router as otlp_router
 
     return [
@@ -45,6 +46,7 @@ def routers() -> list[APIRouter]:
         # analysis routers below this line
         chains_router,  # /api/v1/chains..., /api/v1/traces/{chain_id}/critical-path
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
+        instances_router,  # /api/v1/chains/{chain}/instances, /api/v1/analytics/chains/trace/{instance_id}
     ]
 
 

@@ -25,7 +25,9 @@ from chainotel.catalog import Catalog
 from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
 from chainotel_analyzer.model.span import Span, group_by_trace
 from chainotel_analyzer.store.catalog import seed_definitions
-from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainExists, UnknownChain
+from chainotel_analyzer.store.interfaces import (
+    DEFAULT_MAX_TRACES, ChainExists, Instance, InstanceQuery, UnknownChain,
+)
 
 TRACE_SPREAD_S = 3600
 """The longest a trace is assumed to last (first to last span start), in **seconds**. Window
@@ -110,6 +112,50 @@ class ClickHouseTraceReader:
             parameters={"ids": [r[0] for r in picked]},
         ).result_rows
         return int(total), group_by_trace(map(span_from_row, rows))
+
+    def chain_instances(self, query: InstanceQuery) -> list[Instance]:
+        """The instances of ``query.chain`` matching ``query`` (see
+        :class:`~chainotel_analyzer.store.interfaces.InstanceQuery`), read from the per-trace index
+        ``chain_traces``; the ``service``/``user_id`` filters look the spans up in ``chain_history``
+        (from the window's start to :data:`TRACE_SPREAD_S` after its end). Keyset paging: the sort key
+        is ``(duration_ns | start_ns) DESC, trace_id ASC``, a total order, so consecutive pages neither
+        repeat nor skip an instance while the window's data does not change."""
+        span_filters = ""
+        if query.service is not None:
+            span_filters += " AND trace_id IN (SELECT trace_id FROM chain_history WHERE service_name = {service:String}" \
+                            " AND timestamp >= {since:DateTime64(9)} AND timestamp < {hi:DateTime64(9)})"
+        if query.user_id is not None:
+            span_filters += " AND trace_id IN (SELECT trace_id FROM chain_history WHERE user_id = {user_id:String}" \
+                            " AND timestamp >= {since:DateTime64(9)} AND timestamp < {hi:DateTime64(9)})"
+        after_key, after_trace = query.after or (0, "")
+        rows = self._client.query(
+            "SELECT trace_id, s_ns, dur_ns, root.1, root.2, errs > 0,"
+            " if({by_duration:Bool}, dur_ns, s_ns) AS sort_key FROM ("
+            "  SELECT trace_id, min(start) AS s, toUnixTimestamp64Nano(s) AS s_ns,"
+            "  toUnixTimestamp64Nano(max(end)) - s_ns AS dur_ns, sum(error_count) AS errs,"
+            "  max(chain) AS c, argMinMerge(root) AS root"
+            "  FROM chain_traces WHERE" + _INDEX_ROWS + span_filters +
+            "  GROUP BY trace_id"
+            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND c = {chain:String}"
+            "  AND dur_ns >= {min_dur:Int64} AND ({status:String} = 'any' OR (errs > 0) = ({status:String} = 'error')))"
+            " WHERE {first:Bool} OR sort_key < {after_key:Int64} OR (sort_key = {after_key:Int64} AND trace_id > {after_trace:String})"
+            " ORDER BY sort_key DESC, trace_id ASC LIMIT {limit:UInt32}",
+            parameters={**_window_params(query.since_ns, query.until_ns), "chain": query.chain,
+                        "service": query.service or "", "user_id": query.user_id or "",
+                        "by_duration": query.order == "duration_desc", "min_dur": query.min_duration_ns,
+                        "status": query.status, "first": query.after is None, "after_key": after_key,
+                        "after_trace": after_trace, "limit": query.limit},  # fmt: skip
+        ).result_rows
+        if not rows:
+            return []
+        services = dict(self._client.query(
+            "SELECT trace_id, arraySort(groupUniqArray(toString(service_name))) FROM chain_history"
+            " WHERE trace_id IN {ids:Array(String)} AND timestamp >= {lo:DateTime64(9)} AND timestamp < {hi:DateTime64(9)}"
+            " GROUP BY trace_id",
+            parameters={**_window_params(query.since_ns, query.until_ns), "ids": [r[0] for r in rows]},
+        ).result_rows)
+        return [Instance(r[0], int(r[1]), max(0, int(r[2])), r[3], r[4], bool(r[5]), tuple(services.get(r[0], ())))
+                for r in rows]  # fmt: skip
 
     def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None
     ) -> list[dict]:
