@@ -135,6 +135,18 @@ class TraceReader(Protocol):
         """At most ``query.limit`` instances matching ``query``, in its order (see :class:`InstanceQuery`)."""
         ...
 
+    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+        """Per bucket of ``bucket_s`` seconds from ``since_ns``, over the traces of ``chain`` starting in
+        the window: ``bucket`` (index), ``traces``, ``errors`` (traces with an error span), ``p50_ms``,
+        ``p95_ms``, ``p99_ms`` of trace durations; buckets without traces are absent."""
+        ...
+
+    def service_operations(self, service: str, since_ns: int, until_ns: int) -> list[dict]:
+        """RED per ``(chain, operation)`` of ``service`` over the whole minutes of the window (from the
+        per-minute aggregates): ``chain``, ``operation``, ``calls``, ``errors``, ``avg_ms``, ``p50_ms``,
+        ``p95_ms``, ``p99_ms`` (t-digest estimates), most calls first."""
+        ...
+
     def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None) -> list[dict]:
         """Per chain over the window's traces: counts, SLA compliance and trace-duration statistics (ms)."""
         ...

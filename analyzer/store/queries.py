@@ -54,6 +54,16 @@ def _window_params(since_ns: int, until_ns: int) -> dict:
             "hi": _dt(min(MAX_TIMESTAMP_NS, until_ns + spread))}  # fmt: skip
 
 
+def _with_quantiles(rows) -> list[dict]:
+    """Rows with ``q`` (``[p50, p95, p99]`` of ``quantilesExactInclusive(0.5, 0.95, 0.99)``, **ms**) spread
+    into ``p50_ms``, ``p95_ms``, ``p99_ms``."""
+    out = []
+    for r in rows:
+        q = r.pop("q")
+        out.append({**r, "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]})
+    return out
+
+
 class ClickHouseTraceReader:
     """:class:`~chainotel_analyzer.store.interfaces.TraceReader` over a clickhouse-connect ``client``
     (one per process: reads are serialised by the client's session)."""
@@ -180,11 +190,7 @@ class ClickHouseTraceReader:
             parameters={**_window_params(since_ns, until_ns), "ids": list(slas),
                         "slas": [float(v) for v in slas.values()]},  # fmt: skip
         ).named_results()
-        out = []
-        for r in rows:
-            q = r.pop("q")
-            out.append({**r, "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]})
-        return out
+        return _with_quantiles(rows)
 
     def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
         """Per chain and bucket of ``bucket_s`` seconds from ``since_ns`` (from the per-trace index
@@ -201,6 +207,38 @@ class ClickHouseTraceReader:
             parameters={**_window_params(since_ns, until_ns), "since_ns": since_ns,
                         "bucket_ns": bucket_s * 10**9},  # fmt: skip
         ).named_results())
+
+    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+        """Per bucket of ``bucket_s`` seconds from ``since_ns`` of ``chain``'s traces (from the per-trace
+        index ``chain_traces``): ``bucket``, ``traces``, ``errors``, ``p50_ms``, ``p95_ms``, ``p99_ms``
+        (exact quantiles of trace durations), by bucket."""
+        rows = self._client.query(
+            "SELECT intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
+            " count() AS traces, countIf(errs > 0) AS errors, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q FROM ("
+            "  SELECT trace_id, max(chain) AS c, min(start) AS s, sum(error_count) AS errs,"
+            "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
+            "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
+            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND c = {chain:String})"
+            " GROUP BY bucket ORDER BY bucket",
+            parameters={**_window_params(since_ns, until_ns), "since_ns": since_ns, "chain": chain,
+                        "bucket_ns": bucket_s * 10**9},  # fmt: skip
+        ).named_results()
+        return _with_quantiles(rows)
+
+    def service_operations(self, service: str, since_ns: int, until_ns: int) -> list[dict]:
+        """RED per ``(chain, operation)`` of ``service`` from ``chain_metrics`` over the minutes that
+        start in the window: ``chain``, ``operation``, ``calls``, ``errors``, ``avg_ms`` and t-digest
+        ``p50_ms``/``p95_ms``/``p99_ms``, most calls first."""
+        rows = self._client.query(
+            "SELECT toString(chain) AS c, toString(operation) AS op, sum(calls) AS n, sum(errors) AS e,"
+            " sum(duration_sum_ns) / n / 1e6 AS avg_ms,"
+            " quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_quantiles) AS q FROM chain_metrics"
+            " WHERE service_name = {service:String} AND minute >= toDateTime({since_s:Int64})"
+            " AND minute < toDateTime({until_s:Int64}) GROUP BY c, op ORDER BY n DESC, c, op",
+            parameters={"service": service, "since_s": since_ns // 10**9, "until_s": -(-until_ns // 10**9)},
+        ).named_results()
+        return [{"chain": r["c"], "operation": r["op"], "calls": r["n"], "errors": r["e"], "avg_ms": r["avg_ms"],
+                 "p50_ms": r["q"][0] / 1e6, "p95_ms": r["q"][1] / 1e6, "p99_ms": r["q"][2] / 1e6} for r in rows]  # fmt: skip
 
     def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
         """Per service and bucket (from ``chain_metrics``): ``service``, ``bucket``, ``calls``,
