@@ -83,6 +83,17 @@ def _settings(**overrides: Any) -> AnalyzerSettings:
         raise typer.Exit(2) from None
 
 
+def _open_or_exit(opener: Callable[[AnalyzerSettings], Any], settings: AnalyzerSettings) -> Any:
+    """``opener(settings)``; a locked data directory or a store setting that cannot work exits 2 saying why."""
+    from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError
+
+    try:
+        return opener(settings)
+    except (StoreLockedError, StoreConfigError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
 @app.command()
 @settings_options(SERVE_SETTINGS)
 def serve(
@@ -94,14 +105,9 @@ def serve(
 
     from chainotel_analyzer.api.app import create_app
     from chainotel_analyzer.runtime import start_runtime
-    from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        runtime = start_runtime(settings)
-    except (StoreLockedError, StoreConfigError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    runtime = _open_or_exit(start_runtime, settings)
     try:
         typer.echo(
             f"chainotel analyzer: store {settings.resolved_clickhouse_url()}, "
@@ -127,7 +133,7 @@ def migrate_schema(
     """Create or update the ClickHouse schema, as ``serve`` does at start: the migration files, then the
     retention TTL. With ``--cluster`` every statement runs ON CLUSTER (see deploy/clickhouse-cluster.md)."""
     from chainotel_analyzer.store import migrations
-    from chainotel_analyzer.store.client import StoreConfigError, StoreLockedError, open_store
+    from chainotel_analyzer.store.client import open_store
     from chainotel_analyzer.store.layout import SINGLE_NODE, Layout
 
     url = settings.resolved_clickhouse_url()
@@ -139,11 +145,7 @@ def migrate_schema(
         for statement in migrations.schema_statements(layout, settings.retention_days):
             typer.echo(statement + ";\n")
         return
-    try:
-        store = open_store(settings)
-    except (StoreLockedError, StoreConfigError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    store = _open_or_exit(open_store, settings)
     try:
         layout = migrations.store_layout(store.client, settings.clickhouse_cluster)
         applied = migrations.migrate(store.client, layout)

@@ -1,4 +1,4 @@
-"""Critical path + self time throughput, in-process (issue 4: goal ≥ 200 000 spans/s, one core).
+"""Critical path + self time throughput, in-process (goal ≥ 200 000 spans/s, one core).
 
 ``python -m bench.analysis`` — generates traces of 10–500 spans (seeded, realistic shapes:
 fan-out, sequential and parallel children, ~8% of children overhanging their parent as in the

@@ -19,7 +19,7 @@
 4. **Bytes per span** on disk: ``system.parts`` (active parts) of ``chain_history`` and its views,
    after ``OPTIMIZE ... FINAL``.
 
-Goals (issue 3): ≥ 50 000 spans/s end to end and ≥ 0.6 of the direct rate. Reported, not asserted.
+Goals: ≥ 50 000 spans/s end to end and ≥ 0.6 of the direct rate. Reported, not asserted.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Names of the span attributes, baggage keys and HTTP headers chainotel reads and writes.
 
 Every part of chainotel (the distro, the analyzer, the CLI) takes these names from here, and
-README.md lists them. Values are plain strings so that any OpenTelemetry backend (Jaeger's tag
+docs/distro.md lists them. Values are plain strings so that any OpenTelemetry backend (Jaeger's tag
 search, a ClickHouse ``Map(String, String)`` column) can filter on them.
 """
 

@@ -3,7 +3,7 @@
 Selected with ``OTEL_PROPAGATORS=tracecontext,baggage,xchain`` (the distro's default); ``xchain``
 must come after ``tracecontext`` so it sees the span context ``traceparent`` produced.
 
-Extract (incoming request), rules from issue 2 / README:
+Extract (incoming request), rules (docs/distro.md):
 
 - ``traceparent`` present and valid: it wins. An ``X-Chain-ID`` naming another trace is kept as
   :data:`~chainotel.attributes.CHAIN_INSTANCE_CONFLICT` on the server span.

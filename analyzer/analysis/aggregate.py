@@ -1,17 +1,6 @@
 """Critical path aggregated over many traces of one chain — the CRISP approach.
 
-CRISP (Zhang et al., "CRISP: Critical Path Analysis of Large-Scale Microservice Architectures",
-USENIX ATC'22) computes the critical path of every trace, attributes each piece of it to the
-span's *call path* (its calling context: the ``service:operation`` names from the root down to
-the span) and sums those over traces, giving a calling-context tree weighted by critical time.
-Here the same is done per call path and per ``(service, operation)``:
-
-- ``total_ns``: critical-path time summed over all traces (**ns**);
-- ``per_trace_ns``: ``total_ns / traces`` — the average over *all* traces of the window, so a
-  call path present in few traces weighs little;
-- ``p50_ns``/``p95_ns``/``p99_ns``: percentiles over the traces in which the key is on the
-  critical path (linear interpolation, see :mod:`chainotel_analyzer.analysis.stats`);
-- ``traces``: in how many traces it was on the critical path.
+Method: ``docs/analysis-method.md``, section "Aggregation per chain (CRISP)" (the one description of the rules).
 """
 
 from __future__ import annotations

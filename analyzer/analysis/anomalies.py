@@ -1,28 +1,6 @@
 """Anomalies: latency, error rate and throughput of a chain or service vs its own recent baseline.
 
-Method — a z-score against the key's own history, with a relative floor so that tiny, steady
-series do not page anyone:
-
-- the baseline is the key's figures in ``n ≥ 3`` earlier buckets of equal length (the API passes
-  the ``baseline_buckets`` windows before the current one); mean μ and standard deviation σ;
-  σ is floored at ``0.1·μ`` (and at a small absolute value) so a flat history does not turn noise
-  into infinite z;
-- ``z = (x − μ) / σ`` for the current bucket's value ``x``.
-
-Which history buckets count (a key that is new, or was idle, has no basis to be judged on):
-
-- **latency** and **error rate**: only buckets *with traffic* (a bucket without calls has no p95
-  and no error rate, not a p95 of 0); fewer than ``MIN_BUCKETS`` such buckets → not judged;
-- **throughput**: every bucket (an idle bucket is a real 0 per minute), but only once the key had
-  traffic in at least ``MIN_BUCKETS`` of them — a chain seen for the first time is not a surge.
-
-Thresholds (an anomaly needs both):
-
-- **latency** (p95, **ms**): ``z ≥ 3`` and ``x ≥ 1.5·μ``;
-- **error rate** (errors / calls): ``z ≥ 3`` and ``x − μ ≥ 0.05`` (five percentage points);
-- **throughput** (per minute): ``|z| ≥ 3`` and ``x ≤ 0.5·μ`` (drop) or ``x ≥ 2·μ`` (surge).
-
-Severity: ``critical`` when ``|z| ≥ 6``, else ``warning``.
+Method: ``docs/analysis-method.md``, section "Anomalies" (the one description of the rules).
 """
 
 from __future__ import annotations

@@ -1,22 +1,6 @@
 """Who a piece of critical path belongs to: span → (service, operation), with call hops.
 
-Rule (issue 4, "bottleneck ranking"): the time between a client span and the server span it
-calls — network transfer and queueing — is attributed to the *call into the callee*, not to the
-caller's self time. A span is the client side of a call hop when
-
-- its kind is ``CLIENT`` or ``PRODUCER``, or its kind is unknown (``UNSPECIFIED``, as in data
-  converted from other tracers), **and**
-- it has a child span in another service (the callee's server span).
-
-An ``INTERNAL`` span is never a call hop: by the OpenTelemetry span-kind definitions it is an
-operation inside its own service, so its self time on the critical path stays its own even when
-one of its children runs elsewhere (that child's time is charged to the child anyway).
-
-Critical-path sections of such a span are charged to the callee: ``(callee.service,
-callee.operation)`` of its remote child (the longest one if it has several). A ``CLIENT`` span
-without a recorded callee but with ``peer.service`` is charged to ``(peer_service, operation)``
-(an uninstrumented dependency such as a database). Everything else is charged to the span's own
-``(service, operation)``.
+Method: ``docs/analysis-method.md``, section "Call hops: who a piece of critical path is charged to" (the one description of the rules).
 """
 
 from __future__ import annotations

@@ -1,25 +1,6 @@
 """Bottleneck ranking: which service / operation holds a chain back, and what got slower.
 
-Input: the critical paths (:func:`chainotel_analyzer.analysis.critical_path.analyze_trace`) of the traces
-in a window, optionally of a baseline window too. Each trace's critical path is charged to
-``(service, operation)`` with call hops charged to the callee
-(:mod:`chainotel_analyzer.analysis.attribution`), then aggregated over traces (:mod:`.aggregate`).
-
-Per entry (all times **milliseconds**, float):
-
-- ``critical_ms_per_trace`` — critical-path time per trace, averaged over all traces of the
-  window (CRISP's per-trace contribution);
-- ``share`` — that divided by the mean total critical-path length of a trace (0–1);
-- ``p95_ms`` — p95 of the per-trace critical time over the traces it appears in;
-- ``delta_ms_per_trace`` — ``critical_ms_per_trace`` minus the same in the baseline (``None``
-  without a baseline);
-- ``score`` — the ranking key. Without a baseline: ``critical_ms_per_trace``. With a baseline:
-  ``Δ · Δ / current`` for an increase ``Δ > 0`` (the increase weighted by the fraction of the
-  entry's current critical time that is new), else ``Δ``. Weighting by the new fraction keeps a
-  big, steady contributor whose time grows a little with load (or the request mix) below a
-  smaller one that got several times slower — the question "what got slower?". On the Online
-  Boutique fault data it raises top-1 accuracy from 15/16 (plain ``Δ``) to 16/16
-  (``bench/analysis_accuracy.py``).
+Method: ``docs/analysis-method.md``, section "Bottleneck ranking" (the one description of the rules).
 """
 
 from __future__ import annotations

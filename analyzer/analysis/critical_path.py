@@ -1,34 +1,6 @@
 """Critical path and self time of one trace — Jaeger UI's semantics.
 
-Where the critical path is computed. The rules follow Jaeger UI's trace-view "critical path"
-(jaeger-ui ``packages/jaeger-ui/src/components/TracePage/CriticalPath/``: ``index.ts``,
-``utils/sanitizeOverFlowingChildren.ts``, ``utils/findLastFinishingChildSpan.ts``,
-``utils/filterBlockingSpans.ts``) so that results agree with what users see in Jaeger:
-
-1. **Clean-up** (top-down from each root, against the parent's already clipped interval):
-   - a child that starts at/after its parent's end, or ends at/before its parent's start, is
-     dropped together with its subtree;
-   - a child hanging over either edge of its parent is clipped to the parent;
-   - a ``CONSUMER`` child of a ``PRODUCER`` span is non-blocking and left out with its subtree.
-2. **Walk back** from the parent's end ``t``: take the child with the latest end before ``t``
-   (ties: the earliest start after clipping, then the earliest recorded start — Jaeger UI's
-   child order — then the smaller span ID), give the parent the section
-   ``[child.end, t]``, walk into that child over its whole interval, set ``t = child.start`` and
-   repeat; with no such child the parent gets ``[parent.start, t]``. As in Jaeger UI, the first
-   pick in a span takes the child that ends last (a child clipped to end exactly at the
-   parent's end qualifies); every later pick needs ``child.end < t`` strictly.
-3. The sections of one root partition ``[root.start, root.end]``; zero-length sections are not
-   reported.
-4. Unlike Jaeger UI, a subtree whose parent span is missing from the trace is not discarded: it
-   is analysed as an extra root and reported after the main root. Spans caught in a parent
-   cycle are broken up the same way (the earliest-starting span of the cycle becomes a root).
-
-Self time of a span = its duration minus the union of its (direct) children's intervals
-clipped to the span, never below 0 — Jaeger UI's "self time" in the trace statistics view.
-Self time uses the spans as recorded (no clean-up); a child outside its parent adds nothing.
-
-Everything is iterative (no recursion: traces can be thousands of spans deep). All times are
-``int`` **nanoseconds**.
+Method: ``docs/analysis-method.md``, section "Critical path and self time" (the one description of the rules).
 """
 
 from __future__ import annotations
@@ -101,7 +73,36 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
         >>> r.self_time_ns
         {'a': 50, 'b': 50}
     """
-    # -- spans in span-ID order (makes every tie independent of input order); duplicates: keep one
+    uniq, ids, parent, children = _index(spans)
+    starts = [span[4] for span in uniq]
+    ends = [span[5] if span[5] > span[4] else span[4] for span in uniq]
+    for kids in children.values():  # stably by start: ties stay in span-ID order
+        if len(kids) > 1:
+            kids.sort(key=starts.__getitem__)
+    self_time = _self_times(ids, starts, ends, children)
+    eff_start, eff_end = list(starts), list(ends)
+    kept: dict[int, list[int]] = {}
+    excluded: list[int] = []
+    clipped: list[int] = []
+    root_list = _roots(uniq, ids, parent, children, eff_start, eff_end, kept, excluded, clipped)
+    critical = dict.fromkeys(ids, 0)
+    roots_out = [RootCriticalPath(ids[root], _walk_back(root, ids, eff_start, eff_end, kept, critical),
+                                  uniq[root][1] != "") for root in root_list]  # fmt: skip
+    return TraceCriticalPath(
+        roots=roots_out,
+        spans=dict(zip(ids, uniq)),
+        self_time_ns=self_time,
+        critical_time_ns=critical,
+        excluded=frozenset(ids[i] for i in excluded),
+        clipped=frozenset(ids[i] for i in clipped),
+    )
+
+
+def _index(spans: Sequence[Span]) -> tuple[list[Span], list[str], list[int], dict[int, list[int]]]:
+    """The spans in span-ID order (which makes every tie independent of input order; a repeated ID
+    keeps one span) as ``(spans, ids, parent, children)``: ``parent[i]`` is the index of span ``i``'s
+    parent, ``-1`` for a root (no parent present, or itself); ``children`` maps an index to its
+    children's indices in span-ID order."""
     uniq: list[Span] = sorted(spans, key=_SPAN_ID)
     ids = [span[0] for span in uniq]
     index = dict(zip(ids, range(len(ids))))
@@ -109,11 +110,6 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
         uniq = _deduplicate(uniq)
         ids = [span[0] for span in uniq]
         index = dict(zip(ids, range(len(ids))))
-    n = len(uniq)
-    starts = [span[4] for span in uniq]
-    ends = [span[5] if span[5] > span[4] else span[4] for span in uniq]
-
-    # -- tree: children in span-ID order, then stably by start (ties stay in ID order)
     children: dict[int, list[int]] = {}
     parent = list(map(index.get, [span[1] for span in uniq]))
     for i, p in enumerate(parent):
@@ -125,13 +121,14 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
             children[p] = [i]
         else:
             kids.append(i)
-    start_of = starts.__getitem__
+    return uniq, ids, parent, children
 
-    # -- self time: duration minus the union of the children's intervals clipped to the span
+
+def _self_times(ids: list[str], starts: list[int], ends: list[int], children: dict[int, list[int]]) -> dict[str, int]:
+    """``{span ID: self time ns}``: duration minus the union of the children's intervals clipped to
+    the span (``children`` sorted by start)."""
     self_time = dict(zip(ids, map(sub, ends, starts)))
     for i, kids in children.items():
-        if len(kids) > 1:
-            kids.sort(key=start_of)
         s, e = starts[i], ends[i]
         covered = 0
         cur_s = cur_e = s
@@ -151,73 +148,80 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
                 cur_e = ce
         covered += cur_e - cur_s
         self_time[ids[i]] = e - s - covered
+    return self_time
 
-    # -- roots: spans without a (present) parent; then clean-up top-down from the roots
+
+def _roots(
+    uniq: list[Span],
+    ids: list[str],
+    parent: list[int],
+    children: dict[int, list[int]],
+    eff_start: list[int],
+    eff_end: list[int],
+    kept: dict[int, list[int]],
+    excluded: list[int],
+    clipped: list[int],
+) -> list[int]:
+    """The roots in report order (the main root first: a true root, earliest, longest), after
+    :func:`_clean_up` below each of them. Spans caught in a parent cycle (or below one) are cut loose
+    one at a time, earliest first, each becoming a root (``parent``/``children`` change in place)."""
+    n = len(uniq)
     root_list = [i for i, p in enumerate(parent) if p < 0]
-    eff_start = list(starts)
-    eff_end = list(ends)
-    kept: dict[int, list[int]] = {}
-    excluded: list[int] = []
-    clipped: list[int] = []
     count = _clean_up(root_list, uniq, children, eff_start, eff_end, kept, excluded, clipped)
-    while count < n:  # spans caught in a parent cycle (or below one): cut the earliest loose
+    while count < n:
         reached = set(root_list)
         reached.update(excluded)
         for kids in kept.values():
             reached.update(kids)
-        cut = min((i for i in range(n) if i not in reached), key=lambda i: (starts[i], ids[i]))
+        cut = min((i for i in range(n) if i not in reached), key=lambda i: (eff_start[i], ids[i]))
         children[parent[cut]].remove(cut)
         parent[cut] = -1
         root_list.append(cut)
         count += _clean_up([cut], uniq, children, eff_start, eff_end, kept, excluded, clipped)
-    root_list.sort(key=lambda i: (uniq[i][1] != "", starts[i], -ends[i], ids[i]))
+    # roots are never clipped: their effective interval is the recorded one
+    root_list.sort(key=lambda i: (uniq[i][1] != "", eff_start[i], -eff_end[i], ids[i]))
+    return root_list
 
-    # -- walk back from each root's end (iterative)
-    critical = dict.fromkeys(ids, 0)
-    roots_out = []
-    for root in root_list:
-        rev: list[Section] = []
-        stack = [(root, eff_end[root], 0, True)]
-        pop = stack.pop
-        push = stack.append
-        while stack:
-            node, t, ptr, first = pop()
-            kids = kept.get(node)
-            pick = -1
-            if kids:
-                if first:
-                    pick = kids[0]
-                else:
-                    k = len(kids)
-                    while ptr < k:
-                        c = kids[ptr]
-                        if eff_end[c] < t:
-                            pick = c
-                            break
-                        ptr += 1
-            if pick >= 0:
-                ce = eff_end[pick]
-                if ce != t:
-                    rev.append(Section(ids[node], ce, t))
-                    critical[ids[node]] += t - ce
-                push((node, eff_start[pick], ptr + 1, False))
-                push((pick, ce, 0, True))
+
+def _walk_back(
+    root: int, ids: list[str], eff_start: list[int], eff_end: list[int], kept: dict[int, list[int]],
+    critical: dict[str, int],
+) -> list[Section]:
+    """The critical path of one root by the walk-back rule (module docstring, rule 2), iterative;
+    adds each section's length to ``critical`` (ns per span ID)."""
+    rev: list[Section] = []
+    stack = [(root, eff_end[root], 0, True)]
+    pop = stack.pop
+    push = stack.append
+    while stack:
+        node, t, ptr, first = pop()
+        kids = kept.get(node)
+        pick = -1
+        if kids:
+            if first:
+                pick = kids[0]
             else:
-                s = eff_start[node]
-                if s != t:
-                    rev.append(Section(ids[node], s, t))
-                    critical[ids[node]] += t - s
-        rev.reverse()
-        roots_out.append(RootCriticalPath(ids[root], rev, uniq[root][1] != ""))
-
-    return TraceCriticalPath(
-        roots=roots_out,
-        spans=dict(zip(ids, uniq)),
-        self_time_ns=self_time,
-        critical_time_ns=critical,
-        excluded=frozenset(ids[i] for i in excluded),
-        clipped=frozenset(ids[i] for i in clipped),
-    )
+                k = len(kids)
+                while ptr < k:
+                    c = kids[ptr]
+                    if eff_end[c] < t:
+                        pick = c
+                        break
+                    ptr += 1
+        if pick >= 0:
+            ce = eff_end[pick]
+            if ce != t:
+                rev.append(Section(ids[node], ce, t))
+                critical[ids[node]] += t - ce
+            push((node, eff_start[pick], ptr + 1, False))
+            push((pick, ce, 0, True))
+        else:
+            s = eff_start[node]
+            if s != t:
+                rev.append(Section(ids[node], s, t))
+                critical[ids[node]] += t - s
+    rev.reverse()
+    return rev
 
 
 def _clean_up(

@@ -1,19 +1,6 @@
 """Health of a chain over a window: RED figures, SLA compliance and a 0–100 score.
 
-Inputs are counts and duration percentiles over the window's traces, which the store computes
-from its per-trace index (``chain_traces``) without shipping every trace to Python.
-
-Definitions (all over the traces of the window):
-
-- ``throughput_per_min`` = traces / window minutes;
-- ``availability`` A = share of traces whose root span is not an error (the user got an answer);
-- ``error_rate`` E = share of traces with at least one error span; ``success_rate`` = 1 − E;
-- ``p50_ms``/``p95_ms``/``p99_ms`` of trace durations (linear interpolation);
-- ``sla_compliance`` L = share of traces with duration ≤ ``max_duration_ms`` (1.0 without an SLA).
-
-**Score** = ``round(100 · (0.4·A + 0.3·(1 − E) + 0.3·L))`` — availability weighs most because a
-failed request is worse than a slow or partially degraded one. **Status**: ``no_data`` without
-traces; ``healthy`` if score ≥ 90; ``degraded`` if score ≥ 70; else ``unhealthy``.
+Method: ``docs/analysis-method.md``, section "Health" (the one description of the rules).
 """
 
 from __future__ import annotations

@@ -1,20 +1,6 @@
 """Optimisation recommendations with evidence, from the critical paths of a chain's traces.
 
-Rules (each recommendation carries the numbers it rests on):
-
-- ``parallelize`` — a span whose critical path runs through two or more of its remote calls
-  (children in other services) one after another, with no overlap: nothing in the trace shows a
-  data dependency between them, so they could run concurrently. Reported when the pattern is in
-  at least ``MIN_TRACE_SHARE`` of the traces; the estimated saving per trace is the critical time
-  of those calls minus the longest one (what concurrency would save at best), averaged (**ms**).
-Calls are named by their callee (:func:`chainotel_analyzer.analysis.attribution.callee_of`).
-
-- ``n_plus_one`` — one parent span calling the same ``(service, operation)`` at least
-  ``N_PLUS_ONE_MIN_CALLS`` times within a trace (the N+1 query / call pattern); evidence: traces
-  affected, calls per affected trace, time spent in those calls per affected trace (**ms**).
-- ``sla_breach`` — with an SLA (``max_duration_ms``), among traces slower than it the service
-  holding the largest share of the critical path (call hops charged to the callee), when that
-  share is at least ``SLA_DOMINANCE_SHARE``.
+Method: ``docs/analysis-method.md``, section "Recommendations" (the one description of the rules).
 """
 
 from __future__ import annotations

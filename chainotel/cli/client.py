@@ -8,7 +8,7 @@ typer app with :func:`register`::
     from chainotel.cli import client
     client.register(app)
 
-Endpoints used (issue 4's analysis API): ``/api/v1/traces/{chain_id}/critical-path``,
+Endpoints used (the analyzer's analysis API): ``/api/v1/traces/{instance_id}/critical-path``,
 ``/api/v1/analytics/chains/health/overview``, ``/api/v1/analytics/performance/real-time``,
 ``/api/v1/analytics/anomalies/detect``, ``/api/v1/analytics/services/{service}/impact``,
 ``/api/v1/analytics/bottlenecks``.

@@ -1,5 +1,5 @@
 """A failed INSERT is never acknowledged unless ClickHouse committed its rows anyway — then it is,
-and its retry is not stored twice (review 2); one refused before commit gets 503 and is stored once
+and its retry is not stored twice; one refused before commit gets 503 and is stored once
 when retried; while the store is down everything gets 503 until it answers again.
 
 In-process SpanWriter on a chDB store, as the analyzer runs it. The failures are real ClickHouse
