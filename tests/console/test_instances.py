@@ -124,3 +124,28 @@ def test_the_seed_scripts_analysis_url_answers_with_the_instance_analysis(world)
     doc = api.get("/openapi.json").json()
     assert "/api/v1/chains/{chain}/instances" in doc["paths"]
     assert "next_cursor" in doc["components"]["schemas"]["InstancesResponse"]["properties"]
+
+
+def test_console_pages_answer_bad_input_with_an_error_page(world):
+    api, planned = world
+    root = api.get("/")
+    assert root.status_code == 307 and root.headers["location"] == "/ui/"
+    assert api.get("/docs").status_code == 200  # the OpenAPI docs stay where they were
+    for path, status, words in (
+        ("/ui/?range=bad", 422, "range"), ("/ui/?sort=nope", 422, "sort"), ("/ui/chains/E77", 404, "unknown chain"),
+        ("/ui/chains/Z9", 422, "chain"), ("/ui/traces/not-an-id", 422, "chain instance ID"),
+        ("/ui/traces/0123456789abcdef0123456789abcdef", 404, "unknown"),
+        ("/ui/chains/B1?min_duration_ms=fast", 422, "min_duration_ms"), ("/ui/chains/B1?status=broken", 422, "status"),
+        ("/ui/?range=custom&since=2020-01-02T00:00&until=2020-01-01T00:00", 422, "before"),
+        ("/ui/static/../../etc/passwd", 404, ""), ("/ui/static/other.js", 404, ""),
+    ):  # fmt: skip
+        r = api.get(path)
+        assert r.status_code == status, (path, r.text[:300])
+        assert words in r.text, path
+        if path.startswith("/ui/") and "static" not in path:
+            assert r.headers["content-type"].startswith("text/html") and 'role="alert"' in r.text, path
+    css = api.get("/ui/static/console.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    # a custom window in the past shows that window's traces
+    page = api.get("/ui/chains/B1", params={"range": "custom", "since": T0_S, "until": T0_S + 300})
+    assert page.status_code == 200 and f'id="trace-count">{len(planned)}<' in page.text

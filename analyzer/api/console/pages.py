@@ -158,6 +158,16 @@ def _baseline(tr: TimeRange, baseline: str, baseline_since: str | None, baseline
     raise HTTPException(422, "baseline: previous, custom or none")
 
 
+def _min_duration(value: str | None) -> float:
+    try:
+        ms = float(value) if value and value.strip() else 0.0
+    except ValueError:
+        raise HTTPException(422, f"min_duration_ms: {value!r} is not a number of milliseconds") from None
+    if not 0 <= ms <= 10**12:
+        raise HTTPException(422, "min_duration_ms: 0 or more")
+    return ms
+
+
 def _instance_link(trace_id: str) -> str:
     return "/ui/traces/" + format_chain_id(int(trace_id, 16))
 
@@ -174,7 +184,7 @@ def chain_page(
     baseline_until: str | None = None,
     group_by: str = "service",
     status: str = "any",
-    min_duration_ms: float = Query(0.0, ge=0),
+    min_duration_ms: str | None = Query(None, description="Empty (a blank form field) = no minimum."),
     service: str | None = None,
     user_id: str | None = None,
     order: str = "duration_desc",
@@ -191,6 +201,9 @@ def chain_page(
     if group_by not in ("service", "operation"):
         raise HTTPException(422, "group_by: service or operation")
     base_tr = _baseline(tr, baseline, baseline_since, baseline_until)
+    min_ms = _min_duration(min_duration_ms)
+    if status not in ("any", "error", "ok") or order not in ("duration_desc", "start_desc"):
+        raise HTTPException(422, "status: any, error or ok; order: duration_desc or start_desc")
     s, u = tr.api()
     sla = definition.get("max_duration_ms")
 
@@ -225,7 +238,7 @@ def chain_page(
     filters = {"status": status, "min_duration_ms": min_duration_ms or None, "service": service or None,
                "user_id": user_id or None, "order": order}  # fmt: skip
     instances = chain_instances(
-        chain, s, u, status, min_duration_ms, service or None, user_id or None, order, INSTANCE_PAGE, cursor or None,
+        chain, s, u, status, min_ms, service or None, user_id or None, order, INSTANCE_PAGE, cursor or None,
         reader, registry,
     )  # fmt: skip
     page_params = {**tr.params(), "baseline": baseline, "baseline_since": baseline_since if baseline == "custom" else None,
