@@ -73,6 +73,25 @@ def _guarded(page: Callable[..., HTMLResponse]) -> Callable[..., HTMLResponse]:
     return wrapper
 
 
+class _PageReader:
+    """The request's :class:`TraceReader`, remembering window reads for one page: the chain page's
+    sections (bottlenecks, critical path, graph, recommendations) ask for the same window's traces,
+    which are then read from the store once instead of four times."""
+
+    def __init__(self, reader: TraceReader):
+        self._reader = reader
+        self._windows: dict[tuple, tuple[int, dict]] = {}
+
+    def window_traces(self, since_ns: int, until_ns: int, chain: str | None = None, max_traces: int = DEFAULT_MAX_TRACES):
+        key = (since_ns, until_ns, chain, max_traces)
+        if key not in self._windows:
+            self._windows[key] = self._reader.window_traces(since_ns, until_ns, chain, max_traces)
+        return self._windows[key]
+
+    def __getattr__(self, name: str):
+        return getattr(self._reader, name)
+
+
 def _range(range_: str | None, since: str | None, until: str | None) -> TimeRange:
     return TimeRange.from_query(range_, since, until)
 
@@ -197,6 +216,7 @@ def chain_page(
     slower against the baseline, the aggregated critical path, the service graph, recommendations,
     anomalies and the instance list."""
     definition = api._known_chain(registry, chain)
+    reader = _PageReader(reader)
     tr = _range(range_, since, until)
     if group_by not in ("service", "operation"):
         raise HTTPException(422, "group_by: service or operation")
