@@ -55,13 +55,9 @@ def fill(directory: Path, traces: int) -> int:
         store.close()
 
 
-def best(fn, repeat: int = 5) -> float:
-    out = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        out = min(out, time.perf_counter() - t0)
-    return out
+def best(fn) -> float:
+    """Best of five runs of ``fn``, in seconds."""
+    return data.timed(fn, repeat=5)
 
 
 def main() -> int:

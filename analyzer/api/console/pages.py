@@ -4,8 +4,10 @@
 query string. A bad parameter or an unknown ID renders an error page with the API's status and
 reason.
 
-Each page calls the API route functions in-process (so a page shows exactly what the API says, and
-costs what its API calls cost) and the chart helpers of :mod:`.charts`.
+Each page calls the API route functions in-process (so a page shows what the API says) and the
+chart helpers of :mod:`.charts`; the chain page reads its window once and runs the analysis
+functions (the API's bottleneck, critical-path, graph and recommendation endpoints are made of)
+over one critical-path analysis per trace, instead of one per section.
 """
 
 from __future__ import annotations
@@ -21,6 +23,11 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
 
+from chainotel_analyzer.analysis.aggregate import chain_critical_path
+from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.critical_path import analyze_trace
+from chainotel_analyzer.analysis.graph import dependency_graph
+from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import analytics as api
 from chainotel_analyzer.api.chains import critical_path, events
 from chainotel_analyzer.api.console import charts, fmt
@@ -177,6 +184,13 @@ def _baseline(tr: TimeRange, baseline: str, baseline_since: str | None, baseline
     raise HTTPException(422, "baseline: previous, custom or none")
 
 
+def _analysed(reader: TraceReader, tr: TimeRange, chain: str) -> tuple[int, list]:
+    """``(traces in the window, critical-path analysis of each analysed trace)`` — at most
+    ``DEFAULT_MAX_TRACES``, the sample the API's window endpoints analyse."""
+    total, traces = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
+    return total, [analyze_trace(t) for t in traces.values()]
+
+
 def _min_duration(value: str | None) -> float:
     try:
         ms = float(value) if value and value.strip() else 0.0
@@ -238,18 +252,19 @@ def chain_page(
         charts.time_chart("Error rate", series=errors, unit="%", **chart_args),
         charts.time_chart("Throughput", series=throughput, unit="per min", **chart_args),
     ]
-    bs, bu = base_tr.api() if base_tr else (None, None)
-    ranking = api._bottlenecks(reader, chain, api.RankingQuery(
-        s, u, group_by, bs, bu, limit=20, max_traces=DEFAULT_MAX_TRACES))  # fmt: skip
-    by_service = ranking if group_by == "service" else api._bottlenecks(reader, chain, api.RankingQuery(
-        s, u, "service", None, None, limit=1000, max_traces=DEFAULT_MAX_TRACES))  # fmt: skip
-    share = {e["service"]: e["share"] for e in by_service["ranking"]}
-    crit = api.aggregated_critical_path(s, u, chain, DEFAULT_MAX_TRACES, reader)
-    graph = api.chain_dependency_graph(chain, s, u, DEFAULT_MAX_TRACES, reader, registry)
-    nodes, edges = [_as_dict(n) for n in graph["nodes"]], [_as_dict(e) for e in graph["edges"]]
+    # each trace of the window (and of the baseline) analysed once, for every section below
+    traces, results = _analysed(reader, tr, chain)
+    base_traces, base_results = _analysed(reader, base_tr, chain) if base_tr else (0, None)
+    ranking = rank_bottlenecks(contributions(results, group_by),
+                               contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
+    by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
+    share = {e.service: e.share for e in by_service.ranking}
+    crit = chain_critical_path(results)
+    graph = dependency_graph(reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)[1].values())
+    nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
     graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
         "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
-    recs = api.recommendations(s, u, chain, DEFAULT_MAX_TRACES, reader, registry)["recommendations"]
+    recs = recommend(results, sla)
     services = {n["service"] for n in nodes}
     found = api.anomalies(u, 5, 12, reader)
     anomalies = [_as_dict(a) for a in found["anomalies"]]
@@ -274,7 +289,7 @@ def chain_page(
         edges=edges, nodes=nodes, share=share, recs=recs, anomalies=anomalies, anomaly_window=found["window"],
         instances=[{**i, "href": _instance_link(i["trace_id"])} for i in instances["instances"]],
         filters=filters, next_href=next_href, first_href=first_href, services=sorted(services), refresh=refresh,
-        form_time=form_time, traces=ranking["traces"],
+        form_time=form_time, traces=traces, base_traces=base_traces,
     )  # fmt: skip
 
 
