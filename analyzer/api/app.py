@@ -45,7 +45,7 @@ def routers() -> list[APIRouter]:
         otlp_router,  # POST /v1/traces (OTLP/HTTP)
         health_router,  # GET /health
         # analysis routers below this line
-        chains_router,  # /api/v1/chains..., /api/v1/traces/{chain_id}/critical-path
+        chains_router,  # /api/v1/chains..., /api/v1/traces/{instance_id}/critical-path
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
         instances_router,  # /api/v1/chains/{chain}/instances, /api/v1/analytics/chains/trace/{instance_id}
         console_router,  # / -> /ui/, the console's pages

@@ -21,6 +21,8 @@ from chainotel_analyzer.analysis.impact import ChainImpact
 
 
 class Window(BaseModel):
+    """A time window: RFC 3339 and Unix ns bounds, ``[since, until)``; trace counts where the route gives them."""
+
     since: str
     until: str
     since_unix_nano: int
@@ -30,6 +32,8 @@ class Window(BaseModel):
 
 
 class Section(BaseModel):
+    """A piece of critical path: span ``span_id`` is what the trace waits on from ``start_unix_nano`` to ``end_unix_nano``."""
+
     span_id: str
     service: str
     operation: str
@@ -38,18 +42,24 @@ class Section(BaseModel):
 
 
 class ServiceShare(BaseModel):
+    """A service's critical time in one root's path (ms) and its share of it."""
+
     service: str
     critical_ms: float
     share: float
 
 
 class RootPath(BaseModel):
+    """The critical path of one root span (the main root first, then orphan subtrees)."""
+
     root_span_id: str
     sections: list[Section]
     by_service: list[ServiceShare]
 
 
 class SpanTimes(BaseModel):
+    """One span with its self time and critical time (exact ns)."""
+
     span_id: str
     parent_span_id: str
     service: str
@@ -61,6 +71,8 @@ class SpanTimes(BaseModel):
 
 
 class CriticalPathResponse(BaseModel):
+    """The critical path of one chain instance."""
+
     instance_id: str
     trace_id: str
     jaeger_url: str | None = None
@@ -71,6 +83,8 @@ class CriticalPathResponse(BaseModel):
 
 
 class RankingEntry(BaseModel):
+    """One ranked service (``operation`` null) or operation; ms per trace."""
+
     service: str
     operation: str | None = None
     critical_ms_per_trace: float
@@ -81,6 +95,8 @@ class RankingEntry(BaseModel):
 
 
 class BottlenecksResponse(BaseModel):
+    """Bottleneck ranking over a window, optionally against a baseline window."""
+
     window: Window
     baseline: Window | None
     traces: int
@@ -98,12 +114,16 @@ ChainHealthEntry = create_model(
 
 
 class HealthOverviewResponse(BaseModel):
+    """Health of every registered chain over a window, with a count per status."""
+
     window: Window
     summary: dict[str, int]
     chains: list[ChainHealthEntry]
 
 
 class AnomaliesResponse(BaseModel):
+    """Anomalies of the last window against the baseline windows before it."""
+
     window: Window
     baseline: Window
     anomalies: list[Anomaly]
@@ -120,6 +140,8 @@ class ChainRecord(BaseModel):
 
 
 class ChainList(BaseModel):
+    """Every current chain definition."""
+
     chains: list[ChainRecord]
 
 
@@ -150,23 +172,31 @@ class Event(BaseModel):
 
 
 class EventsResponse(BaseModel):
+    """The stored spans of one chain instance in time order."""
+
     instance_id: str
     jaeger_url: str | None = None
     events: list[Event]
 
 
 class ServiceCritical(BaseModel):
+    """A service's critical time in one trace (ms) and its share of the path."""
+
     service: str
     critical_ms: float
     share: float
 
 
 class GraphResponse(BaseModel):
+    """A service graph: nodes and caller → callee edges."""
+
     nodes: list[GraphNode]
     edges: list[GraphEdge]
 
 
 class InstanceAnalysisResponse(BaseModel):
+    """Summary of one chain instance."""
+
     instance_id: str
     jaeger_url: str | None = None
     duration_ms: float = Field(description="Duration of the main root span.")
@@ -178,6 +208,8 @@ class InstanceAnalysisResponse(BaseModel):
 
 
 class AggregatedCriticalPathResponse(BaseModel):
+    """The critical path aggregated over a window's traces (CRISP)."""
+
     window: Window
     chain: str | None
     traces: int
@@ -186,6 +218,8 @@ class AggregatedCriticalPathResponse(BaseModel):
 
 
 class DependencyGraphResponse(BaseModel):
+    """The service graph of a chain's traces in a window."""
+
     chain: str
     window: Window
     traces: int
@@ -194,6 +228,8 @@ class DependencyGraphResponse(BaseModel):
 
 
 class ChainTraffic(BaseModel):
+    """One chain's traffic in the window."""
+
     chain: str = Field(description="The chain definition, '' for traces without a chain.")
     traces: int
     throughput_per_min: float
@@ -203,6 +239,8 @@ class ChainTraffic(BaseModel):
 
 
 class PerformanceResponse(BaseModel):
+    """Traffic over the window (default: the last 5 minutes), in all and per chain."""
+
     window: Window
     active_chains: int = Field(description="Chain definitions with traces in the window.")
     traces: int
@@ -213,12 +251,16 @@ class PerformanceResponse(BaseModel):
 
 
 class ImpactResponse(BaseModel):
+    """The chains a service takes part in and its share of their critical path."""
+
     service: str
     window: Window
     chains: list[ChainImpact]
 
 
 class RecommendationEntry(BaseModel):
+    """One recommendation for one chain (rules: docs/analysis-method.md)."""
+
     chain: str
     type: str = Field(description="The rule: parallelize, n_plus_one or sla_breach.")
     service: str
@@ -228,5 +270,7 @@ class RecommendationEntry(BaseModel):
 
 
 class RecommendationsResponse(BaseModel):
+    """Recommendations with evidence per chain over a window."""
+
     window: Window
     recommendations: list[RecommendationEntry]

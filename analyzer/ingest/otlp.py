@@ -110,124 +110,143 @@ def _map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Map
 
 
 def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
-    """Turn every valid span of ``request`` into one row of ``chain_history`` columns (see module doc).
-
-    Cost matters here (it runs for every span received): one pass over each span's attributes fills
-    flat key/value lists for the map column and picks out the attributes with their own columns.
-    """
-    trace_ids, span_ids, parents, services, names, kinds_col, events_col = [], [], [], [], [], [], []
-    starts, durations, endpoints, users, chains, categories, statuses, status_msgs = [], [], [], [], [], [], [], []
-    errors, peers, scopes = [], [], []
-    s_off, s_keys, s_vals = [0], [], []
-    r_off, r_keys, r_vals, r_index = [0], [], [], []
+    """Turn every valid span of ``request`` into one row of ``chain_history`` columns (see module doc);
+    invalid spans are counted and the first three reasons kept."""
+    cols = _Columns()
     reasons: list[str] = []
     rejected = 0
-    catalog = None
-    kinds, statuses_names = SPAN_KINDS, STATUS_CODES
-    special = _SPECIAL
-    zero_trace, zero_span, max_ns = _ZERO_TRACE, _ZERO_SPAN, MAX_TIMESTAMP_NS
-    for ri, rs in enumerate(request.resource_spans):
+    for rs in request.resource_spans:
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
-        r_keys.extend(rattrs.keys())
-        r_vals.extend(rattrs.values())
-        r_off.append(len(r_keys))
+        resource = cols.add_resource(rattrs)
         for ss in rs.scope_spans:
             scope = ss.scope.name
-            for span in ss.spans:
-                tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
-                start = span.start_time_unix_nano
-                end = span.end_time_unix_nano
-                if (
-                    len(tid) != 16 or tid == zero_trace or len(sid) != 8 or sid == zero_span or (pid and len(pid) != 8)
-                    or start > max_ns or end > max_ns
-                ):  # fmt: skip
-                    rejected += 1
-                    if len(reasons) < 3:
-                        reasons.append(_why(span))
-                    continue
-                route = user = chain = category = peer = ""
-                for kv in span.attributes:
-                    key = kv.key
-                    v = kv.value
-                    text = v.string_value
-                    if not text and v.WhichOneof("value") != "string_value":
-                        text = any_value_to_str(v)
-                    s_keys.append(key)
-                    s_vals.append(text)
-                    if key in special:
-                        if key == _ROUTE:
-                            route = text
-                        elif key == _CHAIN:
-                            chain = text
-                        elif key == _CATEGORY:
-                            category = text
-                        elif key == _USER:
-                            user = text
-                        elif not peer or key == "peer.service":
-                            peer = text
-                s_off.append(len(s_keys))
-                r_index.append(ri)
-                kind = span.kind
-                status = span.status
-                code = status.code
-                name = span.name
-                if chain and not category:
-                    if catalog is None:
-                        catalog = _catalog_categories()
-                    category = catalog.get(chain, "")
-                trace_ids.append(tid.hex())
-                span_ids.append(sid.hex())
-                parents.append(pid.hex() if pid and pid != zero_span else "")
-                services.append(service)
-                names.append(name)
-                kinds_col.append(kinds[kind] if 0 <= kind < 6 else "unspecified")
-                events_col.append("error" if code == 2 else "complete")
-                starts.append(start)
-                durations.append(end - start if end > start else 0)
-                endpoints.append(route or name)
-                users.append(user)
-                chains.append(chain)
-                categories.append(category)
-                statuses.append(statuses_names[code] if 0 <= code < 3 else "unset")
-                status_msgs.append(status.message)
-                errors.append(_error_context(span.events) if span.events else "")
-                peers.append(peer if kind == 3 or kind == 4 else "")
-                scopes.append(scope)
-    out = DecodedSpans(count=len(trace_ids), rejected=rejected)
+            for span in cols.add_spans(ss.spans, service, scope, resource):  # the refused ones
+                rejected += 1
+                if len(reasons) < 3:
+                    reasons.append(f"span {span.span_id.hex() or '<empty>'} ({span.name!r}): {_reject_reason(span)}")
+    out = DecodedSpans(count=cols.count, rejected=rejected, table=cols.table())
     if rejected:
         more = "; ..." if rejected > len(reasons) else ""
         out.error_message = f"{rejected} span(s) rejected: " + "; ".join(reasons) + more
-    if out.count:
-        s = _STRING
-        out.table = pa.Table.from_arrays(
-            [
-                pa.array(trace_ids, s), pa.array(span_ids, s), pa.array(parents, s), pa.array(services, s),
-                pa.array(names, s), pa.array(kinds_col, s), pa.array(events_col, s),
-                pa.array(starts, pa.timestamp("ns", tz="UTC")), pa.array(durations, pa.uint64()),
-                pa.array(endpoints, s), pa.array(users, s), pa.array(chains, s), pa.array(categories, s),
-                pa.array(statuses, s), pa.array(status_msgs, s), pa.array(errors, s), pa.array(peers, s),
-                pa.array(scopes, s), _map_array(s_off, s_keys, s_vals),
-                _map_array(r_off, r_keys, r_vals).take(pa.array(r_index, pa.int32())),
-            ],
-            schema=DECODED_SCHEMA,
-        )  # fmt: skip
     return out
 
 
-def _why(span) -> str:
+def _reject_reason(span) -> str | None:
+    """Why ``span`` cannot be stored (the module's rejection rules), ``None`` when it can."""
     tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
-    label = f"span {sid.hex() or '<empty>'} ({span.name!r})"
+    start, end = span.start_time_unix_nano, span.end_time_unix_nano
     if len(tid) != 16:
-        return f"{label}: trace_id must be 16 bytes, got {len(tid)}"
+        return f"trace_id must be 16 bytes, got {len(tid)}"
     if tid == _ZERO_TRACE:
-        return f"{label}: trace_id is all zero"
+        return "trace_id is all zero"
     if len(sid) != 8:
-        return f"{label}: span_id must be 8 bytes, got {len(sid)}"
+        return f"span_id must be 8 bytes, got {len(sid)}"
     if sid == _ZERO_SPAN:
-        return f"{label}: span_id is all zero"
+        return "span_id is all zero"
     if pid and len(pid) != 8:
-        return f"{label}: parent_span_id must be empty or 8 bytes, got {len(pid)}"
-    field = "start_time_unix_nano" if span.start_time_unix_nano > MAX_TIMESTAMP_NS else "end_time_unix_nano"
-    return f"{label}: {field} {getattr(span, field)} is after 2262-04-11 (must be below 2^63 ns)"
+        return f"parent_span_id must be empty or 8 bytes, got {len(pid)}"
+    if start > MAX_TIMESTAMP_NS or end > MAX_TIMESTAMP_NS:
+        field, value = ("start_time_unix_nano", start) if start > MAX_TIMESTAMP_NS else ("end_time_unix_nano", end)
+        return f"{field} {value} is after 2262-04-11 (must be below 2^63 ns)"
+    return None
 
+
+class _Columns:
+    """The decoder's ``chain_history`` columns being filled, one list per scalar column of
+    :data:`~chainotel_analyzer.model.rows.DECODED_SCHEMA` (in its order); the attribute maps as flat
+    key/value lists with offsets (resource maps once per resource, taken per span at the end)."""
+
+    def __init__(self):
+        self.scalars: tuple[list, ...] = tuple([] for _ in range(len(DECODED_SCHEMA) - 2))
+        self.s_off, self.s_keys, self.s_vals = [0], [], []
+        self.r_off, self.r_keys, self.r_vals, self.r_index = [0], [], [], []
+        self.catalog: dict[str, str] | None = None
+
+    @property
+    def count(self) -> int:
+        return len(self.scalars[0])
+
+    def add_resource(self, rattrs: dict[str, str]) -> int:
+        """Record a resource's attributes; returns its index for :meth:`add_spans`."""
+        self.r_keys.extend(rattrs.keys())
+        self.r_vals.extend(rattrs.values())
+        self.r_off.append(len(self.r_keys))
+        return len(self.r_off) - 2
+
+    def add_spans(self, spans, service: str, scope: str, resource: int) -> list:
+        """Append the storable spans of one scope; return the others (:func:`_reject_reason` says why:
+        the test below is its rules as one expression, for speed). Cost matters here (it runs for every
+        span received): the column appends are bound once per scope, and one pass over each span's
+        attributes fills the map column and picks out the attributes with their own columns."""
+        (trace_ids, span_ids, parents, services, names, kinds_col, events_col, starts, durations, endpoints,
+         users, chains, categories, statuses, status_msgs, errors, peers, scopes) = self.scalars  # fmt: skip
+        s_off, s_keys, s_vals, r_index = self.s_off, self.s_keys, self.s_vals, self.r_index
+        special, kinds, codes, zero_span = _SPECIAL, SPAN_KINDS, STATUS_CODES, _ZERO_SPAN
+        catalog, refused, zero_trace, max_ns = self.catalog, [], _ZERO_TRACE, MAX_TIMESTAMP_NS
+        for span in spans:
+            tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
+            start, end = span.start_time_unix_nano, span.end_time_unix_nano
+            if (
+                len(tid) != 16 or tid == zero_trace or len(sid) != 8 or sid == zero_span or (pid and len(pid) != 8)
+                or start > max_ns or end > max_ns
+            ):  # fmt: skip
+                refused.append(span)
+                continue
+            route = user = chain = category = peer = ""
+            for kv in span.attributes:
+                key = kv.key
+                v = kv.value
+                text = v.string_value
+                if not text and v.WhichOneof("value") != "string_value":
+                    text = any_value_to_str(v)
+                s_keys.append(key)
+                s_vals.append(text)
+                if key in special:
+                    if key == _ROUTE:
+                        route = text
+                    elif key == _CHAIN:
+                        chain = text
+                    elif key == _CATEGORY:
+                        category = text
+                    elif key == _USER:
+                        user = text
+                    elif not peer or key == "peer.service":
+                        peer = text
+            s_off.append(len(s_keys))
+            r_index.append(resource)
+            if chain and not category:
+                if catalog is None:
+                    catalog = self.catalog = _catalog_categories()
+                category = catalog.get(chain, "")
+            kind, status, name = span.kind, span.status, span.name
+            code = status.code
+            trace_ids.append(tid.hex())
+            span_ids.append(sid.hex())
+            parents.append(pid.hex() if pid and pid != zero_span else "")
+            services.append(service)
+            names.append(name)
+            kinds_col.append(kinds[kind] if 0 <= kind < 6 else "unspecified")
+            events_col.append("error" if code == 2 else "complete")
+            starts.append(start)
+            durations.append(end - start if end > start else 0)
+            endpoints.append(route or name)
+            users.append(user)
+            chains.append(chain)
+            categories.append(category)
+            statuses.append(codes[code] if 0 <= code < 3 else "unset")
+            status_msgs.append(status.message)
+            errors.append(_error_context(span.events) if span.events else "")
+            peers.append(peer if kind == 3 or kind == 4 else "")
+            scopes.append(scope)
+        return refused
+
+    def table(self) -> pa.Table | None:
+        """The columns as a ``pyarrow.Table`` of :data:`~chainotel_analyzer.model.rows.DECODED_SCHEMA`,
+        ``None`` without rows."""
+        if not self.count:
+            return None
+        arrays = [pa.array(values, field.type) for values, field in zip(self.scalars, DECODED_SCHEMA)]
+        arrays.append(_map_array(self.s_off, self.s_keys, self.s_vals))
+        arrays.append(_map_array(self.r_off, self.r_keys, self.r_vals).take(pa.array(self.r_index, pa.int32())))
+        return pa.Table.from_arrays(arrays, schema=DECODED_SCHEMA)
