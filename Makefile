@@ -4,7 +4,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test bench demo docs docs-check clean
+.PHONY: install test bench demo docs docs-check clean peers
+
+# Jaeger v2, the OpenTelemetry Collector and the Go test service, built from pinned Go modules into
+# .peers/bin (cached: rebuilt only when a pin changes). `make test` builds them first when Go is on
+# PATH; without Go the tests that need them are skipped and say why.
+GO_FOUND := $(shell command -v go 2>/dev/null)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +21,10 @@ $(STAMP): $(BIN)/python pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-test: $(STAMP)
+peers:
+	bash tools/peers/build.sh
+
+test: $(STAMP) $(if $(GO_FOUND),peers)
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
@@ -33,4 +41,4 @@ docs-check: $(STAMP)
 	$(BIN)/python docs/generate.py --check
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .peers

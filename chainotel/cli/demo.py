@@ -9,6 +9,12 @@ chain report, and stops everything it started — at the end, on Ctrl-C, SIGTERM
 data directory is removed at the end unless ``--data-dir`` named it, ``--keep-running`` was given
 or the demo failed (its logs are kept for the error). Register on a typer app with :func:`register`.
 
+With ``--jaeger`` (the default when ``make peers`` has built Jaeger v2 and the Collector, see
+:func:`peer_binaries`) the services export to the OpenTelemetry Collector running
+``collector-config/otel-collector.yaml``, which sends every span to Jaeger v2
+(``deploy/jaeger/jaeger.yaml``, UI on :16686 when free) and to the analyzer, whose ``jaeger_url``
+links then open the same trace in Jaeger.
+
 :class:`Stack` is the reusable part: the end-to-end tests and ``bench/load.py`` start the same
 processes through it, on free 127.0.0.1 ports (:func:`free_port`, also the one port picker of the
 tests and benchmarks).
@@ -75,6 +81,17 @@ def examples_dir() -> Path:
             return path
     raise FileNotFoundError(f"demo services not found in {', '.join(map(str, candidates))}; "
                             "run from a source checkout or set CHAINOTEL_DEMO_DIR to the examples/ directory")
+
+
+def peer_binaries() -> tuple[Path, Path, Path, Path] | None:
+    """``(jaeger, otelcol-chainotel, jaeger.yaml, otel-collector.yaml)`` when all four exist, else
+    ``None``. The programs come from ``CHAINOTEL_PEERS_BIN`` or ``.peers/bin`` of the source tree
+    (``make peers``); the configurations from ``deploy/jaeger/`` and ``collector-config/`` beside it."""
+    root = Path(__file__).resolve().parents[2]
+    bin_dir = Path(os.environ.get("CHAINOTEL_PEERS_BIN") or root / ".peers" / "bin")
+    found = (bin_dir / "jaeger", bin_dir / "otelcol-chainotel", root / "deploy" / "jaeger" / "jaeger.yaml",
+             root / "collector-config" / "otel-collector.yaml")  # fmt: skip
+    return found if all(path.is_file() for path in found) else None
 
 
 def load_traffic() -> ModuleType:
@@ -179,6 +196,10 @@ class Stack:
       else ports the OS hands out. ``analyzer_http_port``/``analyzer_grpc_port`` likewise (4318/4317).
     - ``slow`` (``DEMO_SLOW``, e.g. ``"ai-provider:200ms"``), ``error_rate``, ``seed``: fault injection.
     - ``with_analyzer``: start ``chainotel-analyzer serve``; else spans go to ``otlp_endpoint``.
+    - ``jaeger``: also start Jaeger v2 and the Collector (:func:`peer_binaries`; ``FileNotFoundError``
+      when not built); the services export to the Collector, which feeds Jaeger and the analyzer, and
+      the analyzer's ``jaeger_url`` points at ``jaeger_url`` (UI port ``jaeger_ui_port``, default
+      16686 unless ``free_ports``).
 
     Use as a context manager; every process it started is stopped on exit, also on errors. The
     children also get SIGTERM if this process dies without stopping them (see :func:`_die_with_parent`);
@@ -199,7 +220,10 @@ class Stack:
     ports: dict[str, int] = field(default_factory=dict)
     analyzer_http_port: int = 0
     analyzer_grpc_port: int = 0
+    jaeger: bool = False
+    jaeger_ui_port: int = 0
     processes: list[Process] = field(default_factory=list)
+    _jaeger_otlp: str = field(default="", repr=False)
 
     def __post_init__(self) -> None:
         self.workdir = Path(self.workdir)
@@ -209,6 +233,8 @@ class Stack:
         if self.with_analyzer:
             self.analyzer_http_port = self.analyzer_http_port or (free_port() if self.free_ports else 4318)
             self.analyzer_grpc_port = self.analyzer_grpc_port or (free_port() if self.free_ports else 4317)
+        if self.jaeger:
+            self.jaeger_ui_port = self.jaeger_ui_port or (free_port() if self.free_ports else 16686)
 
     # -- addresses --------------------------------------------------------------------------------
     def url(self, service: str) -> str:
@@ -217,6 +243,11 @@ class Stack:
     @property
     def analyzer_url(self) -> str:
         return f"http://127.0.0.1:{self.analyzer_http_port}"
+
+    @property
+    def jaeger_url(self) -> str | None:
+        """Jaeger's UI and query API, when ``jaeger`` is on."""
+        return f"http://127.0.0.1:{self.jaeger_ui_port}" if self.jaeger else None
 
     def entry(self):
         """Entry URLs for the traffic generator (``traffic.Entry``)."""
@@ -285,7 +316,10 @@ class Stack:
         data = self.workdir / "data"
         cmd = [_bin("chainotel-analyzer"), "serve", "--host", "127.0.0.1", "--grpc-port", str(self.analyzer_grpc_port),
                "--http-port", str(self.analyzer_http_port), "--clickhouse-url", f"chdb://{data.resolve()}"]
-        proc = self._spawn("analyzer", cmd, self.base_env())
+        env = self.base_env()
+        if self.jaeger:
+            env["CHAINOTEL_JAEGER_UI_URL"] = self.jaeger_url
+        proc = self._spawn("analyzer", cmd, env)
         self._wait_healthy(proc, f"{self.analyzer_url}/health", timeout_s=90)
 
     def start_services(self) -> None:
@@ -299,13 +333,52 @@ class Stack:
         for svc, proc in started:
             self._wait_healthy(proc, f"{self.url(svc.name)}/health", timeout_s=60)
 
+    def start_jaeger(self) -> None:
+        """Jaeger v2 (in-memory storage), before the analyzer so its links have a target."""
+        jaeger, _, config, _ = self._peers()
+        self._jaeger_otlp = f"127.0.0.1:{free_port()}"
+        health = free_port()
+        env = self.base_env() | {
+            "JAEGER_OTLP_GRPC_ENDPOINT": self._jaeger_otlp, "JAEGER_OTLP_HTTP_ENDPOINT": f"127.0.0.1:{free_port()}",
+            "JAEGER_QUERY_HTTP_ENDPOINT": f"127.0.0.1:{self.jaeger_ui_port}",
+            "JAEGER_QUERY_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}", "JAEGER_HEALTH_ENDPOINT": f"127.0.0.1:{health}",
+        }  # fmt: skip
+        proc = self._spawn("jaeger", [str(jaeger), "--config", str(config)], env)
+        self._wait_healthy(proc, f"http://127.0.0.1:{health}/status", timeout_s=60)
+
+    def start_collector(self) -> None:
+        """The Collector with collector-config/otel-collector.yaml on free ports: OTLP in, Jaeger and
+        the analyzer out; the services' ``otlp_endpoint`` becomes its OTLP/HTTP receiver."""
+        _, otelcol, _, config = self._peers()
+        http_port, health = free_port(), free_port()
+        env = self.base_env() | {
+            "OTEL_COLLECTOR_GRPC_ENDPOINT": f"127.0.0.1:{free_port()}", "OTEL_COLLECTOR_HTTP_ENDPOINT": f"127.0.0.1:{http_port}",
+            "OTEL_COLLECTOR_HEALTH_ENDPOINT": f"127.0.0.1:{health}", "JAEGER_OTLP_ENDPOINT": self._jaeger_otlp,
+            "CHAINOTEL_ANALYZER_ENDPOINT": self.otlp_endpoint or self.analyzer_url,
+        }  # fmt: skip
+        cmd = [str(otelcol), "--config", str(config), "--config", "yaml:service::telemetry::metrics::level: none"]
+        proc = self._spawn("otel-collector", cmd, env)
+        self._wait_healthy(proc, f"http://127.0.0.1:{health}/", timeout_s=60)
+        self.otlp_endpoint = f"http://127.0.0.1:{http_port}"
+
+    def _peers(self) -> tuple[Path, Path, Path, Path]:
+        found = peer_binaries()
+        if found is None:
+            raise FileNotFoundError("Jaeger v2 and the Collector are not built: run `make peers` (needs Go >= 1.26)")
+        return found
+
     def start(self) -> None:
+        if self.jaeger:
+            self.start_jaeger()
         if self.with_analyzer:
             self.start_analyzer()
+        if self.jaeger:
+            self.start_collector()
         self.start_services()
 
     def stop(self) -> None:
-        """Stop the services first (their span processors flush on SIGTERM), the analyzer last."""
+        """Stop in reverse start order: the services first (their span processors flush on SIGTERM),
+        then the Collector (it drains its queues), the analyzer, Jaeger."""
         for proc in reversed(self.processes):
             proc.stop()
         self.processes.clear()
@@ -399,8 +472,9 @@ def chain_report(client, results: list, since: float) -> list:
     return parts
 
 
-def next_steps(analyzer_url: str, example_chain_id: str | None, since: float) -> str:
-    """The analyzer URLs and CLI commands to try next (``since``: Unix seconds of the run's start)."""
+def next_steps(analyzer_url: str, example_chain_id: str | None, since: float, jaeger_url: str | None = None) -> str:
+    """The analyzer URLs and CLI commands to try next (``since``: Unix seconds of the run's start),
+    and the trace in Jaeger's UI when ``jaeger_url`` is given."""
     cid = example_chain_id or "<chain-id>"
     env = "" if analyzer_url == "http://127.0.0.1:4318" else f"CHAINOTEL_ANALYZER_URL={analyzer_url} "
     return "\n".join([
@@ -409,6 +483,7 @@ def next_steps(analyzer_url: str, example_chain_id: str | None, since: float) ->
         f"  slowest request   {analyzer_url}/ui/traces/{cid}",
         f"  API (OpenAPI)     {analyzer_url}/docs",
         f"  critical path     {analyzer_url}/api/v1/traces/{cid}/critical-path",
+        *([f"  Jaeger UI         {jaeger_url}/trace/{cid.replace('-', '')}"] if jaeger_url else []),
         f"  health            {analyzer_url}/api/v1/analytics/chains/health/overview",
         f"  bottlenecks       {analyzer_url}/api/v1/analytics/bottlenecks?chain=A2&since={int(since)}",
         f"  CLI               {env}chainotel trace {cid}",
@@ -459,7 +534,9 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
          slow: str = typer.Option("ai-provider:200ms", "--slow", help="Injected slowdown, service:duration ('' for none)."),
          error_rate: float = typer.Option(0.02, "--error-rate", min=0.0, max=1.0, help="Injected failure probability per call."),
          data_dir: Path = typer.Option(None, "--data-dir", help="Analyzer data directory, kept (default: a fresh temporary one, removed at the end)."),
-         free_ports: bool = typer.Option(False, "--free-ports", help="Use any free ports instead of 4317/4318 and 8000-8008.")) -> None:
+         free_ports: bool = typer.Option(False, "--free-ports", help="Use any free ports instead of 4317/4318 and 8000-8008."),
+         jaeger: bool = typer.Option(None, "--jaeger/--no-jaeger", show_default="on when `make peers` has built them",
+                                     help="Also run Jaeger v2 and the OpenTelemetry Collector; the analyzer links to the trace in Jaeger.")) -> None:
     """Run the trading-platform demo end to end and print the chain report."""
     from rich.console import Console
     from rich.markup import escape
@@ -470,12 +547,17 @@ def demo(keep_running: bool = typer.Option(False, "--keep-running", help="Leave 
     if importlib.util.find_spec("websockets") is None:  # the services' and the traffic's WebSocket flow (C1)
         console.print(f"[bold red]error:[/] the demo needs the websockets package; {escape(_INSTALL_DEMO)}", highlight=False)
         raise typer.Exit(1)
+    if jaeger is None:
+        jaeger = peer_binaries() is not None
+    elif jaeger and peer_binaries() is None:
+        console.print("[bold red]error:[/] --jaeger needs Jaeger v2 and the Collector: run `make peers` (Go >= 1.26)", highlight=False)
+        raise typer.Exit(1)
     workdir = Path(data_dir) if data_dir else Path(tempfile.mkdtemp(prefix="chainotel-demo-"))
-    wanted = [svc.port for svc in SERVICES] + [4317, 4318]
+    wanted = [svc.port for svc in SERVICES] + [4317, 4318] + ([16686] if jaeger else [])
     if not free_ports and not all(port_is_free(p) for p in wanted):
-        console.print("[yellow]some of the ports 4317, 4318, 8000-8008 are in use: using free ports instead[/]")
+        console.print(f"[yellow]some of the ports 4317, 4318, 8000-8008{', 16686' if jaeger else ''} are in use: using free ports instead[/]")
         free_ports = True
-    stack = Stack(workdir, mode="chainotel", free_ports=free_ports, slow=slow, error_rate=error_rate)
+    stack = Stack(workdir, mode="chainotel", free_ports=free_ports, slow=slow, error_rate=error_rate, jaeger=jaeger)
     failed = False
     with _stop_signals_interrupt():
         try:
@@ -512,9 +594,11 @@ def _run(console, stack: Stack, requests: int, concurrency: int, slow: str, keep
     from chainotel.cli.client import AnalyzerClient
 
     traffic = load_traffic()
-    with console.status("starting the analyzer (embedded ClickHouse) and five services…"):
+    with console.status(f"starting {'Jaeger v2, the Collector, ' if stack.jaeger else ''}the analyzer (embedded ClickHouse) and five services…"):
         stack.start()
     console.print(f"analyzer {stack.analyzer_url}   data {stack.workdir / 'data'}   logs {stack.workdir}")
+    if stack.jaeger:
+        console.print(f"Jaeger   {stack.jaeger_url}   (services → Collector {stack.otlp_endpoint} → Jaeger + analyzer)")
     console.print("services " + "  ".join(f"{n} :{p}" for n, p in stack.ports.items()) + (f"   slowed: {slow}" if slow else ""))
     since = time.time() - 1
     counts = {"ok": 0, "failed": 0}
@@ -538,7 +622,7 @@ def _run(console, stack: Stack, requests: int, concurrency: int, slow: str, keep
         client.close()
     ok = [r for r in results if r.ok]
     example = max(ok, key=lambda r: r.duration_ms).chain_id if ok else None  # the report's slowest request
-    console.print(next_steps(stack.analyzer_url, example, since), soft_wrap=True)
+    console.print(next_steps(stack.analyzer_url, example, since, stack.jaeger_url), soft_wrap=True)
     if keep_running:
         console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")
         while True:

@@ -31,13 +31,9 @@ def test_full_pipeline_is_valid(path):
     assert set(traces["exporters"]) == {"otlp/jaeger", "otlphttp/chainotel"}
 
 
-def test_k8s_copy_keeps_the_same_pipeline():
-    full, k8s = load(FULL), load(K8S)
-    assert full["service"] == k8s["service"]
-    for section in ("receivers", "processors", "extensions"):
-        assert full[section] == k8s[section], section
-    strip = lambda e: {k: v for k, v in e.items() if k != "endpoint"}  # noqa: E731
-    assert {n: strip(e) for n, e in full["exporters"].items()} == {n: strip(e) for n, e in k8s["exporters"].items()}
+def test_k8s_copy_is_the_same_configuration():
+    """The Deployment sets the variables; the file itself is the compose one (kustomize needs a copy)."""
+    assert load(FULL) == load(K8S)
 
 
 @pytest.mark.parametrize("breakage, expected", [
@@ -73,7 +69,28 @@ def test_drop_in_merged_with_a_user_config_keeps_their_pipeline_and_adds_ours():
 
 
 def test_drop_in_endpoint_comes_from_the_environment():
-    assert load(DROP_IN)["exporters"]["otlphttp/chainotel"]["endpoint"] == "${env:CHAINOTEL_ANALYZER_ENDPOINT}"
+    assert load(DROP_IN)["exporters"]["otlphttp/chainotel"]["endpoint"] == "${env:CHAINOTEL_ANALYZER_ENDPOINT:-http://analyzer:4318}"
+
+
+# Every address of the full pipeline: (where in the file, variable, docker-compose default).
+ENDPOINTS = [
+    (("extensions", "health_check"), "OTEL_COLLECTOR_HEALTH_ENDPOINT", "0.0.0.0:13133"),
+    (("receivers", "otlp", "protocols", "grpc"), "OTEL_COLLECTOR_GRPC_ENDPOINT", "0.0.0.0:4317"),
+    (("receivers", "otlp", "protocols", "http"), "OTEL_COLLECTOR_HTTP_ENDPOINT", "0.0.0.0:4318"),
+    (("exporters", "otlp/jaeger"), "JAEGER_OTLP_ENDPOINT", "jaeger:4317"),
+    (("exporters", "otlphttp/chainotel"), "CHAINOTEL_ANALYZER_ENDPOINT", "http://analyzer:4318"),
+]
+
+
+@pytest.mark.parametrize("path", [FULL, K8S])
+@pytest.mark.parametrize("where, variable, default", ENDPOINTS, ids=[e[1] for e in ENDPOINTS])
+def test_every_address_is_a_variable_with_the_compose_default(path, where, variable, default):
+    node = load(path)
+    for key in where:
+        node = node[key]
+    assert node["endpoint"] == f"${{env:{variable}:-{default}}}"
+    assert expand_env(node, {})["endpoint"] == default
+    assert expand_env(node, {variable: "127.0.0.1:1"})["endpoint"] == "127.0.0.1:1"
 
 
 def test_adding_to_the_users_traces_pipeline_would_drop_their_exporters():

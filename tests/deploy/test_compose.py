@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from .stackcheck import analyzer_variables, compose_problems, exporter_targets, load, service_ports
+from .stackcheck import analyzer_variables, compose_problems, expand_env, exporter_targets, load, service_ports
 
 COMPOSE = "docker-compose.yml"
 COLLECTOR = "collector-config/otel-collector.yaml"
@@ -20,7 +20,8 @@ def compose():
 
 @pytest.fixture
 def collector():
-    return copy.deepcopy(load(COLLECTOR))
+    """The Collector config as compose runs it: no override variables set, so every default applies."""
+    return expand_env(load(COLLECTOR), {})
 
 
 def test_compose_is_consistent(compose, collector):
