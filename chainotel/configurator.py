@@ -6,7 +6,8 @@ ID generator, resource from the standard ``OTEL_*`` variables) plus one span pro
 argument (SDK ≥ 1.40) so it runs before the exporting ``BatchSpanProcessor``.
 
 The catalog is read here, once, at start-up: ``CHAINOTEL_CATALOG`` (a YAML file) or the built-in
-catalog. An invalid file is logged as one error naming the file, the chain and the field; the
+catalog — unless ``CHAINOTEL_CATALOG_URL`` names a live catalog, which is then polled and swapped in
+(:mod:`chainotel.catalog.remote`). An invalid file is logged as one error naming the file, the chain and the field; the
 service keeps running with chain tagging off.
 """
 
@@ -46,6 +47,10 @@ class ChainotelConfigurator(_OTelSDKConfigurator):
     def _configure(self, **kwargs) -> None:
         from chainotel.processor import ChainSpanProcessor  # noqa: PLC0415
 
+        from chainotel.catalog.remote import initial_catalog, start_remote_catalog  # noqa: PLC0415
+
+        processor = ChainSpanProcessor(initial_catalog(catalog_from_env))
         processors = list(kwargs.pop("span_processors", None) or [])
-        processors.append(ChainSpanProcessor(catalog_from_env()))
+        processors.append(processor)
         super()._configure(span_processors=processors, **kwargs)
+        start_remote_catalog(processor.set_catalog)  # CHAINOTEL_CATALOG_URL: follow the registry

@@ -103,11 +103,12 @@ class _Rules:
     one set lookup).
     """
 
-    __slots__ = ("all", "cache", "prefilter", "resource", "span_rules", "unmatched_names")
+    __slots__ = ("all", "cache", "catalog", "prefilter", "resource", "span_rules", "unmatched_names")
 
     CACHE_SIZE = 4096
 
-    def __init__(self, rules: tuple, resource: object):
+    def __init__(self, rules: tuple, resource: object, catalog: object = None):
+        self.catalog = catalog  # the catalog the rules come from (a live catalog swaps it)
         self.resource = resource  # keeps the id() used as cache key from being reused
         self.all = rules
         self.cache: dict[tuple, dict[str, str] | None] = {}
@@ -231,6 +232,15 @@ class ChainSpanProcessor(SpanProcessor):
         except Exception:  # noqa: BLE001
             self._warn_once()
 
+    def set_catalog(self, catalog: Catalog | None) -> None:
+        """Tag new traces by ``catalog`` from now on (a live catalog swaps it, see
+        :mod:`chainotel.catalog.remote`); traces already decided keep their chain. Never raises."""
+        try:  # rules built from the old catalog are rebuilt on their next use (_Rules.catalog)
+            self.catalog = catalog
+            self._static_attributes = {}
+        except Exception:  # noqa: BLE001
+            self._warn_once()
+
     def shutdown(self) -> None:
         """Forget all decisions."""
         self._decisions.clear()
@@ -258,7 +268,7 @@ class ChainSpanProcessor(SpanProcessor):
             rules = self._rules_for(span)
         else:
             rules = self._last_rules
-            if rules is None or rules.resource is not span.resource:
+            if rules is None or rules.resource is not span.resource or rules.catalog is not self.catalog:
                 rules = self._last_rules = self._rules_for(span)
             if len(self._decisions) >= self.max_traces:
                 self._decisions.pop(next(iter(self._decisions)), None)
@@ -326,9 +336,10 @@ class ChainSpanProcessor(SpanProcessor):
         resource = span.resource
         key = id(resource)
         rules = self._rules_by_resource.get(key)
-        if rules is None:
+        catalog = self.catalog
+        if rules is None or rules.catalog is not catalog:
             service = resource.attributes.get(_SERVICE_NAME) if resource is not None else None
-            rules = _Rules(self.catalog.rules_for_service(service), resource)  # type: ignore[union-attr]
+            rules = _Rules(catalog.rules_for_service(service), resource, catalog)  # type: ignore[union-attr]
             self._rules_by_resource[key] = rules
         return rules
 

@@ -35,8 +35,10 @@ class Served(Protocol):
 def routers() -> list[APIRouter]:
     """Every router of the app, in mount order. Register new routers here."""
     from chainotel_analyzer.api.analytics import router as analytics_router
+    from chainotel_analyzer.api.catalog import router as catalog_router
     from chainotel_analyzer.api.chains import router as chains_router
     from chainotel_analyzer.api.console.pages import router as console_router
+    from chainotel_analyzer.api.discovery import router as discovery_router
     from chainotel_analyzer.api.health import router as health_router
     from chainotel_analyzer.api.instances import router as instances_router
     from chainotel_analyzer.ingest.http import router as otlp_router
@@ -49,6 +51,8 @@ def routers() -> list[APIRouter]:
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
         instances_router,  # /api/v1/chains/{chain}/instances, /api/v1/analytics/chains/trace/{instance_id}
         console_router,  # / -> /ui/, the console's pages
+        discovery_router,  # /api/v1/discovery/scan, /api/v1/chains/{chain}/drift
+        catalog_router,  # /api/v1/catalog (the registry as a catalog, polled by services)
     ]
 
 

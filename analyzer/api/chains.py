@@ -20,18 +20,19 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from fastapi import APIRouter, Depends, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
 
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.api.models import (
-    ChainList, ChainRecord, CriticalPathResponse, EventsResponse, InstanceAnalysisResponse,
+    ChainRecord, CriticalPathResponse, EventsResponse, InstanceAnalysisResponse,
 )
+from chainotel_analyzer.api.discovery_models import PagedChainList
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, TraceReader, UnknownChain
-from chainotel.catalog import ChainDefinition
+from chainotel.catalog import Category, ChainDefinition
 from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
 
 router = APIRouter(prefix="/api/v1", tags=["chains"])
@@ -141,10 +142,19 @@ def critical_path(instance_id: str, reader: TraceReader = Depends(get_reader), s
 # --- registry ----------------------------------------------------------------------------------
 
 
-@router.get("/chains", response_model=ChainList)
-def list_chains(registry: ChainRegistry = Depends(get_registry)):
-    """Every current chain definition: ``{"chains": [{"id", "version", "source", "updated_at", "definition"}]}``."""
-    return {"chains": registry.list()}
+@router.get("/chains", response_model=PagedChainList)
+def list_chains(
+    category: Category | None = None,
+    limit: int | None = Query(None, ge=1, le=10_000),
+    offset: int = Query(0, ge=0),
+    registry: ChainRegistry = Depends(get_registry),
+):
+    """Current chain definitions ordered by ID, optionally of one ``category``, paged by ``limit``
+    and ``offset``: ``{"chains": [{"id", "version", "source", "updated_at", "definition"}], "total"
+    (matching chains before paging), "limit", "offset"}``."""
+    chains = [c for c in registry.list() if category is None or c["definition"].get("category") == category.value]
+    page = chains[offset:] if limit is None else chains[offset:offset + limit]
+    return {"chains": page, "total": len(chains), "limit": limit, "offset": offset}
 
 
 @router.get("/chains/{chain}", response_model=ChainRecord)

@@ -147,6 +147,11 @@ class TraceReader(Protocol):
         ``p95_ms``, ``p99_ms`` (t-digest estimates), most calls first."""
         ...
 
+    def span_attributes(self, trace_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, str]]:
+        """``{span_id: {key: value}}`` of the spans of ``trace_ids`` that have any of ``keys`` (only
+        those keys, values as stored text)."""
+        ...
+
     def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None) -> list[dict]:
         """Per chain over the window's traces: counts, SLA compliance and trace-duration statistics (ms)."""
         ...

@@ -167,6 +167,18 @@ class ClickHouseTraceReader:
         return [Instance(r[0], int(r[1]), max(0, int(r[2])), r[3], r[4], bool(r[5]), tuple(services.get(r[0], ())))
                 for r in rows]  # fmt: skip
 
+    def span_attributes(self, trace_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, str]]:
+        """``{span_id: {key: value}}`` of the spans of ``trace_ids`` that carry any of ``keys``; only
+        those keys are read (``mapFilter`` in ClickHouse), so the attribute maps never leave the store."""
+        if not trace_ids or not keys:
+            return {}
+        rows = self._client.query(
+            "SELECT request_id, mapFilter((k, v) -> has({keys:Array(String)}, k), span_attributes) AS attrs"
+            " FROM chain_history WHERE trace_id IN {ids:Array(String)} AND notEmpty(attrs)",
+            parameters={"ids": list(trace_ids), "keys": list(keys)},
+        ).result_rows
+        return {span_id: dict(attrs) for span_id, attrs in rows}
+
     def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None
     ) -> list[dict]:
         """Per chain, over the traces starting in ``[since_ns, until_ns)`` (read from the per-trace

@@ -4,6 +4,7 @@
 - ``chainotel trace|health|monitor|anomalies|impact|bottlenecks`` — the analyzer client
   (:mod:`chainotel.cli.client`)
 - ``chainotel demo`` (:mod:`chainotel.cli.demo`)
+- ``chainotel discover`` (:mod:`chainotel.cli.discover`)
 
 Each sub-module defines its commands; this module only assembles them. Importing it loads typer
 and httpx, nothing of the OpenTelemetry SDK, pydantic or the analyzer: commands import what they
@@ -12,12 +13,13 @@ need when they run.
 
 import typer
 
-from chainotel.cli import client, demo
+from chainotel.cli import client, demo, discover
 from chainotel.cli.catalog import app as catalog_app
 
 app = typer.Typer(name="chainotel", help="chainotel: chain tracing for OpenTelemetry.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 client.register(app)
+discover.register(app)
 demo.register(app)
 
 __all__ = ["app"]

@@ -70,9 +70,13 @@ class AnalyzerClient:
 
     def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` with the non-None ``params``; see the class doc for errors."""
-        query = {k: v for k, v in params.items() if v is not None}
+        return self.send("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def send(self, method: str, path: str, params: dict | None = None, body: Any = None) -> Any:
+        """``method`` ``path`` with query ``params`` and a JSON ``body``; the decoded JSON answer
+        (see the class doc for errors)."""
         try:
-            response = self._http.get(path, params=query)
+            response = self._http.request(method, path, params=params, json=body)
         except httpx.TransportError as exc:
             raise AnalyzerError(
                 f"cannot reach the chainotel analyzer at {self.base_url} ({type(exc).__name__}: {exc}). "
