@@ -15,10 +15,13 @@ import grpc
 from chainotel_analyzer.api.deps import Services
 from chainotel_analyzer.ingest.grpc import start_grpc_server
 from chainotel_analyzer.ingest.receive import DecodePool, Intake
+from chainotel_analyzer.monitoring.probes import Prober
+from chainotel_analyzer.monitoring.service import Monitoring, build_monitoring
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.catalog import configured_catalog, seed_definitions
 from chainotel_analyzer.store.client import Store, open_store
 from chainotel_analyzer.store.migrations import apply_retention, migrate, store_layout
+from chainotel_analyzer.store.monitoring import ClickHouseMonitorStore
 from chainotel_analyzer.store.queries import ClickHouseChainRegistry, ClickHouseTraceReader
 from chainotel_analyzer.store.writer import SpanWriter
 
@@ -35,6 +38,7 @@ class Runtime:
     decoders: DecodePool
     grpc_server: grpc.Server | None = None
     grpc_port: int | None = None
+    monitoring: Monitoring | None = None
 
     def services(self) -> Services:
         """What the HTTP app serves (:class:`chainotel_analyzer.api.deps.Services`)."""
@@ -45,11 +49,15 @@ class Runtime:
             intake=Intake(self.settings, self.decoders, self.writer),
             store=self.store,
             grpc_port=self.grpc_port,
+            monitoring=self.monitoring,
         )
 
     def close(self) -> None:
         """Stop accepting gRPC, stop the decoders, flush the writer, close the store (releases the chDB
         lock). Idempotent."""
+        if self.monitoring is not None:
+            self.monitoring.stop()
+            self.monitoring = None
         if self.grpc_server is not None:
             self.grpc_server.stop(grace=2).wait(5)
             self.grpc_server = None
@@ -69,6 +77,7 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
     store = open_store(settings)
     writer: SpanWriter | None = None
     decoders: DecodePool | None = None
+    runtime: Runtime | None = None
     try:
         layout = store_layout(store.client, settings.clickhouse_cluster)
         migrate(store.client, layout)
@@ -80,8 +89,13 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
         runtime = Runtime(settings=settings, store=store, writer=writer, decoders=decoders)
         if settings.grpc_port >= 0:
             runtime.grpc_server, runtime.grpc_port = start_grpc_server(writer, decoders, settings)
+        runtime.monitoring = start_monitoring(settings, store, writer)
         return runtime
     except BaseException:
+        if runtime is not None and runtime.monitoring is not None:
+            runtime.monitoring.stop()
+        if runtime is not None and runtime.grpc_server is not None:
+            runtime.grpc_server.stop(0)
         # stop what did start, in reverse order: no decoder process, writer thread or chDB lock
         # outlives a failed start
         if decoders is not None:
@@ -90,3 +104,16 @@ def start_runtime(settings: AnalyzerSettings) -> Runtime:
             writer.stop()
         store.close()
         raise
+
+
+def start_monitoring(settings: AnalyzerSettings, store: Store, writer: SpanWriter) -> Monitoring:
+    """Alert evaluation, notification, metrics and probes on their own store session (so that an
+    evaluation never waits for an API query, nor the other way round)."""
+    client = store.new_client()
+    monitor_store = ClickHouseMonitorStore(client)
+    registry = ClickHouseChainRegistry(client)
+    reader = ClickHouseTraceReader(client)
+    prober = Prober(settings, registry, monitor_store, reader.trace_spans) if settings.probes_enabled else None
+    monitoring = build_monitoring(settings, reader, registry, monitor_store, writer, prober)
+    monitoring.start()
+    return monitoring

@@ -18,8 +18,10 @@ import os
 import re
 from pathlib import Path
 
+from typing import Annotated
+
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 CLUSTER_NAME_PATTERN = r"^[A-Za-z0-9_.{}-]+$"
 """A cluster name as ``<remote_servers>`` spells it, or a macro such as ``{cluster}`` (quoted as a literal)."""
@@ -139,6 +141,57 @@ class AnalyzerSettings(BaseSettings):
         description="Jaeger UI base URL as users' browsers reach it (http://localhost:16686, with any base path); "
         "per-trace responses then carry jaeger_url = <ui>/trace/<trace_id>. Unset or empty: no links.",
     )
+
+    # --- monitoring ---------------------------------------------------------------------------------
+    alert_eval_interval_s: float = Field(
+        30.0, gt=0, description="Seconds between two evaluations of every chain's alert rules (and /metrics refreshes)."
+    )
+    alert_default_rules: bool = Field(
+        True, description="Chains without an 'alerts:' key get the documented default rules; false: they never alert."
+    )
+    alert_anomalies: bool = Field(
+        False, description="Also alert (ChainAnomaly) when the anomaly detector finds a chain's latency, error rate "
+        "or throughput off its baseline (5-minute windows against the 12 before; one more query per evaluation).",
+    )
+    alertmanager_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        json_schema_extra={"default_text": "(empty)"},
+        description="Comma-separated Alertmanager base URLs (http://alertmanager:9093); alerts are POSTed to "
+        "<url>/api/v2/alerts. Empty: no Alertmanager.",
+    )
+    alert_webhook_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        json_schema_extra={"default_text": "(empty)"},
+        description="Comma-separated URLs that receive alerts as Alertmanager's webhook JSON (for users without Alertmanager).",
+    )
+    alert_resend_interval_s: float = Field(
+        60.0, gt=0, description="Firing alerts are sent again this often (Prometheus' --rules.alert.resend-delay)."
+    )
+    alert_notify_timeout_s: float = Field(5.0, gt=0, description="Timeout (s) of one delivery to Alertmanager or a webhook.")
+    alert_notify_max_retries: int = Field(
+        5, ge=0, description="Retries (exponential backoff from 0.5 s, at most 30 s apart) of a failed delivery."
+    )
+    console_url: str | None = Field(
+        None,
+        pattern=r"^(https?://\S+)?$",
+        description="The analyzer's base URL as users reach it; alerts then carry console_url = <url>/api/v1/alerts?chain=<chain>. "
+        "Unset: links relative to this analyzer's bound address.",
+    )
+    probes_enabled: bool = Field(True, description="Send the synthetic probes of chains that have a 'probe:' key.")
+    probe_trace_wait_s: float = Field(
+        15.0, gt=0, le=300,
+        description="How long (s) a probe waits for its trace to arrive complete (services export in batches).",
+    )
+
+    @field_validator("alertmanager_urls", "alert_webhook_urls", mode="before")
+    @classmethod
+    def _url_list(cls, value):
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        for url in value:
+            if not re.fullmatch(r"https?://\S+", url):
+                raise ValueError(f"{url!r} is not an http(s):// URL")
+        return [url.rstrip("/") for url in value]
 
     @field_validator("clickhouse_cluster")
     @classmethod

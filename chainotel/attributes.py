@@ -44,3 +44,10 @@ HEADER_PARENT_CHAIN_ID = "x-parent-chain-id"
 # --- W3C baggage keys ------------------------------------------------------------------------------
 BAGGAGE_CHAIN_ID = "chain.id"
 """Baggage entry that carries the chain decided at the trace's entry span to downstream services."""
+
+BAGGAGE_SYNTHETIC = "chain.synthetic"
+"""Baggage entry ``chain.synthetic=true`` sent by the analyzer's synthetic probes; the processor then
+writes :data:`CHAIN_SYNTHETIC` on every span of that trace."""
+
+CHAIN_SYNTHETIC = "chain.synthetic"
+"""``True`` on every span of a synthetic probe's trace (absent on real traffic)."""

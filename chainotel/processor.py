@@ -291,6 +291,9 @@ class ChainSpanProcessor(SpanProcessor):
             if static is None:
                 return
         self._decide(span, decision, static, trace_id)
+        if baggage.get_baggage(attr.BAGGAGE_SYNTHETIC, context) == "true":  # a synthetic probe's trace
+            decision.attributes[attr.CHAIN_SYNTHETIC] = True
+            span.set_attribute(attr.CHAIN_SYNTHETIC, True)
 
     @staticmethod
     def _record_incoming(span: Span, info: IncomingChain) -> None:

@@ -41,6 +41,7 @@ def routers() -> list[APIRouter]:
     from chainotel_analyzer.api.discovery import router as discovery_router
     from chainotel_analyzer.api.health import router as health_router
     from chainotel_analyzer.api.instances import router as instances_router
+    from chainotel_analyzer.api.monitoring import router as monitoring_router
     from chainotel_analyzer.ingest.http import router as otlp_router
 
     return [
@@ -51,6 +52,7 @@ def routers() -> list[APIRouter]:
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
         instances_router,  # /api/v1/chains/{chain}/instances, /api/v1/analytics/chains/trace/{instance_id}
         console_router,  # / -> /ui/, the console's pages
+        monitoring_router,  # /api/v1/alerts..., /api/v1/chains/{chain}/health, /metrics
         discovery_router,  # /api/v1/discovery/scan, /api/v1/chains/{chain}/drift
         catalog_router,  # /api/v1/catalog (the registry as a catalog, polled by services)
     ]

@@ -26,6 +26,7 @@ from typing import Protocol
 from fastapi import Request
 
 from chainotel_analyzer.ingest.receive import Intake
+from chainotel_analyzer.monitoring.service import Monitoring
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import ChainRegistry, TraceReader
 
@@ -53,6 +54,8 @@ class Services:
     intake: Intake
     store: StoreProbe
     grpc_port: int | None = None
+    monitoring: Monitoring | None = None
+    """Alert evaluation, notification, metrics and probes (None: not running)."""
 
 
 def get_services(request: Request) -> Services:
@@ -68,6 +71,16 @@ def get_reader(request: Request) -> TraceReader:
 def get_registry(request: Request) -> ChainRegistry:
     """The :class:`~chainotel_analyzer.store.interfaces.ChainRegistry` of chain definitions."""
     return request.app.state.services.registry
+
+
+def get_monitoring(request: Request) -> Monitoring:
+    """The process's :class:`~chainotel_analyzer.monitoring.service.Monitoring`; 503 when it is not running."""
+    monitoring = request.app.state.services.monitoring
+    if monitoring is None:
+        from fastapi import HTTPException
+
+        raise HTTPException(503, "monitoring is not running in this analyzer process")
+    return monitoring
 
 
 def get_settings(request: Request) -> AnalyzerSettings:

@@ -196,3 +196,38 @@ class ChainRegistry(Protocol):
         """The stored versions of ``chain``, oldest first: ``{"version", "source", "updated_at", "is_deleted",
         "definition"}``; ``[]`` if it never existed. A store may compact old versions away."""
         ...
+
+
+class MonitorStore(Protocol):
+    """What alert evaluation and probes read and write (:mod:`chainotel_analyzer.store.monitoring`):
+    a bounded number of queries per evaluation, whatever the number of chains."""
+
+    def chain_window_figures(
+        self, until_ns: int, windows_s: dict[str, float], lookback_s: float, slas_ms: dict[str, float | None]
+    ) -> list[dict]:
+        """Per chain over its own window: traces, error_traces, within_sla, p95_ms, last_start_ns, example traces."""
+        ...
+
+    def chain_service_figures(self, until_ns: int, windows_s: dict[str, float]) -> list[dict]:
+        """Per chain and service over the chain's window: calls, errors, p95_ms, avg_ms of spans."""
+        ...
+
+    def save_alerts(self, alerts: list[dict]) -> None:
+        """Store new versions of alerts (one INSERT)."""
+        ...
+
+    def alerts(self, states: tuple[str, ...] | None = None, chain: str | None = None, limit: int = 1000) -> list[dict]:
+        """Current versions of stored alerts, newest first."""
+        ...
+
+    def latest_alerts(self) -> list[dict]:
+        """The newest alert of each (chain, alertname)."""
+        ...
+
+    def save_probe_results(self, results: list[dict]) -> None:
+        """Store probe runs."""
+        ...
+
+    def probe_results(self, chain: str | None = None, limit: int = 20) -> list[dict]:
+        """The latest probe runs per chain, newest first."""
+        ...

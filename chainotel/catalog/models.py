@@ -10,12 +10,18 @@ from __future__ import annotations
 import enum
 import fnmatch
 import re
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PrivateAttr, ValidationInfo, field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
-__all__ = ["CHAIN_ID_PATTERN", "MAX_SERVICES_BEFORE_SPLIT", "Category", "ChainDefinition", "Edge", "MatchRule"]
+__all__ = [
+    "CHAIN_ID_PATTERN", "DEFAULT_ALERT_RULES", "MAX_SERVICES_BEFORE_SPLIT", "AlertRules", "Category", "ChainDefinition",
+    "Edge", "MatchRule", "Probe", "parse_duration_s",
+]
 
 CHAIN_ID_PATTERN = r"^[A-E][1-9][0-9]*$"
 """A chain ID: the category letter, then a number without leading zero (``A1``, ``B12``)."""
@@ -146,6 +152,116 @@ class Edge(BaseModel):
         return f"{self.caller} -> {self.callee}"
 
 
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
+
+
+def parse_duration_s(value: Any) -> Any:
+    """A duration as Prometheus writes it (``500ms``, ``30s``, ``5m``, ``2h``, ``1d``) or a number of
+    **seconds**, in seconds (``float``). Other values are returned unchanged for pydantic to reject."""
+    if isinstance(value, str):
+        m = _DURATION_RE.match(value)
+        if m is None:
+            raise PydanticCustomError(
+                "duration", "a duration is a number with a unit ms, s, m, h or d (e.g. 30s, 5m), got {value}",
+                {"value": repr(value)},
+            )
+        return float(m.group(1)) * _UNIT_S[m.group(2)]
+    return value
+
+
+def _format_duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s" if seconds >= 1 or seconds == 0 else f"{seconds * 1000:g}ms"
+
+
+DurationS = Annotated[float, BeforeValidator(parse_duration_s), PlainSerializer(_format_duration, return_type=str)]
+"""Seconds; written in YAML/JSON as a Prometheus-style duration (``30s``, ``5m``)."""
+
+
+class AlertRules(BaseModel):
+    """When a chain alerts (the ``alerts:`` key of a chain); keys left out take the defaults below,
+    ``null`` switches a condition off. Durations are written ``30s``, ``5m``, ``1h`` (or seconds).
+
+    - ``window`` (default ``5m``): the figures are computed over the traces that started in the last window;
+    - ``for`` (default ``2m``): a condition must hold this long (pending) before the alert fires —
+      Prometheus' ``for``;
+    - ``keep_firing_for`` (default ``1m``): a firing alert resolves only after its condition has been
+      false this long (no flapping) — Prometheus' ``keep_firing_for``;
+    - ``min_traces`` (default 1): rate conditions need at least this many traces in the window;
+    - ``sla_compliance_below`` (default 0.95): share of traces within ``max_duration_ms``;
+    - ``error_rate_above`` (default 0.05): share of traces with an error span;
+    - ``p95_above_ms`` (default off): p95 of trace durations in **ms**;
+    - ``no_traffic_for`` (default off): no trace of the chain started for this long;
+    - ``severity`` (default ``warning``): the ``severity`` label sent to Alertmanager.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True)
+
+    window_s: DurationS = Field(300.0, alias="window", gt=0)
+    for_s: DurationS = Field(120.0, alias="for", ge=0)
+    keep_firing_for_s: DurationS = Field(60.0, alias="keep_firing_for", ge=0)
+    min_traces: int = Field(1, ge=1)
+    sla_compliance_below: float | None = Field(0.95, gt=0, le=1)
+    error_rate_above: float | None = Field(0.05, ge=0, lt=1)
+    p95_above_ms: float | None = Field(None, gt=0)
+    no_traffic_for_s: DurationS | None = Field(None, alias="no_traffic_for", gt=0)
+    severity: Literal["critical", "warning", "info"] = "warning"
+
+
+DEFAULT_ALERT_RULES = AlertRules()
+"""The rules of a chain without ``alerts:``: SLA compliance below 95 % or more than 5 % failing
+traces over 5 minutes, for 2 minutes."""
+
+
+class Probe(BaseModel):
+    """A synthetic request sent on an interval to a chain's entry (the ``probe:`` key of a chain).
+
+    - ``url``: ``http(s)://`` (an HTTP request) or ``ws(s)://`` (connect, send, expect a message);
+    - ``method`` (default ``GET``), ``headers``, ``json`` (the request body; for WebSocket the message sent,
+      as JSON unless it is a string);
+    - ``expect_status`` (default ``[200]``): HTTP statuses that count as an answer;
+    - ``expect_message``: for WebSocket, text the first message received must contain (default: any message);
+    - ``interval`` (default ``30s``), ``timeout`` (default ``5s``, at most the interval).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True)
+
+    url: str = Field(pattern=r"^(https?|wss?)://[^\s/]+\S*$")
+    method: str = Field("GET", pattern=r"^[A-Za-z]+$")
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(None, alias="json")
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200], min_length=1)
+    expect_message: str | None = None
+    interval_s: DurationS = Field(30.0, alias="interval", gt=0)
+    timeout_s: DurationS = Field(5.0, alias="timeout", gt=0)
+
+    @field_validator("method")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        return value.upper()
+
+    @model_validator(mode="after")
+    def _timeout_within_interval(self) -> Probe:
+        if self.timeout_s > self.interval_s:
+            raise PydanticCustomError(
+                "probe_timeout", "timeout ({timeout}) must not exceed interval ({interval})",
+                {"timeout": _format_duration(self.timeout_s), "interval": _format_duration(self.interval_s)},
+            )
+        return self
+
+    @property
+    def is_websocket(self) -> bool:
+        """True for a ``ws://``/``wss://`` probe."""
+        return self.url.startswith(("ws://", "wss://"))
+
+
+def _is_none(value: Any) -> bool:
+    return value is None
+
+
 class ChainDefinition(BaseModel):
     """A chain: a named business flow, recognised at its entry span, with an SLA.
 
@@ -163,6 +279,8 @@ class ChainDefinition(BaseModel):
     - ``edges``: optional calls between those services (``"caller -> callee"``); every node must be
       in ``expected_services`` and the graph must be acyclic.
     - ``max_duration_ms``: the SLA, end-to-end duration of the chain's trace in **milliseconds**.
+    - ``alerts``: optional :class:`AlertRules` (absent: :data:`DEFAULT_ALERT_RULES`, see :attr:`alert_rules`).
+    - ``probe``: optional synthetic :class:`Probe` of the chain's entry.
 
     Raises:
         pydantic.ValidationError: from ``model_validate``; each error's ``loc`` names the field.
@@ -178,6 +296,13 @@ class ChainDefinition(BaseModel):
     expected_services: list[str] = Field(default_factory=list)
     edges: list[Edge] = Field(default_factory=list)
     max_duration_ms: float = Field(gt=0)
+    alerts: AlertRules | None = Field(None, exclude_if=_is_none)
+    probe: Probe | None = Field(None, exclude_if=_is_none)
+
+    @property
+    def alert_rules(self) -> AlertRules:
+        """The chain's ``alerts``, or :data:`DEFAULT_ALERT_RULES` when it has none."""
+        return self.alerts if self.alerts is not None else DEFAULT_ALERT_RULES
 
     @field_validator("category")
     @classmethod

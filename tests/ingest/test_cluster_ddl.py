@@ -38,6 +38,8 @@ SINGLE_NODE_DDL_BEFORE_MARKERS = [
     "cd8888451cfae9d3",  # 0003 chain_metrics
     "0beb56c750e240f5",  # 0003 chain_metrics_mv
     "edc635a3ddf83ac1",  # 0004 chain_definitions
+    "178b7ce31c357611",  # 0010 chain_alerts
+    "b67f092f7ae1b878",  # 0010 probe_results
     "7205e051f934fe28",  # MODIFY TTL chain_history
     "34d3cbcf85e57dba",  # MODIFY TTL chain_traces
     "53d1e317012c8e6e",  # MODIFY TTL chain_metrics
@@ -171,8 +173,9 @@ def test_single_node_ddl_is_byte_for_byte_what_it_was(tmp_path, monkeypatch):
     ddl = [sql for sql in ran if not sql.startswith("SELECT")]
     assert [_digest(sql) for sql in ddl] == SINGLE_NODE_DDL_BEFORE_MARKERS, "\n;\n".join(ddl)
     # --print-sql lists exactly what a new database gets
-    assert ddl[:10] == schema_statements(SINGLE_NODE, retention_days=7)
-    assert [retention_sql(t, 0) for t in TTL_TABLES] == ddl[10:]
+    created = len(ddl) - len(TTL_TABLES)
+    assert ddl[:created] == schema_statements(SINGLE_NODE, retention_days=7)
+    assert [retention_sql(t, 0) for t in TTL_TABLES] == ddl[created:]
 
 
 # --- cluster -----------------------------------------------------------------------------------
@@ -182,7 +185,7 @@ def test_cluster_ddl_maps_every_table(cluster_ddl):
     assert cluster_problems(cluster_ddl, CLUSTER, DB) == []
     created = [_unquote(_HEAD.match(sql).group(2)).rsplit(".", 1)[-1] for sql in cluster_ddl if sql.startswith("CREATE")]
     assert sorted(created) == sorted([
-        "schema_migrations", "chain_definitions",  # replicated on every node, read locally
+        "schema_migrations", "chain_definitions", "chain_alerts", "probe_results",  # on every node, read locally
         "chain_history_local", "chain_history", "chain_traces_local", "chain_traces", "chain_traces_mv",
         "chain_metrics_local", "chain_metrics", "chain_metrics_mv",
     ])  # fmt: skip

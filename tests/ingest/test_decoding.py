@@ -66,7 +66,7 @@ def test_migrations_are_idempotent_and_retention_follows_settings(tmp_path):
     from chainotel_analyzer.store.migrations import apply_retention, migrate
 
     with open_db(tmp_path / "db") as db:
-        assert migrate(db) == [1, 2, 3, 4]
+        assert migrate(db) == [1, 2, 3, 4, 10]
         assert migrate(db) == []
 
         def ttl(table: str) -> str:

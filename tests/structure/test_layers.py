@@ -1,5 +1,5 @@
 """The analyzer's layers import downward only, read from the source (``ast``), not from a running
-process: model ← store ← ingest, analysis ← api ← runtime/cli, with settings beside the model."""
+process: model ← store ← ingest, analysis ← monitoring ← api ← runtime/cli, with settings beside the model."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"model", "settings"},
     "ingest": {"model", "settings", "store"},
     "analysis": {"model"},
-    "api": {"model", "settings", "store", "ingest", "analysis"},
-    "runtime": {"model", "settings", "store", "ingest", "analysis", "api"},
-    "cli": {"model", "settings", "store", "ingest", "analysis", "api", "runtime"},
+    "monitoring": {"model", "settings", "store", "analysis"},
+    "api": {"model", "settings", "store", "ingest", "analysis", "monitoring"},
+    "runtime": {"model", "settings", "store", "ingest", "analysis", "monitoring", "api"},
+    "cli": {"model", "settings", "store", "ingest", "analysis", "monitoring", "api", "runtime"},
 }
 
 
