@@ -40,8 +40,10 @@ def routers() -> list[APIRouter]:
     from chainotel_analyzer.api.analytics import router as analytics_router
     from chainotel_analyzer.api.catalog import router as catalog_router
     from chainotel_analyzer.api.chains import router as chains_router
+    from chainotel_analyzer.api.console.pages import router as console_router
     from chainotel_analyzer.api.discovery import router as discovery_router
     from chainotel_analyzer.api.health import router as health_router
+    from chainotel_analyzer.api.instances import router as instances_router
     from chainotel_analyzer.api.monitoring import router as monitoring_router
     from chainotel_analyzer.ingest.http import router as otlp_router
 
@@ -51,6 +53,8 @@ def routers() -> list[APIRouter]:
         # analysis routers below this line
         chains_router,  # /api/v1/chains..., /api/v1/traces/{instance_id}/critical-path
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
+        instances_router,  # /api/v1/chains/{chain}/instances, /api/v1/analytics/chains/trace/{instance_id}
+        console_router,  # / -> /ui/, the console's pages
         monitoring_router,  # /api/v1/alerts..., /api/v1/chains/{chain}/health, /metrics
         discovery_router,  # /api/v1/discovery/scan, /api/v1/chains/{chain}/drift
         catalog_router,  # /api/v1/catalog (the registry as a catalog, polled by services)

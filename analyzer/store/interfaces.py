@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
-from typing import Protocol
+from dataclasses import dataclass
+from typing import Literal, Protocol
 
 from chainotel.catalog import Catalog
 
@@ -60,6 +61,50 @@ class ChainExists(ValueError):
 class RegistryConflict(Exception):
     """Another writer (another analyzer sharing the store) wrote the version this write meant to
     write: HTTP 409 — read the definition again and retry."""
+
+
+@dataclass(frozen=True)
+class InstanceQuery:
+    """A search for the instances (traces) of one chain definition.
+
+    ``since_ns``/``until_ns``: the window the instance's first span starts in (Unix **ns**, half-open);
+    ``status``: ``"error"`` (an error span anywhere), ``"ok"`` (none) or ``"any"``; ``min_duration_ns``:
+    first span start to last span end, **ns**; ``service``: has a span of that ``service.name``;
+    ``user_id``: has a span with that ``enduser.id``; ``order``: ``"duration_desc"`` or ``"start_desc"``,
+    ties broken by ``trace_id`` ascending, so the order is total; ``after``: the sort key
+    ``(duration_ns or start_ns, trace_id)`` of the last instance of the previous page (keyset paging:
+    the page holds the instances strictly after it), ``None`` for the first page; ``limit``: page size.
+    """
+
+    chain: str
+    since_ns: int
+    until_ns: int
+    status: Literal["error", "ok", "any"] = "any"
+    min_duration_ns: int = 0
+    service: str | None = None
+    user_id: str | None = None
+    order: Literal["duration_desc", "start_desc"] = "duration_desc"
+    after: tuple[int, str] | None = None
+    limit: int = 50
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One chain instance found by :meth:`TraceReader.chain_instances`: ``trace_id`` (32 hex),
+    ``start_ns`` (first span start, Unix **ns**), ``duration_ns`` (to the last span end), the root
+    span's ``root_service``/``root_operation``, ``error`` (any error span), ``services`` (sorted)."""
+
+    trace_id: str
+    start_ns: int
+    duration_ns: int
+    root_service: str
+    root_operation: str
+    error: bool
+    services: tuple[str, ...]
+
+    def sort_key(self, order: str) -> tuple[int, str]:
+        """The key :attr:`InstanceQuery.after` takes for the page after this instance."""
+        return (self.duration_ns if order == "duration_desc" else self.start_ns, self.trace_id)
 
 
 class SpanSink(Protocol):
@@ -112,6 +157,22 @@ class TraceReader(Protocol):
         self, since_ns: int, until_ns: int, chain: str | None = None, max_traces: int = DEFAULT_MAX_TRACES
     ) -> tuple[int, dict[str, list[Span]]]:
         """``(traces starting in [since_ns, until_ns), {trace_id: spans}`` of at most ``max_traces``)``."""
+        ...
+
+    def chain_instances(self, query: InstanceQuery) -> list[Instance]:
+        """At most ``query.limit`` instances matching ``query``, in its order (see :class:`InstanceQuery`)."""
+        ...
+
+    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+        """Per bucket of ``bucket_s`` seconds from ``since_ns``, over the traces of ``chain`` starting in
+        the window: ``bucket`` (index), ``traces``, ``errors`` (traces with an error span), ``p50_ms``,
+        ``p95_ms``, ``p99_ms`` of trace durations; buckets without traces are absent."""
+        ...
+
+    def service_operations(self, service: str, since_ns: int, until_ns: int) -> list[dict]:
+        """RED per ``(chain, operation)`` of ``service`` over the whole minutes of the window (from the
+        per-minute aggregates): ``chain``, ``operation``, ``calls``, ``errors``, ``avg_ms``, ``p50_ms``,
+        ``p95_ms``, ``p99_ms`` (t-digest estimates), most calls first."""
         ...
 
     def span_attributes(self, trace_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, str]]:

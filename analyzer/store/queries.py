@@ -27,7 +27,7 @@ from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, OTLP
 from chainotel_analyzer.model.span import Span, group_by_trace
 from chainotel_analyzer.store.catalog import seed_definitions
 from chainotel_analyzer.store.definitions import insert_definition_row
-from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainExists, RegistryConflict, UnknownChain
+from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainExists, Instance, InstanceQuery, RegistryConflict, UnknownChain
 
 TRACE_SPREAD_S = 3600
 """The longest a trace is assumed to last (first to last span start), in **seconds**. Window
@@ -57,6 +57,16 @@ def _window_params(since_ns: int, until_ns: int) -> dict:
 def _as_bytes(value) -> bytes:
     """A String column read back: clickhouse-connect gives ``str`` unless asked for bytes."""
     return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
+
+
+def _with_quantiles(rows) -> list[dict]:
+    """Rows with ``q`` (``[p50, p95, p99]`` of ``quantilesExactInclusive(0.5, 0.95, 0.99)``, **ms**) spread
+    into ``p50_ms``, ``p95_ms``, ``p99_ms``."""
+    out = []
+    for r in rows:
+        q = r.pop("q")
+        out.append({**r, "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]})
+    return out
 
 
 class ClickHouseTraceReader:
@@ -130,6 +140,50 @@ class ClickHouseTraceReader:
         ).result_rows
         return int(total), group_by_trace(map(span_from_row, rows))
 
+    def chain_instances(self, query: InstanceQuery) -> list[Instance]:
+        """The instances of ``query.chain`` matching ``query`` (see
+        :class:`~chainotel_analyzer.store.interfaces.InstanceQuery`), read from the per-trace index
+        ``chain_traces``; the ``service``/``user_id`` filters look the spans up in ``chain_history``
+        (from the window's start to :data:`TRACE_SPREAD_S` after its end). Keyset paging: the sort key
+        is ``(duration_ns | start_ns) DESC, trace_id ASC``, a total order, so consecutive pages neither
+        repeat nor skip an instance while the window's data does not change."""
+        span_filters = ""
+        if query.service is not None:
+            span_filters += " AND trace_id IN (SELECT trace_id FROM chain_history WHERE service_name = {service:String}" \
+                            " AND timestamp >= {since:DateTime64(9)} AND timestamp < {hi:DateTime64(9)})"
+        if query.user_id is not None:
+            span_filters += " AND trace_id IN (SELECT trace_id FROM chain_history WHERE user_id = {user_id:String}" \
+                            " AND timestamp >= {since:DateTime64(9)} AND timestamp < {hi:DateTime64(9)})"
+        after_key, after_trace = query.after or (0, "")
+        rows = self._client.query(
+            "SELECT trace_id, s_ns, dur_ns, root.1, root.2, errs > 0,"
+            " if({by_duration:Bool}, dur_ns, s_ns) AS sort_key FROM ("
+            "  SELECT trace_id, min(start) AS s, toUnixTimestamp64Nano(s) AS s_ns,"
+            "  toUnixTimestamp64Nano(max(end)) - s_ns AS dur_ns, sum(error_count) AS errs,"
+            "  max(chain) AS c, argMinMerge(root) AS root"
+            "  FROM chain_traces WHERE" + _INDEX_ROWS + span_filters +
+            "  GROUP BY trace_id"
+            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND c = {chain:String}"
+            "  AND dur_ns >= {min_dur:Int64} AND ({status:String} = 'any' OR (errs > 0) = ({status:String} = 'error')))"
+            " WHERE {first:Bool} OR sort_key < {after_key:Int64} OR (sort_key = {after_key:Int64} AND trace_id > {after_trace:String})"
+            " ORDER BY sort_key DESC, trace_id ASC LIMIT {limit:UInt32}",
+            parameters={**_window_params(query.since_ns, query.until_ns), "chain": query.chain,
+                        "service": query.service or "", "user_id": query.user_id or "",
+                        "by_duration": query.order == "duration_desc", "min_dur": query.min_duration_ns,
+                        "status": query.status, "first": query.after is None, "after_key": after_key,
+                        "after_trace": after_trace, "limit": query.limit},  # fmt: skip
+        ).result_rows
+        if not rows:
+            return []
+        services = dict(self._client.query(
+            "SELECT trace_id, arraySort(groupUniqArray(toString(service_name))) FROM chain_history"
+            " WHERE trace_id IN {ids:Array(String)} AND timestamp >= {lo:DateTime64(9)} AND timestamp < {hi:DateTime64(9)}"
+            " GROUP BY trace_id",
+            parameters={**_window_params(query.since_ns, query.until_ns), "ids": [r[0] for r in rows]},
+        ).result_rows)
+        return [Instance(r[0], int(r[1]), max(0, int(r[2])), r[3], r[4], bool(r[5]), tuple(services.get(r[0], ())))
+                for r in rows]  # fmt: skip
+
     def span_attributes(self, trace_ids: list[str], keys: tuple[str, ...]) -> dict[str, dict[str, str]]:
         """``{span_id: {key: value}}`` of the spans of ``trace_ids`` that carry any of ``keys``; only
         those keys are read (``mapFilter`` in ClickHouse), so the attribute maps never leave the store."""
@@ -165,11 +219,7 @@ class ClickHouseTraceReader:
             parameters={**_window_params(since_ns, until_ns), "ids": list(slas),
                         "slas": [float(v) for v in slas.values()]},  # fmt: skip
         ).named_results()
-        out = []
-        for r in rows:
-            q = r.pop("q")
-            out.append({**r, "p50_ms": q[0], "p95_ms": q[1], "p99_ms": q[2]})
-        return out
+        return _with_quantiles(rows)
 
     def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
         """Per chain and bucket of ``bucket_s`` seconds from ``since_ns`` (from the per-trace index
@@ -186,6 +236,38 @@ class ClickHouseTraceReader:
             parameters={**_window_params(since_ns, until_ns), "since_ns": since_ns,
                         "bucket_ns": bucket_s * 10**9},  # fmt: skip
         ).named_results())
+
+    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+        """Per bucket of ``bucket_s`` seconds from ``since_ns`` of ``chain``'s traces (from the per-trace
+        index ``chain_traces``): ``bucket``, ``traces``, ``errors``, ``p50_ms``, ``p95_ms``, ``p99_ms``
+        (exact quantiles of trace durations), by bucket."""
+        rows = self._client.query(
+            "SELECT intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
+            " count() AS traces, countIf(errs > 0) AS errors, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q FROM ("
+            "  SELECT trace_id, max(chain) AS c, min(start) AS s, sum(error_count) AS errs,"
+            "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
+            "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
+            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND c = {chain:String})"
+            " GROUP BY bucket ORDER BY bucket",
+            parameters={**_window_params(since_ns, until_ns), "since_ns": since_ns, "chain": chain,
+                        "bucket_ns": bucket_s * 10**9},  # fmt: skip
+        ).named_results()
+        return _with_quantiles(rows)
+
+    def service_operations(self, service: str, since_ns: int, until_ns: int) -> list[dict]:
+        """RED per ``(chain, operation)`` of ``service`` from ``chain_metrics`` over the minutes that
+        start in the window: ``chain``, ``operation``, ``calls``, ``errors``, ``avg_ms`` and t-digest
+        ``p50_ms``/``p95_ms``/``p99_ms``, most calls first."""
+        rows = self._client.query(
+            "SELECT toString(chain) AS c, toString(operation) AS op, sum(calls) AS n, sum(errors) AS e,"
+            " sum(duration_sum_ns) / n / 1e6 AS avg_ms,"
+            " quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_quantiles) AS q FROM chain_metrics"
+            " WHERE service_name = {service:String} AND minute >= toDateTime({since_s:Int64})"
+            " AND minute < toDateTime({until_s:Int64}) GROUP BY c, op ORDER BY n DESC, c, op",
+            parameters={"service": service, "since_s": since_ns // 10**9, "until_s": -(-until_ns // 10**9)},
+        ).named_results()
+        return [{"chain": r["c"], "operation": r["op"], "calls": r["n"], "errors": r["e"], "avg_ms": r["avg_ms"],
+                 "p50_ms": r["q"][0] / 1e6, "p95_ms": r["q"][1] / 1e6, "p99_ms": r["q"][2] / 1e6} for r in rows]  # fmt: skip
 
     def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
         """Per service and bucket (from ``chain_metrics``): ``service``, ``bucket``, ``calls``,

@@ -295,7 +295,11 @@ def _run(analyzer: str, as_json: bool, fetch, render) -> None:
 def trace(chain_id: str = typer.Argument(..., help="Chain instance ID: a UUID or 32 hex digits (the trace ID)."),
           analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
     """Waterfall and critical path of one chain instance (trace)."""
-    _run(analyzer, as_json, lambda c: c.critical_path(chain_id), waterfall)
+    def render(doc: dict):
+        link = f"console: {analyzer.rstrip('/')}/ui/traces/{doc.get('instance_id') or doc.get('trace_id', '')}"
+        return Group(waterfall(doc), Text(link, no_wrap=True, overflow="ignore"))
+
+    _run(analyzer, as_json, lambda c: c.critical_path(chain_id), render)
 
 
 def health(all_chains: bool = typer.Option(False, "--all", help="Also list chains without traces (no_data)."),

@@ -463,7 +463,8 @@ def chain_report(client, results: list, since: float) -> list:
     if ok:
         slowest = max(ok, key=lambda r: r.duration_ms)
         try:
-            parts.append(f"\n[bold]Slowest request[/]: {slowest.chain} {slowest.flow}, {slowest.duration_ms:.1f} ms, chain {slowest.chain_id}")
+            parts.append(f"\n[bold]Slowest request[/]: {slowest.chain} {slowest.flow}, {slowest.duration_ms:.1f} ms, chain {slowest.chain_id}"
+                         f"\n  {client.base_url}/ui/traces/{slowest.chain_id}")
             parts.append(waterfall(client.critical_path(slowest.chain_id)))
         except AnalyzerError as exc:
             parts.append(f"[yellow]critical path of {slowest.chain_id} unavailable: {escape(str(exc))}[/]")
@@ -483,6 +484,8 @@ def next_steps(analyzer_url: str, example_chain_id: str | None, since: float, ja
     env = "" if analyzer_url == "http://127.0.0.1:4318" else f"CHAINOTEL_ANALYZER_URL={analyzer_url} "
     return "\n".join([
         "[bold]Where to look next[/]",
+        f"  console           {analyzer_url}/ui/",
+        f"  slowest request   {analyzer_url}/ui/traces/{cid}",
         f"  API (OpenAPI)     {analyzer_url}/docs",
         f"  critical path     {analyzer_url}/api/v1/traces/{cid}/critical-path",
         *([f"  Jaeger UI         {jaeger_url}/trace/{cid.replace('-', '')}"] if jaeger_url else []),

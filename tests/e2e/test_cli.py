@@ -35,6 +35,7 @@ def test_trace_prints_the_waterfall_and_critical_path(demo_run):
     out = _run("trace", r.chain_id, "--analyzer", stack.analyzer_url)
     assert out.exit_code == 0, out.output
     assert "critical path" in out.output and "ai-provider" in out.output and "api-gateway" in out.output
+    assert f"console: {stack.analyzer_url}/ui/traces/{r.chain_id}" in out.output
     as_json = _run("trace", r.chain_id, "--analyzer", stack.analyzer_url, "--json")
     assert as_json.exit_code == 0 and json.loads(as_json.output)["instance_id"] == r.chain_id
 
@@ -86,7 +87,7 @@ def test_demo_command_runs_end_to_end_and_stops_everything(tmp_path, monkeypatch
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the demo's data directory goes
     out = _run("demo", "--requests", "36", "--free-ports", "--slow", "ai-provider:150ms")
     assert out.exit_code == 0, out.output
-    for text in ("chains in this run", "A2", "critical path", "Where to look next", "stopped."):
+    for text in ("chains in this run", "A2", "critical path", "Where to look next", "/ui/traces/", "stopped."):
         assert text in out.output, text
     assert list(tmp_path.iterdir()) == []  # the temporary data directory was removed
     # every process the demo started has exited: their logs are closed and no port answers

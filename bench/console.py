@@ -1,0 +1,124 @@
+"""The console's pages against the API calls behind them, over 1 000 000 stored spans: time for the
+overview (30 chains) and a chain page to have their data on screen in Chromium, next to the time of
+the JSON API calls that return the same data, in one run (goal: page ≤ 1 s and ≤ 1.5 × its calls).
+
+``python -m bench.console`` — fills a fresh chDB store with the spans of ``bench.analysis_store``
+(20 000 traces × 50 spans over one hour, 30 chains), starts ``chainotel-analyzer serve`` on it, then
+takes the best of five of:
+
+- a page: Chromium (Debian's ``/usr/bin/chromium``, Playwright) navigates to it and waits for the
+  ``load`` event — the pages are rendered on the server, so their data is on screen then;
+- its API calls: the same windows through ``httpx``, one after the other (what a client that
+  draws the same screen from the JSON API would wait for).
+
+``BENCH_CONSOLE_TRACES`` (default 20 000) scales the store (50 spans per trace).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+from bench import analysis_store as data
+
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
+
+
+def fill(directory: Path, traces: int) -> int:
+    """Migrate and seed a chDB store in ``directory`` and insert the generated spans; returns spans stored."""
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.catalog import seed_definitions
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.migrations import migrate
+    from chainotel_analyzer.store.queries import ClickHouseChainRegistry
+
+    store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{directory}", data_dir=str(directory.parent)))
+    try:
+        migrate(store.client)
+        seed_definitions(store.client)
+        chains = [d["id"] for d in ClickHouseChainRegistry(store.client).list()]
+        data.TRACES = traces
+        cols = data.generate_rows(random.Random(7), chains)
+        names, n = list(cols), len(cols["trace_id"])
+        for lo in range(0, n, 100_000):
+            store.client.insert("chain_history", [cols[k][lo:lo + 100_000] for k in names], column_names=names,
+                                column_oriented=True)  # fmt: skip
+        return int(store.client.command("SELECT count() FROM chain_history"))
+    finally:
+        store.close()
+
+
+def best(fn) -> float:
+    """Best of five runs of ``fn``, in seconds."""
+    return data.timed(fn, repeat=5)
+
+
+def main() -> int:
+    from playwright.sync_api import sync_playwright
+
+    from tests.processes import Analyzer
+
+    traces = int(os.environ.get("BENCH_CONSOLE_TRACES", data.TRACES))
+    since, until = data.T0_NS // 10**9, (data.T0_NS + data.HOUR_NS) // 10**9
+    window = {"since": since, "until": until}
+    prev = {"baseline_since": since - 3600, "baseline_until": since}
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        stored = fill(Path(tmp) / "db", traces)
+        load_s = time.perf_counter() - t0
+        analyzer = Analyzer(Path(tmp) / "db", grpc=False).start()
+        try:
+            api = httpx.Client(base_url=analyzer.http, timeout=120)
+            chain = "B1"
+            overview_calls = [("/api/v1/analytics/chains/health/overview", window), ("/api/v1/chains", {})]
+            chain_calls = [
+                (f"/api/v1/chains/{chain}", {}),
+                (f"/api/v1/chains/{chain}/bottlenecks", {**window, **prev}),
+                ("/api/v1/analytics/critical-path", {**window, "chain": chain}),
+                (f"/api/v1/chains/{chain}/dependency-graph", window),
+                ("/api/v1/analytics/optimization/recommendations", {**window, "chain": chain}),
+                ("/api/v1/analytics/anomalies/detect", {"until": until}),
+                (f"/api/v1/chains/{chain}/instances", {**window, "limit": 20}),
+            ]
+
+            def calls(batch):
+                for path, params in batch:
+                    assert api.get(path, params=params).status_code == 200, path
+
+            custom = f"range=custom&since={since}&until={until}"
+            with sync_playwright() as p:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+                page = browser.new_page(viewport={"width": 1280, "height": 800})
+
+                def show(path):
+                    response = page.goto(analyzer.http + path, wait_until="load")
+                    assert response is not None and response.status == 200, path
+
+                show(f"/ui/?{custom}")  # warm-up: templates compiled, static files cached
+                rows = {
+                    "overview, 30 chains": (best(lambda: show(f"/ui/?{custom}")), best(lambda: calls(overview_calls))),
+                    f"chain page {chain}": (best(lambda: show(f"/ui/chains/{chain}?{custom}")),
+                                            best(lambda: calls(chain_calls))),
+                }  # fmt: skip
+                browser.close()
+        finally:
+            analyzer.stop()
+    print(f"stored spans: {stored:,} in {traces:,} traces (insert {load_s:.1f} s)\n")
+    print("| page | on screen (Chromium) | its API calls (httpx) | ratio | goal |")
+    print("|---|---|---|---|---|")
+    for name, (page_s, api_s) in rows.items():
+        ratio = page_s / api_s
+        met = "met" if page_s <= 1 and ratio <= 1.5 else "missed"
+        print(f"| {name} | {page_s * 1000:.0f} ms | {api_s * 1000:.0f} ms | {ratio:.2f} | ≤ 1 s and ≤ 1.5×: {met} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""The console's pure parts: time ranges from the query string, SVG charts, the waterfall's order and
+critical sections, number formats."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import HTTPException
+
+from chainotel_analyzer.api.console import charts, fmt
+from chainotel_analyzer.api.console.timerange import TimeRange
+from chainotel_analyzer.api.console.waterfall import waterfall
+
+NOW = 1_764_590_000 * 10**9
+
+
+def test_time_ranges_presets_custom_and_errors():
+    tr = TimeRange.from_query(None, None, None, NOW)
+    assert (tr.key, tr.until_ns - tr.since_ns, tr.until_ns) == ("1h", 3600 * 10**9, NOW)
+    assert TimeRange.from_query("15m", None, None, NOW).params() == {"range": "15m"}
+    custom = TimeRange.from_query("custom", "2025-12-01T10:00", "2025-12-01T11:30:15", NOW)  # datetime-local = UTC
+    assert custom.since_ns == 1_764_583_200 * 10**9 and custom.seconds == 5415
+    assert TimeRange.from_query(**{"range_": None, "since": "1764583200", "until": None}, now_ns=NOW).key == "custom"
+    assert custom.params() == {"range": "custom", "since": "2025-12-01T10:00:00", "until": "2025-12-01T11:30:15"}
+    assert custom.previous().until_ns == custom.since_ns and custom.previous().seconds == custom.seconds
+    assert TimeRange.from_query("24h", None, None, NOW).buckets <= 30
+    for bad in (("2h", None, None), ("custom", None, None), ("custom", "2025-12-01T11:00", "2025-12-01T10:00"),
+                ("custom", "yesterday", None)):  # fmt: skip
+        with pytest.raises(HTTPException) as err:
+            TimeRange.from_query(*bad, now_ns=NOW)
+        assert err.value.status_code == 422
+
+
+def test_charts_draw_gaps_sla_and_escape_text():
+    svg = str(charts.time_chart("p95 <b>", NOW, 60, 10, [("p95", {0: 5.0, 1: 7.0, 5: 3.0, 7: 2.0, 8: 4.0})], "ms", sla=6.0))
+    assert svg.count("<path") == 2 and svg.count("<circle") == 1  # runs 0–1 and 7–8, lone point 5
+    assert 'class="sla"' in svg and "<b>" not in svg and "p95 &lt;b&gt;" in svg
+    spark = str(charts.sparkline([None, None], None, "empty"))
+    assert "<path" not in spark and "sla" not in spark
+    graph = str(charts.service_graph(
+        [{"service": "a", "spans": 2, "errors": 0}, {"service": "b", "spans": 2, "errors": 1}],
+        [{"caller": "a", "callee": "b", "calls": 3}, {"caller": "b", "callee": "a", "calls": 1}], {"b": 0.5},
+        href=lambda s: f"/ui/services/{s}"))  # fmt: skip
+    assert graph.count('class="node') == 2 and "3 calls" in graph and "50% of critical path" in graph
+    assert charts._layers(["a", "b", "c"], [("a", "b"), ("b", "c"), ("c", "b")]) == [["a"], ["b"], ["c"]]
+
+
+def _span(sid, parent, start, dur, crit=0):
+    return {"span_id": sid, "parent_span_id": parent, "service": "s", "operation": sid, "start_unix_nano": start,
+            "duration_ns": dur, "self_time_ns": 0, "critical_time_ns": crit}  # fmt: skip
+
+
+def test_waterfall_lists_spans_in_tree_order_with_their_critical_sections():
+    cp = {"spans": [_span("r", "", 0, 100), _span("b", "r", 50, 40), _span("a", "r", 10, 30), _span("a1", "a", 15, 5),
+                    _span("orphan", "gone", 20, 10)],
+          "roots": [{"sections": [{"span_id": "r", "start_unix_nano": 0, "end_unix_nano": 10},
+                                  {"span_id": "b", "start_unix_nano": 50, "end_unix_nano": 90}]}]}  # fmt: skip
+    rows = [{"span_id": "a", "event_type": "error", "span_attributes": {"k": "v"}, "resource_attributes": {},
+             "span_events": [{"name": "exception", "timeUnixNano": "12", "attributes": [
+                 {"key": "exception.type", "value": {"stringValue": "E"}}]}],
+             "links": [{"traceId": "ab" * 16, "spanId": "cd" * 8, "attributes": []}]}]  # fmt: skip
+    view = waterfall(cp, rows)
+    assert [(r.span_id, r.depth) for r in view.rows] == [("r", 0), ("a", 1), ("a1", 2), ("b", 1), ("orphan", 0)]
+    by_id = {r.span_id: r for r in view.rows}
+    assert by_id["b"].sections == [(50.0, 40.0)] and by_id["b"].critical and not by_id["a"].critical
+    assert by_id["a"].error and by_id["a"].details["events"][0]["attributes"] == [("exception.type", "E")]
+    assert by_id["a"].details["links"][0]["trace_id"] == "ab" * 16 and by_id["r"].details == {}
+
+
+def test_number_formats():
+    assert [fmt.ms(v) for v in (None, 0.421, 12.34, 1250, 12_500)] == ["–", "0.42 ms", "12.3 ms", "1.25 s", "12.5 s"]
+    assert fmt.pct(0.975) == "97.5%" and fmt.clock(1_764_590_000_123_000_000) == "2025-12-01 11:53:20.123"
