@@ -77,6 +77,13 @@ class DistroSettings(BaseSettings):
         pattern=r"^https?://\S+$",
         description="Base URL of chainotel-analyzer that the chainotel CLI's analysis commands query.",
     )
+    token: str = Field(
+        "",
+        repr=False,
+        json_schema_extra={"default_text": "(empty)"},
+        description="Bearer token the chainotel CLI sends to an analyzer with authentication (a token with "
+        "the 'read' scope; 'admin' to resolve alerts). Empty: no Authorization header.",
+    )
     demo_dir: str = Field(
         "",
         description="Directory of the demo services (chainotel demo); unset: examples/ of the source tree.",

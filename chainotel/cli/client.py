@@ -19,7 +19,6 @@ Endpoints used (the analyzer's analysis API): ``/api/v1/traces/{instance_id}/cri
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from collections.abc import Iterable
@@ -72,7 +71,7 @@ class AnalyzerClient:
 
     def __init__(self, base_url: str = DEFAULT_ANALYZER_URL, timeout_s: float = 10.0, token: str | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        token = token if token is not None else os.environ.get(TOKEN_ENV, "")
+        token = token if token is not None else DistroSettings.from_env().token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         self._http = httpx.Client(base_url=self.base_url, timeout=timeout_s, headers=headers)
 

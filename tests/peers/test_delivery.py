@@ -48,9 +48,9 @@ def test_an_analyzer_outage_of_20_s_loses_and_duplicates_nothing(tmp_path):
 
 
 def test_503_under_overload_is_retried_until_every_span_is_stored_once(tmp_path):
-    # uvicorn answers 503 once CHAINOTEL_HTTP_MAX_CONCURRENCY connections or requests are open; the Collector's four
+    # the analyzer answers 503 once CHAINOTEL_HTTP_MAX_CONCURRENCY requests are in progress; the Collector's four
     # queue consumers send in parallel, so most of its requests are refused at first.
-    analyzer = Analyzer(tmp_path / "data", env={"CHAINOTEL_HTTP_MAX_CONCURRENCY": "2"}, grpc=False).start()
+    analyzer = Analyzer(tmp_path / "data", env={"CHAINOTEL_HTTP_MAX_CONCURRENCY": "1"}, grpc=False).start()
     collector = Collector(tmp_path, [FULL], analyzer=analyzer.http,
                           env={"GOMAXPROCS": "2"}).start()  # fmt: skip
     try:
