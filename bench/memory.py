@@ -31,26 +31,13 @@ import grpc
 import httpx
 
 from bench.ingest import make_request
-from tests.processes import child_pids, running
-from tests.security.test_limits import amplifying_request
+from tests.processes import running
+from tests.security.test_limits import amplifying_request, tree_rss_bytes
 from tests.ingest.otlp_data import request
 
 BUDGET_BYTES = 1536 * 1024**2
 EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 PB = {"Content-Type": "application/x-protobuf"}
-
-
-def tree_rss_bytes(pid: int) -> int:
-    """VmRSS of ``pid`` and its children, bytes."""
-    total = 0
-    for p in [pid, *child_pids(pid)]:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
 
 
 def run(rounds: int) -> None:
