@@ -41,6 +41,10 @@ from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 
+INCLUDE_SYNTHETIC = Query(False, description="Count the traces of synthetic probes (chain.synthetic=true) too; "
+                                              "by default the figures are of real traffic only.")
+"""The opt-in of every window endpoint: synthetic probe traces are left out unless it is true."""
+
 _ALIASES = {
     "/analytics/chains/performance/real-time": "/analytics/performance/real-time",
     "/analytics/chains/anomalies/detect": "/analytics/anomalies/detect",
@@ -102,23 +106,25 @@ class RankingQuery:
         baseline_until: str | None = None,
         limit: int = Query(20, ge=1, le=1000),
         max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+        include_synthetic: bool = INCLUDE_SYNTHETIC,
     ):
         if (baseline_since is None) != (baseline_until is None):
             raise HTTPException(422, "baseline_since and baseline_until go together")
         self.window = window(since, until, 3600)
         self.baseline = None if baseline_since is None else window(baseline_since, baseline_until, 3600, "baseline_")
         self.group_by, self.limit, self.max_traces = group_by, limit, max_traces
+        self.include_synthetic = include_synthetic
 
 
 def _bottlenecks(reader: TraceReader, chain: str | None, q: RankingQuery) -> dict:
     s, u = q.window
-    total, traces = reader.window_traces(s, u, chain, q.max_traces)
+    total, traces = reader.window_traces(s, u, chain, q.max_traces, q.include_synthetic)
     cur = contributions((analyze_trace(t) for t in traces.values()), q.group_by)
     base_doc = None
     base = None
     if q.baseline is not None:
         bs, bu = q.baseline
-        btotal, btraces = reader.window_traces(bs, bu, chain, q.max_traces)
+        btotal, btraces = reader.window_traces(bs, bu, chain, q.max_traces, q.include_synthetic)
         base = contributions((analyze_trace(t) for t in btraces.values()), q.group_by)
         base_doc = {**_window_doc(bs, bu), "traces": btotal, "analysed_traces": len(btraces)}
     ranking = rank_bottlenecks(cur, base, q.group_by, q.limit)
@@ -158,13 +164,14 @@ def aggregated_critical_path(
     until: str | None = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
 ):
     """The critical path aggregated over the window's traces (CRISP): per call path and per
     ``(service, operation)``, total / per-trace / p50 / p95 / p99 critical time (ms). Default
     window: the last hour; ``chain`` restricts to one chain definition."""
     s, u = window(since, until, 3600)
-    total, traces = reader.window_traces(s, u, chain, max_traces)
+    total, traces = reader.window_traces(s, u, chain, max_traces, include_synthetic)
     agg = chain_critical_path(analyze_trace(t) for t in traces.values())
     return {"window": {**_window_doc(s, u), "analysed_traces": agg.traces}, "chain": chain, "traces": total,
             "by_call_path": agg.by_call_path, "by_operation": agg.by_operation}  # fmt: skip
@@ -197,6 +204,7 @@ def chain_dependency_graph(
     since: str | None = None,
     until: str | None = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
 ):
@@ -204,7 +212,7 @@ def chain_dependency_graph(
     counts and caller-side latency (ms)."""
     _known_chain(registry, chain)
     s, u = window(since, until, 3600)
-    total, traces = reader.window_traces(s, u, chain, max_traces)
+    total, traces = reader.window_traces(s, u, chain, max_traces, include_synthetic)
     graph = dependency_graph(traces.values())
     return {"chain": chain, "window": _window_doc(s, u), "traces": total, "nodes": graph.nodes, "edges": graph.edges}
 
@@ -217,6 +225,7 @@ def _definitions(registry: ChainRegistry) -> dict[str, dict]:
 def health_overview(
     since: str | None = None,
     until: str | None = None,
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
 ):
@@ -226,7 +235,7 @@ def health_overview(
     s, u = window(since, until, 3600)
     definitions = _definitions(registry)
     figures = {r["chain"]: r for r in reader.chain_figures(
-        s, u, {k: d.get("max_duration_ms") for k, d in definitions.items()})}  # fmt: skip
+        s, u, {k: d.get("max_duration_ms") for k, d in definitions.items()}, include_synthetic)}  # fmt: skip
     chains = []
     for chain, definition in definitions.items():
         f = figures.get(chain)
@@ -241,13 +250,14 @@ def health_overview(
 
 
 @router.get("/analytics/performance/real-time", response_model=PerformanceResponse, response_model_exclude_unset=True)
-def performance(since: str | None = None, until: str | None = None, reader: TraceReader = Depends(get_reader)):
+def performance(since: str | None = None, until: str | None = None, include_synthetic: bool = INCLUDE_SYNTHETIC,
+                reader: TraceReader = Depends(get_reader)):  # fmt: skip
     """Traffic of the last 5 minutes (or the window): ``active_chains`` (chain definitions with
     traces), ``avg_duration_ms`` (over all traces), throughput and error rate, per chain too
     (``chain`` ``""`` = traces without a chain)."""
     s, u = window(since, until, 300)
     minutes = (u - s) / 6e10
-    rows = reader.chain_figures(s, u)
+    rows = reader.chain_figures(s, u, include_synthetic=include_synthetic)
     chains = [
         {"chain": r["chain"], "traces": r["traces"], "throughput_per_min": r["traces"] / minutes,
          "avg_duration_ms": r["avg_ms"], "p95_ms": r["p95_ms"], "error_rate": r["error_traces"] / r["traces"]}
@@ -270,6 +280,7 @@ def anomalies(
     until: str | None = None,
     window_minutes: int = Query(5, ge=1, le=1440),
     baseline_buckets: int = Query(12, ge=3, le=288),
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
 ):
     """Latency / error-rate / throughput anomalies of every chain and service: the last
@@ -280,8 +291,8 @@ def anomalies(
     s = u - (baseline_buckets + 1) * bucket_s * 10**9
     found = []
     for scope, rows, key, count in (
-        ("chain", reader.chain_buckets(s, u, bucket_s), "chain", "traces"),
-        ("service", reader.service_buckets(s, u, bucket_s), "service", "calls"),
+        ("chain", reader.chain_buckets(s, u, bucket_s, include_synthetic), "chain", "traces"),
+        ("service", reader.service_buckets(s, u, bucket_s, include_synthetic), "service", "calls"),
     ):
         series: dict[str, dict[int, anomaly_rules.Bucket]] = {}
         for r in rows:
@@ -305,12 +316,13 @@ def impact(
     since: str | None = None,
     until: str | None = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
 ):
     """The chains ``service`` takes part in and its share of their critical path (call hops into
     it count as its own), over the window (default: last hour)."""
     s, u = window(since, until, 3600)
-    _, traces = reader.window_traces(s, u, None, max_traces)
+    _, traces = reader.window_traces(s, u, None, max_traces, include_synthetic)
     per_chain: dict[str, list] = {}
     for spans in traces.values():
         chain = max((sp.chain for sp in spans), default="")
@@ -328,6 +340,7 @@ def recommendations(
     until: str | None = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
 ):
@@ -336,7 +349,7 @@ def recommendations(
     :mod:`chainotel_analyzer.analysis.recommendations`."""
     s, u = window(since, until, 3600)
     slas = {k: d.get("max_duration_ms") for k, d in _definitions(registry).items()}
-    _, traces = reader.window_traces(s, u, chain, max_traces)
+    _, traces = reader.window_traces(s, u, chain, max_traces, include_synthetic)
     per_chain: dict[str, list] = {}
     for spans in traces.values():
         per_chain.setdefault(max((sp.chain for sp in spans), default=""), []).append(analyze_trace(spans))

@@ -139,7 +139,7 @@ def validate_chain(body: dict, registry: ChainRegistry = Depends(get_registry), 
                          f"POST /api/v1/chains answers 409; use PUT /api/v1/chains/{definition.id} to change it"})  # fmt: skip
     until_ns = time.time_ns()
     since_ns = until_ns - OBSERVED_DAYS * 86400 * 10**9
-    seen = {r["service"] for r in reader.service_buckets(since_ns, until_ns, OBSERVED_DAYS * 86400)}
+    seen = {r["service"] for r in reader.service_buckets(since_ns, until_ns, OBSERVED_DAYS * 86400, include_synthetic=True)}
     for i, service in enumerate(definition.expected_services):
         if service not in seen:
             warnings.append({"field": f"expected_services[{i}]",

@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Query
 
 from chainotel_analyzer.analysis.discovery import HTTP_ATTRIBUTES, chain_shapes, propose
 from chainotel_analyzer.analysis.drift import topology_drift
+from chainotel_analyzer.api.analytics import INCLUDE_SYNTHETIC
 from chainotel_analyzer.api.analytics import _known_chain as known_chain
 from chainotel_analyzer.api.analytics import _window_doc as window_doc
 from chainotel_analyzer.api.analytics import window
@@ -75,12 +76,24 @@ def _edge_pairs(edges: list) -> list[tuple[str, str]]:
     return out
 
 
+def chain_drift(reader: TraceReader, chain: str, definition: dict, since_ns: int, until_ns: int,
+                max_traces: int = DEFAULT_MAX_TRACES, include_synthetic: bool = False) -> dict:
+    """The :class:`DriftResponse` document of ``chain`` (its stored ``definition``) over the traces
+    starting in ``[since_ns, until_ns)`` (at most ``max_traces``, sampled by trace-ID hash; synthetic
+    probe traces only with ``include_synthetic``)."""
+    total, traces = reader.window_traces(since_ns, until_ns, chain, max_traces, include_synthetic)
+    d = topology_drift(traces.values(), definition.get("expected_services", []), _edge_pairs(definition.get("edges", [])))
+    return {"chain": chain, "window": window_doc(since_ns, until_ns), "traces": total, "analysed_traces": len(traces),
+            "drifted": d.drifted, **asdict(d)}  # fmt: skip
+
+
 @router.get("/chains/{chain}/drift", response_model=DriftResponse)
 def drift(
     chain: str,
     since: str | None = None,
     until: str | None = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
 ):
@@ -89,7 +102,4 @@ def drift(
     (compared only when the definition declares edges). 404 for an unknown chain."""
     definition = known_chain(registry, chain)
     s, u = window(since, until, 3600)
-    total, traces = reader.window_traces(s, u, chain, max_traces)
-    d = topology_drift(traces.values(), definition.get("expected_services", []), _edge_pairs(definition.get("edges", [])))
-    return {"chain": chain, "window": window_doc(s, u), "traces": total, "analysed_traces": len(traces),
-            "drifted": d.drifted, **asdict(d)}  # fmt: skip
+    return chain_drift(reader, chain, definition, s, u, max_traces, include_synthetic)

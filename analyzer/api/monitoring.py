@@ -15,7 +15,10 @@ from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 from chainotel_analyzer.analysis.alerts import FIRING, PENDING, RESOLVED
 from chainotel_analyzer.analysis.health import chain_health
+from chainotel_analyzer.api.analytics import INCLUDE_SYNTHETIC
 from chainotel_analyzer.api.deps import get_monitoring, get_reader, get_registry
+from chainotel_analyzer.api.discovery import chain_drift
+from chainotel_analyzer.api.discovery_models import EdgeTraces, MissingService, ServiceTraces
 from chainotel_analyzer.monitoring.evaluator import AlertNotFound, AlertNotOpen, alert_from_row
 from chainotel_analyzer.monitoring.metrics import METRICS_WINDOW_S
 from chainotel_analyzer.monitoring.notifier import Links
@@ -35,7 +38,8 @@ class AlertModel(BaseModel):
     """One chain alert. Times are RFC 3339 UTC (null: not yet)."""
 
     alert_id: str
-    alertname: str = Field(description="ChainSLAComplianceLow | ChainErrorRateHigh | ChainLatencyHigh | ChainNoTraffic | ChainProbeDown")
+    alertname: str = Field(description="ChainSLAComplianceLow | ChainErrorRateHigh | ChainLatencyHigh | ChainNoTraffic | "
+                           "ChainProbeDown | ChainTopologyDrift | ChainAnomaly")
     chain: str
     category: str
     severity: str
@@ -143,6 +147,17 @@ class ServiceHealth(BaseModel):
     status: str = Field(description="healthy (error rate ≤ 1 %) | degraded (≤ 10 %) | unhealthy")
 
 
+class HealthDrift(BaseModel):
+    """The chain's topology over the window against its definition (as ``GET /api/v1/chains/{chain}/drift``)."""
+
+    drifted: bool
+    analysed_traces: int
+    unexpected_services: list[ServiceTraces] = Field(description="Seen but not in expected_services, with trace counts.")
+    missing_services: list[MissingService] = Field(description="In expected_services, seen in no trace.")
+    unexpected_edges: list[EdgeTraces] = Field(description="Caller → callee seen but not in the definition's edges.")
+    edges_checked: bool = Field(description="False when the definition declares no edges (they are not compared).")
+
+
 class ChainHealthResponse(BaseModel):
     chain: str
     status: str = Field(description="healthy | degraded | unhealthy | no_data (analysis.health)")
@@ -154,6 +169,7 @@ class ChainHealthResponse(BaseModel):
     window_s: int
     probe: ProbeHealth
     services: list[ServiceHealth]
+    drift: HealthDrift
     alerts: list[AlertModel] = Field(description="The chain's pending and firing alerts.")
 
 
@@ -166,22 +182,26 @@ def chain_health_view(
     request: Request,
     chain: str = Path(pattern=CHAIN_ID_PATTERN, description="Chain definition ID, e.g. B3."),
     window_s: int = Query(METRICS_WINDOW_S, ge=60, le=86400, description="Window in seconds, ending now."),
+    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
     monitoring: Monitoring = Depends(get_monitoring),
 ) -> ChainHealthResponse:
+    """Status, score and SLA compliance of the chain's real traffic over the window (synthetic probe traces
+    only with ``include_synthetic``), its probe, per-service health, topology drift and open alerts."""
     row = registry.get(chain)
     if row is None:
         raise HTTPException(404, f"unknown chain {chain!r}; list the chains with GET /api/v1/chains")
     sla = row["definition"].get("max_duration_ms")
     now_ns = time.time_ns()
-    figures = next((r for r in reader.chain_figures(now_ns - window_s * 10**9, now_ns, {chain: sla}) if r["chain"] == chain),
-                   None)  # fmt: skip
+    since_ns = now_ns - window_s * 10**9
+    figures = next((r for r in reader.chain_figures(since_ns, now_ns, {chain: sla}, include_synthetic)
+                    if r["chain"] == chain), None)  # fmt: skip
     f = figures or {"traces": 0, "error_traces": 0, "root_error_traces": 0, "within_sla": 0, "p50_ms": 0, "p95_ms": 0, "p99_ms": 0}
     h = chain_health(chain, f["traces"], f["error_traces"], f["root_error_traces"], f["within_sla"], f["p50_ms"],
                      f["p95_ms"], f["p99_ms"], window_s, sla)  # fmt: skip
     services = []
-    for s in monitoring.store.chain_service_figures(now_ns, {chain: window_s}):
+    for s in monitoring.store.chain_service_figures(now_ns, {chain: window_s}, include_synthetic):
         rate = s["errors"] / s["calls"] if s["calls"] else 0.0
         services.append(ServiceHealth(service=s["service"], calls=s["calls"], errors=s["errors"], error_rate=rate,
                                       p95_ms=float(s["p95_ms"]), avg_ms=float(s["avg_ms"]), status=_service_status(rate)))  # fmt: skip
@@ -192,9 +212,11 @@ def chain_health_view(
                            http_status=r["http_status"] or None, duration_ms=r["duration_ms"], trace_id=r["trace_id"] or None)
                   for r in runs]  # fmt: skip
         probe = ProbeHealth(status=recent[0].status, reason=recent[0].reason, checked_at=recent[0].checked_at, recent=recent)
+    drift = chain_drift(reader, chain, row["definition"], since_ns, now_ns, include_synthetic=include_synthetic)
     links = _links(request, monitoring)
     open_alerts = [_model(a, links) for a in monitoring.evaluator.current_alerts() if a.chain == chain and a.is_open]
     return ChainHealthResponse(
         chain=chain, status=h.status, score=h.score, sla_compliance=h.sla_compliance, error_rate=h.error_rate,
-        p95_ms=h.p95_ms, traces=h.traces, window_s=window_s, probe=probe, services=services, alerts=open_alerts,
+        p95_ms=h.p95_ms, traces=h.traces, window_s=window_s, probe=probe, services=services,
+        drift=HealthDrift.model_validate(drift), alerts=open_alerts,
     )  # fmt: skip

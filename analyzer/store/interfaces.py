@@ -154,22 +154,26 @@ class TraceReader(Protocol):
         ...
 
     def window_traces(
-        self, since_ns: int, until_ns: int, chain: str | None = None, max_traces: int = DEFAULT_MAX_TRACES
+        self, since_ns: int, until_ns: int, chain: str | None = None, max_traces: int = DEFAULT_MAX_TRACES,
+        include_synthetic: bool = False,
     ) -> tuple[int, dict[str, list[Span]]]:
-        """``(traces starting in [since_ns, until_ns), {trace_id: spans}`` of at most ``max_traces``)``."""
+        """``(traces starting in [since_ns, until_ns), {trace_id: spans}`` of at most ``max_traces``)``.
+        Every figure method leaves the traces of synthetic probes (``chain.synthetic=true``) out unless
+        ``include_synthetic`` is true."""
         ...
 
     def chain_instances(self, query: InstanceQuery) -> list[Instance]:
         """At most ``query.limit`` instances matching ``query``, in its order (see :class:`InstanceQuery`)."""
         ...
 
-    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int,
+                     include_synthetic: bool = False) -> list[dict]:
         """Per bucket of ``bucket_s`` seconds from ``since_ns``, over the traces of ``chain`` starting in
         the window: ``bucket`` (index), ``traces``, ``errors`` (traces with an error span), ``p50_ms``,
         ``p95_ms``, ``p99_ms`` of trace durations; buckets without traces are absent."""
         ...
 
-    def service_operations(self, service: str, since_ns: int, until_ns: int) -> list[dict]:
+    def service_operations(self, service: str, since_ns: int, until_ns: int, include_synthetic: bool = False) -> list[dict]:
         """RED per ``(chain, operation)`` of ``service`` over the whole minutes of the window (from the
         per-minute aggregates): ``chain``, ``operation``, ``calls``, ``errors``, ``avg_ms``, ``p50_ms``,
         ``p95_ms``, ``p99_ms`` (t-digest estimates), most calls first."""
@@ -180,15 +184,16 @@ class TraceReader(Protocol):
         those keys, values as stored text)."""
         ...
 
-    def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None) -> list[dict]:
+    def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None,
+                      include_synthetic: bool = False) -> list[dict]:
         """Per chain over the window's traces: counts, SLA compliance and trace-duration statistics (ms)."""
         ...
 
-    def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int, include_synthetic: bool = False) -> list[dict]:
         """Per chain and bucket of ``bucket_s`` seconds: traces, errors, p95 (ms)."""
         ...
 
-    def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int, include_synthetic: bool = False) -> list[dict]:
         """Per service and bucket of ``bucket_s`` seconds: calls, errors, p95 (ms)."""
         ...
 
@@ -240,8 +245,10 @@ class MonitorStore(Protocol):
         """Per chain over its own window: traces, error_traces, within_sla, p95_ms, last_start_ns, example traces."""
         ...
 
-    def chain_service_figures(self, until_ns: int, windows_s: dict[str, float]) -> list[dict]:
-        """Per chain and service over the chain's window: calls, errors, p95_ms, avg_ms of spans."""
+    def chain_service_figures(self, until_ns: int, windows_s: dict[str, float], include_synthetic: bool = False
+                              ) -> list[dict]:
+        """Per chain and service over the chain's window: calls, errors, p95_ms, avg_ms of spans (real
+        traffic unless ``include_synthetic``)."""
         ...
 
     def save_alerts(self, alerts: list[dict]) -> None:

@@ -48,6 +48,7 @@ FROM (
     WHERE start >= {lo:DateTime64(9)} AND start < {hi:DateTime64(9)}
     GROUP BY trace_id
     HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND chain IN {ids:Array(String)}
+        AND max(synthetic) = 0
         AND trace_id NOT IN (SELECT trace_id FROM probe_results WHERE checked_at_unix_nano >= {probe_since:Int64})
 )
 GROUP BY chain
@@ -59,6 +60,7 @@ SELECT chain, service_name AS service, sum(calls) AS span_calls, sum(errors) AS 
     sum(duration_sum_ns) / span_calls / 1e6 AS avg_ms
 FROM chain_metrics
 WHERE minute >= toDateTime({since_s:Int64}) AND minute <= toDateTime({until_s:Int64}) AND chain IN {ids:Array(String)}
+    AND ({synthetic:Bool} OR synthetic = 0)
     AND toUnixTimestamp(minute) >= intDiv({until_s:Int64} - transform(chain, {ids:Array(String)},
         {windows_s:Array(Int64)}, toInt64(0)), 60) * 60
 GROUP BY chain, service
@@ -87,8 +89,9 @@ class ClickHouseMonitorStore:
         ``error_traces``, ``within_sla`` (duration ≤ ``slas_ms[chain]``; every trace without an SLA),
         ``p95_ms``, ``slowest_trace_id``, ``error_trace_id``; and ``last_start_ns``, the latest trace
         start in ``[until − lookback_s, until)`` (``lookback_s`` ≥ every window). Chains without a
-        trace in the look-back are absent. The traces of synthetic probes (``probe_results``) are left
-        out: alerts on real traffic are not moved by probes (a probe has its own alert)."""
+        trace in the look-back are absent. The traces of synthetic probes (marked ``synthetic`` in
+        ``chain_traces``, and those named in ``probe_results``, which covers traces stored before the
+        column existed) are left out: alerts on real traffic are not moved by probes (a probe has its own alert)."""
         if not windows_s:
             return []
         ids = list(windows_s)
@@ -105,10 +108,11 @@ class ClickHouseMonitorStore:
         ).named_results()
         return [{**r, "p95_ms": float(r["p95_ms"]) if r["traces"] else 0.0} for r in rows]
 
-    def chain_service_figures(self, until_ns: int, windows_s: dict[str, float]) -> list[dict]:
+    def chain_service_figures(self, until_ns: int, windows_s: dict[str, float], include_synthetic: bool = False
+                              ) -> list[dict]:
         """One query over ``chain_metrics``: per chain of ``windows_s`` and service, over the minutes of
         the chain's window up to ``until_ns``: ``chain``, ``service``, ``calls``, ``errors`` (spans),
-        ``p95_ms`` (t-digest) and ``avg_ms`` of span durations."""
+        ``p95_ms`` (t-digest) and ``avg_ms`` of span durations; synthetic probe spans only with ``include_synthetic``."""
         if not windows_s:
             return []
         ids = list(windows_s)
@@ -116,7 +120,7 @@ class ClickHouseMonitorStore:
         rows = self._client.query(
             _SERVICES_SQL,
             parameters={"ids": ids, "windows_s": [int(windows_s[c]) for c in ids], "until_s": until_s,
-                        "since_s": until_s - int(max(windows_s.values())) - 60},  # fmt: skip
+                        "since_s": until_s - int(max(windows_s.values())) - 60, "synthetic": include_synthetic},  # fmt: skip
         ).named_results()
         return [{"chain": r["chain"], "service": r["service"], "calls": int(r["span_calls"]),
                  "errors": int(r["span_errors"]), "p95_ms": float(r["p95_ms"]), "avg_ms": float(r["avg_ms"])}

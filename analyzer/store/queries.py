@@ -42,6 +42,14 @@ parameters of :func:`_window_params`."""
 
 
 
+_REAL_TRACES = " AND ({synthetic:Bool} OR max(synthetic) = 0) "
+"""In a ``HAVING`` over ``chain_traces`` grouped by trace: only real traffic unless the ``synthetic``
+parameter is true (a synthetic probe's trace has ``synthetic`` = 1, migration 0020)."""
+
+_REAL_SPANS = " AND ({synthetic:Bool} OR synthetic = 0) "
+"""In a ``WHERE`` over ``chain_metrics``: only the spans of real traffic unless ``synthetic`` is true."""
+
+
 def _dt(ns: int) -> datetime:
     return datetime.fromtimestamp(ns // 10**9, tz=timezone.utc).replace(microsecond=(ns % 10**9) // 1000)
 
@@ -115,8 +123,10 @@ class ClickHouseTraceReader:
         until_ns: int,
         chain: str | None = None,
         max_traces: int = DEFAULT_MAX_TRACES,
+        include_synthetic: bool = False,
     ) -> tuple[int, dict[str, list[Span]]]:
-        """Traces whose first span starts in ``[since_ns, until_ns)`` (optionally of one ``chain``).
+        """Traces whose first span starts in ``[since_ns, until_ns)`` (optionally of one ``chain``);
+        synthetic probe traces only with ``include_synthetic``.
 
         Returns ``(traces in the window, {trace_id: [Span, ...]})`` where the dict holds at most
         ``max_traces`` traces, chosen by the smallest ``cityHash64(trace_id)`` (a uniform,
@@ -126,10 +136,10 @@ class ClickHouseTraceReader:
             "SELECT trace_id, count() OVER () AS total FROM ("
             " SELECT trace_id FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
             " HAVING min(start) >= {since:DateTime64(9)} AND min(start) < {until:DateTime64(9)}"
-            " AND ({any_chain:Bool} OR max(chain) = {chain:String}))"
+            " AND ({any_chain:Bool} OR max(chain) = {chain:String})" + _REAL_TRACES + ")"
             " ORDER BY cityHash64(trace_id) LIMIT {limit:UInt32}",
             parameters={**_window_params(since_ns, until_ns), "chain": chain or "", "any_chain": chain is None,
-                        "limit": max_traces},  # fmt: skip
+                        "limit": max_traces, "synthetic": include_synthetic},  # fmt: skip
         ).result_rows
         if not picked:
             return 0, {}
@@ -196,13 +206,14 @@ class ClickHouseTraceReader:
         ).result_rows
         return {span_id: dict(attrs) for span_id, attrs in rows}
 
-    def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None
-    ) -> list[dict]:
+    def chain_figures(self, since_ns: int, until_ns: int, slas: dict[str, float | None] | None = None,
+                      include_synthetic: bool = False) -> list[dict]:
         """Per chain, over the traces starting in ``[since_ns, until_ns)`` (read from the per-trace
         index ``chain_traces``): ``chain``, ``traces``, ``error_traces`` (any error span),
         ``root_error_traces`` (root span failed), ``within_sla`` (duration ≤ ``slas[chain]`` ms; all
         traces when the chain has no SLA), ``avg_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms`` of trace
-        durations (exact, linear interpolation like numpy's default)."""
+        durations (exact, linear interpolation like numpy's default). Synthetic probe traces count only
+        with ``include_synthetic``."""
         slas = {k: v for k, v in (slas or {}).items() if v is not None}
         rows = self._client.query(
             "SELECT chain, count() AS traces, countIf(errs > 0) AS error_traces,"
@@ -214,71 +225,74 @@ class ClickHouseTraceReader:
             "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
             "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
             "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
-            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)})"
+            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)}" + _REAL_TRACES + ")"
             " GROUP BY chain ORDER BY chain",
             parameters={**_window_params(since_ns, until_ns), "ids": list(slas),
-                        "slas": [float(v) for v in slas.values()]},  # fmt: skip
+                        "slas": [float(v) for v in slas.values()], "synthetic": include_synthetic},  # fmt: skip
         ).named_results()
         return _with_quantiles(rows)
 
-    def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int, include_synthetic: bool = False) -> list[dict]:
         """Per chain and bucket of ``bucket_s`` seconds from ``since_ns`` (from the per-trace index
         ``chain_traces``): ``chain``, ``bucket`` (index), ``traces``, ``errors`` (traces with an error
-        span), ``p95_ms`` of trace durations."""
+        span), ``p95_ms`` of trace durations; synthetic probe traces only with ``include_synthetic``."""
         return list(self._client.query(
             "SELECT chain, intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
             " count() AS traces, countIf(errs > 0) AS errors, quantileExactInclusive(0.95)(dur_ms) AS p95_ms FROM ("
             "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
             "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
             "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
-            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)})"
+            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)}" + _REAL_TRACES + ")"
             " GROUP BY chain, bucket",
             parameters={**_window_params(since_ns, until_ns), "since_ns": since_ns,
-                        "bucket_ns": bucket_s * 10**9},  # fmt: skip
+                        "bucket_ns": bucket_s * 10**9, "synthetic": include_synthetic},  # fmt: skip
         ).named_results())
 
-    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    def chain_series(self, chain: str, since_ns: int, until_ns: int, bucket_s: int,
+                     include_synthetic: bool = False) -> list[dict]:
         """Per bucket of ``bucket_s`` seconds from ``since_ns`` of ``chain``'s traces (from the per-trace
         index ``chain_traces``): ``bucket``, ``traces``, ``errors``, ``p50_ms``, ``p95_ms``, ``p99_ms``
-        (exact quantiles of trace durations), by bucket."""
+        (exact quantiles of trace durations), by bucket; synthetic probe traces only with ``include_synthetic``."""
         rows = self._client.query(
             "SELECT intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
             " count() AS traces, countIf(errs > 0) AS errors, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q FROM ("
             "  SELECT trace_id, max(chain) AS c, min(start) AS s, sum(error_count) AS errs,"
             "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
             "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
-            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND c = {chain:String})"
+            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)} AND c = {chain:String}" + _REAL_TRACES + ")"
             " GROUP BY bucket ORDER BY bucket",
             parameters={**_window_params(since_ns, until_ns), "since_ns": since_ns, "chain": chain,
-                        "bucket_ns": bucket_s * 10**9},  # fmt: skip
+                        "bucket_ns": bucket_s * 10**9, "synthetic": include_synthetic},  # fmt: skip
         ).named_results()
         return _with_quantiles(rows)
 
-    def service_operations(self, service: str, since_ns: int, until_ns: int) -> list[dict]:
+    def service_operations(self, service: str, since_ns: int, until_ns: int, include_synthetic: bool = False) -> list[dict]:
         """RED per ``(chain, operation)`` of ``service`` from ``chain_metrics`` over the minutes that
         start in the window: ``chain``, ``operation``, ``calls``, ``errors``, ``avg_ms`` and t-digest
-        ``p50_ms``/``p95_ms``/``p99_ms``, most calls first."""
+        ``p50_ms``/``p95_ms``/``p99_ms``, most calls first; synthetic probe spans only with ``include_synthetic``."""
         rows = self._client.query(
             "SELECT toString(chain) AS c, toString(operation) AS op, sum(calls) AS n, sum(errors) AS e,"
             " sum(duration_sum_ns) / n / 1e6 AS avg_ms,"
             " quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_quantiles) AS q FROM chain_metrics"
             " WHERE service_name = {service:String} AND minute >= toDateTime({since_s:Int64})"
-            " AND minute < toDateTime({until_s:Int64}) GROUP BY c, op ORDER BY n DESC, c, op",
-            parameters={"service": service, "since_s": since_ns // 10**9, "until_s": -(-until_ns // 10**9)},
+            " AND minute < toDateTime({until_s:Int64})" + _REAL_SPANS + "GROUP BY c, op ORDER BY n DESC, c, op",
+            parameters={"service": service, "since_s": since_ns // 10**9, "until_s": -(-until_ns // 10**9),
+                        "synthetic": include_synthetic},  # fmt: skip
         ).named_results()
         return [{"chain": r["c"], "operation": r["op"], "calls": r["n"], "errors": r["e"], "avg_ms": r["avg_ms"],
                  "p50_ms": r["q"][0] / 1e6, "p95_ms": r["q"][1] / 1e6, "p99_ms": r["q"][2] / 1e6} for r in rows]  # fmt: skip
 
-    def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
+    def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int, include_synthetic: bool = False) -> list[dict]:
         """Per service and bucket (from ``chain_metrics``): ``service``, ``bucket``, ``calls``,
-        ``errors``, ``p95_ms`` (t-digest)."""
+        ``errors``, ``p95_ms`` (t-digest); synthetic probe spans only with ``include_synthetic``."""
         return list(self._client.query(
             "SELECT service_name AS service, intDiv(toUnixTimestamp(minute) - {since_s:Int64}, {bucket_s:Int64}) AS bucket,"
             " sum(calls) AS calls, sum(errors) AS errors,"
             " quantileTDigestMerge(0.95)(duration_quantiles) / 1e6 AS p95_ms FROM chain_metrics"
-            " WHERE minute >= toDateTime({since_s:Int64}) AND minute < toDateTime({until_s:Int64})"
-            " GROUP BY service, bucket",
-            parameters={"since_s": since_ns // 10**9, "until_s": until_ns // 10**9, "bucket_s": bucket_s},
+            " WHERE minute >= toDateTime({since_s:Int64}) AND minute < toDateTime({until_s:Int64})" + _REAL_SPANS +
+            "GROUP BY service, bucket",
+            parameters={"since_s": since_ns // 10**9, "until_s": until_ns // 10**9, "bucket_s": bucket_s,
+                        "synthetic": include_synthetic},  # fmt: skip
         ).named_results())
 
 

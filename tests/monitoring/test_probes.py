@@ -10,7 +10,7 @@ import httpx
 from chainotel.cli.demo import free_port
 from tests.distro import services
 from tests.distro.services import Service
-from tests.monitoring.traffic import wait_for
+from tests.monitoring.traffic import otel_env, wait_for
 from tests.processes import running
 
 
@@ -47,15 +47,9 @@ def test_probe_down_fires_up_resolves_and_missing_service_is_named(tmp_path, mon
            "CHAINOTEL_PROBE_TRACE_WAIT_S": "5"}  # fmt: skip
     with running(tmp_path / "db", env, grpc=False) as analyzer:
         base = analyzer.http
-
-        def otel(service: str, **extra: str) -> dict[str, str]:
-            return {"OTEL_SERVICE_NAME": service, "OTEL_PYTHON_DISTRO": "chainotel", "OTEL_PYTHON_CONFIGURATOR": "chainotel",
-                    "OTEL_EXPORTER_OTLP_ENDPOINT": base, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
-                    "OTEL_BSP_SCHEDULE_DELAY": "50", "CHAINOTEL_CATALOG": str(chains), **extra}  # fmt: skip
-
-        backend = Service("backend", otel("probe-backend"), tmp_path)
+        backend = Service("backend", otel_env(base, str(chains), "probe-backend"), tmp_path)
         monkeypatch.setattr(services, "free_port", lambda: gateway_port)
-        gateway = Service("gateway", otel("probe-gateway", BACKEND_URL=backend.url), tmp_path)
+        gateway = Service("gateway", otel_env(base, str(chains), "probe-gateway", BACKEND_URL=backend.url), tmp_path)
         try:
             up = wait_for(lambda: (h := health(base, "B3"))["probe"]["status"] == "up" and h, 40, "B3 probe up")
             run = up["probe"]["recent"][0]
@@ -81,7 +75,7 @@ def test_probe_down_fires_up_resolves_and_missing_service_is_named(tmp_path, mon
             metrics = httpx.get(base + "/metrics").text
             assert 'chainotel_probe_success{chain="B3"} 0.0' in metrics
 
-            gateway = Service("gateway", otel("probe-gateway", BACKEND_URL=backend.url), tmp_path)
+            gateway = Service("gateway", otel_env(base, str(chains), "probe-gateway", BACKEND_URL=backend.url), tmp_path)
             done = wait_for(lambda: [a for a in httpx.get(base + "/api/v1/alerts", params={"state": "resolved", "chain": "B3"}).json()["alerts"]
                                      if a["alert_id"] == fired["alert_id"]], 40, "ChainProbeDown resolved")[0]  # fmt: skip
             assert done["resolved_by"] == "condition"

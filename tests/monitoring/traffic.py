@@ -46,6 +46,14 @@ def send(base_url: str, chain: str, n: int, duration_ms: float, error: bool = Fa
     r.raise_for_status()
 
 
+def otel_env(analyzer_url: str, catalog: str, service: str, **extra: str) -> dict[str, str]:
+    """The environment of a service under ``opentelemetry-instrument`` with the chainotel distro, exporting
+    OTLP/HTTP to the analyzer at ``analyzer_url`` every 50 ms and tagging by the catalog file ``catalog``."""
+    return {"OTEL_SERVICE_NAME": service, "OTEL_PYTHON_DISTRO": "chainotel", "OTEL_PYTHON_CONFIGURATOR": "chainotel",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": analyzer_url, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_BSP_SCHEDULE_DELAY": "50", "CHAINOTEL_CATALOG": catalog, **extra}  # fmt: skip
+
+
 def wait_for(predicate, timeout_s: float, what: str, step_s: float = 0.2):
     """Poll ``predicate()`` until it returns something truthy (returned) or ``timeout_s`` passes (AssertionError)."""
     deadline = time.monotonic() + timeout_s
