@@ -27,6 +27,8 @@ Rules (``alertname``; value; fires when):
 ``ChainLatencyHigh``        p95 of trace durations (ms)             value > ``p95_above_ms``
 ``ChainNoTraffic``          seconds since the last trace started    value ≥ ``no_traffic_for``
 ``ChainProbeDown``          1 when the last probe was down          the chain's synthetic probe is down
+``ChainTopologyDrift``      services seen but not expected plus     value > 0 (only with ``topology_drift:
+                            expected services not seen              true``; needs ``min_traces`` traces)
 ``ChainAnomaly``            z-score of the first finding            the anomaly detector finds the chain's
                                                                     latency, error rate or throughput off its
                                                                     baseline (only with ``alert_anomalies``)
@@ -51,6 +53,7 @@ ERROR_ALERT = "ChainErrorRateHigh"
 LATENCY_ALERT = "ChainLatencyHigh"
 NO_TRAFFIC_ALERT = "ChainNoTraffic"
 PROBE_ALERT = "ChainProbeDown"
+DRIFT_ALERT = "ChainTopologyDrift"
 ANOMALY_ALERT = "ChainAnomaly"
 ANOMALY_BUCKETS = 12
 """Baseline windows before the current one for ``ChainAnomaly`` (as the anomalies endpoint's default)."""
@@ -197,6 +200,34 @@ def probe_condition(chain: str, down: bool, reason: str, trace_id: str = "", ser
         PROBE_ALERT, chain, down, 1.0 if down else 0.0, 0.5, trace_id, service,
         f"chain {chain}: synthetic probe down" if down else f"chain {chain}: synthetic probe up",
         f"the synthetic probe of chain {chain} failed: {reason}" if down else "",
+    )  # fmt: skip
+
+
+def drift_condition(
+    chain: str, rules: AlertRules, expected_services: list[str], service_calls: dict[str, int], traces: int
+) -> Condition:
+    """``ChainTopologyDrift`` of ``chain`` over its rule window: ``service_calls`` (service → spans of the
+    chain's real traffic in the window) against the definition's ``expected_services``; ``traces``: the
+    chain's traces in the window. Services seen but not expected and expected services not seen both
+    count (value: how many); with fewer than ``rules.min_traces`` traces the condition is false. The
+    comparison is of the service set only: edges need whole traces (``GET /api/v1/chains/{chain}/drift``).
+    """
+    seen = {s for s, n in service_calls.items() if n > 0}
+    enough = traces >= rules.min_traces and traces > 0
+    unexpected = sorted(seen - set(expected_services)) if enough else []
+    missing = [s for s in expected_services if s not in seen] if enough else []
+    drifted = unexpected + missing
+    parts = []
+    if unexpected:
+        parts.append("services not in expected_services: " + ", ".join(
+            f"{s} ({service_calls[s]} spans)" for s in unexpected))  # fmt: skip
+    if missing:
+        parts.append("expected services without spans: " + ", ".join(missing))
+    summary = (f"chain {chain}: topology drift ({len(unexpected)} unexpected, {len(missing)} missing service(s))"
+               if drifted else f"chain {chain}: topology as defined")  # fmt: skip
+    return Condition(
+        DRIFT_ALERT, chain, bool(drifted), float(len(drifted)), 0.0, "", drifted[0] if len(drifted) == 1 else "",
+        summary, f"over the last {_duration(rules.window_s)} ({traces} traces): " + "; ".join(parts) if drifted else "",
     )  # fmt: skip
 
 

@@ -8,7 +8,8 @@ One evaluation (:meth:`AlertEvaluator.evaluate`):
    chains: one over ``chain_traces`` (traces, errors, SLA, p95, last trace, example traces) and one
    over ``chain_metrics`` (per-service errors, to name the service to blame);
 3. the pure rule evaluation and lifecycle (:mod:`chainotel_analyzer.analysis.alerts`), plus each
-   chain's latest probe result (``ChainProbeDown``);
+   chain's latest probe result (``ChainProbeDown``) and, for chains with ``topology_drift: true``, the
+   services of the per-service rows against ``expected_services`` (``ChainTopologyDrift``, no extra query);
 4. the alerts whose state changed stored in one INSERT into ``chain_alerts`` (the state survives a
    restart: the evaluator resumes from the newest alert of each chain and rule; a firing alert's
    ``last_true`` is kept in memory only, so after a restart ``keep_firing_for`` counts from its last
@@ -33,8 +34,8 @@ from pydantic import ValidationError
 from chainotel.catalog.models import AlertRules, ChainDefinition, DEFAULT_ALERT_RULES
 
 from chainotel_analyzer.analysis.alerts import (
-    ANOMALY_BUCKETS, PROBE_ALERT, Alert, ChainFigures, Condition, anomaly_conditions, conditions, probe_condition,
-    resolve_by_hand, step,
+    ANOMALY_BUCKETS, PROBE_ALERT, Alert, ChainFigures, Condition, anomaly_conditions, conditions, drift_condition,
+    probe_condition, resolve_by_hand, step,
 )  # fmt: skip
 from chainotel_analyzer.monitoring.notifier import Notifier
 from chainotel_analyzer.store.interfaces import ChainRegistry, MonitorStore, TraceReader
@@ -189,12 +190,18 @@ class AlertEvaluator:
                     float(row["p95_ms"]), int(row["last_start_ns"]), row["slowest_trace_id"], row["error_trace_id"],
                     blame.get(row["chain"], ""),
                 )  # fmt: skip
+            services: dict[str, list[dict]] = {}
+            for row in service_rows:
+                services.setdefault(row["chain"], []).append(row)
             changed: list[Alert] = []
             for d in chains:
                 conds: list[Condition] = []
                 rule = rules.get(d.id)
                 if rule is not None:
                     conds = conditions(d.id, rule, d.max_duration_ms, figures[d.id], now_ns)
+                    if rule.topology_drift:
+                        calls = {r["service"]: r["calls"] for r in services.get(d.id, [])}
+                        conds.append(drift_condition(d.id, rule, d.expected_services, calls, figures[d.id].traces))
                 probe = self.probe_status(d.id) if d.probe is not None else None
                 if probe is not None:
                     conds.append(probe_condition(d.id, probe.down, probe.reason, probe.trace_id, probe.service))
@@ -212,9 +219,6 @@ class AlertEvaluator:
                                 current.alert_id, current.state, current.cleared):  # fmt: skip
                             changed.append(new)
             self.store.save_alerts([alert_to_row(a) for a in changed])
-            services: dict[str, list[dict]] = {}
-            for row in service_rows:
-                services.setdefault(row["chain"], []).append(row)
             self.snapshot = Snapshot(now_ns, figures, services, {d.id: d.category.value for d in chains},
                                      3 + (self.anomaly_reader is not None), time.perf_counter() - started)  # fmt: skip
             current = list(self._latest.values())

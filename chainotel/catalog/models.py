@@ -195,6 +195,8 @@ class AlertRules(BaseModel):
     - ``error_rate_above`` (default 0.05): share of traces with an error span;
     - ``p95_above_ms`` (default off): p95 of trace durations in **ms**;
     - ``no_traffic_for`` (default off): no trace of the chain started for this long;
+    - ``topology_drift`` (default ``false``): ``true`` alerts when the window's spans of the chain come from
+      a service not in ``expected_services`` or miss one of them (needs ``expected_services``);
     - ``severity`` (default ``warning``): the ``severity`` label sent to Alertmanager.
     """
 
@@ -208,6 +210,7 @@ class AlertRules(BaseModel):
     error_rate_above: float | None = Field(0.05, ge=0, lt=1)
     p95_above_ms: float | None = Field(None, gt=0)
     no_traffic_for_s: DurationS | None = Field(None, alias="no_traffic_for", gt=0)
+    topology_drift: bool = False
     severity: Literal["critical", "warning", "info"] = "warning"
 
 
@@ -359,6 +362,16 @@ class ChainDefinition(BaseModel):
                 "cycle", "the call graph has a cycle: {cycle}", {"cycle": " -> ".join(cycle)}
             )
         return value
+
+    @model_validator(mode="after")
+    def _drift_needs_services(self) -> ChainDefinition:
+        if self.alerts is not None and self.alerts.topology_drift and not self.expected_services:
+            raise PydanticCustomError(
+                "drift_without_services",
+                "alerts.topology_drift compares the traffic with expected_services, which is empty; "
+                "list the chain's services or switch topology_drift off",
+            )
+        return self
 
     def suggestions(self) -> list[str]:
         """Advice that does not make the chain invalid (e.g. more than 10 services: split it)."""

@@ -3,6 +3,8 @@ to a webhook receiver; the generic webhook gets Alertmanager's webhook JSON, aft
 
 from __future__ import annotations
 
+import httpx
+
 from tests.monitoring.receivers import WebhookReceiver, alertmanager, needs_alertmanager
 from tests.monitoring.traffic import send, wait_for
 from tests.processes import running
@@ -53,3 +55,39 @@ def test_slow_traffic_fires_at_alertmanager_and_healthy_traffic_resolves_it(tmp_
             resolved = wait_for(lambda: routed("resolved"), 30, "resolved alert routed by Alertmanager")[0]
             assert resolved["endsAt"] > resolved["startsAt"] and not resolved["endsAt"].startswith("0001")
             assert wait_for(lambda: [b for b in hook.bodies("/direct") if b["status"] == "resolved"], 10, "webhook resolved")
+
+
+DRIFT_CATALOG = """chains:
+  - id: B3
+    name: Trading API request
+    category: service_communication
+    expected_services: [gateway, backend, ledger]
+    max_duration_ms: 500
+    alerts: {window: 60s, for: 1s, topology_drift: true, sla_compliance_below: null, error_rate_above: null}
+"""
+
+
+def test_traffic_that_gains_and_loses_a_service_fires_topology_drift_at_alertmanager(tmp_path):
+    catalog = tmp_path / "chains.yaml"
+    catalog.write_text(DRIFT_CATALOG)
+    with WebhookReceiver() as hook, alertmanager(tmp_path, hook.url + "/am") as am:
+        env = {"CHAINOTEL_CATALOG": str(catalog), "CHAINOTEL_ALERT_EVAL_INTERVAL_S": "0.3",
+               "CHAINOTEL_ALERT_RESEND_INTERVAL_S": "1", "CHAINOTEL_ALERTMANAGER_URLS": am}  # fmt: skip
+        with running(tmp_path / "db", env, grpc=False) as analyzer:
+            # the traffic calls fraud-check, which the definition does not list, and never reaches ledger
+            send(analyzer.http, "B3", 5, 50, services=("gateway", "backend", "fraud-check"))
+
+            def routed():
+                return [a for body in hook.bodies("/am") for a in body["alerts"]
+                        if a["status"] == "firing" and a["labels"]["alertname"] == "ChainTopologyDrift"]  # fmt: skip
+
+            fired = wait_for(routed, 30, "ChainTopologyDrift routed by Alertmanager")[0]
+            assert fired["labels"] == {"alertname": "ChainTopologyDrift", "chain": "B3",
+                                       "category": "service_communication", "severity": "warning"}  # fmt: skip
+            description = fired["annotations"]["description"]
+            assert "fraud-check (5 spans)" in description and "expected services without spans: ledger" in description
+            alert = httpx.get(analyzer.http + "/api/v1/alerts", params={"chain": "B3", "state": "firing"}).json()["alerts"]
+            assert [a["alertname"] for a in alert] == ["ChainTopologyDrift"] and alert[0]["value"] == 2
+            drift = httpx.get(analyzer.http + "/api/v1/chains/B3/health").json()["drift"]
+            assert drift["drifted"] and drift["unexpected_services"] == [{"service": "fraud-check", "traces": 5}]
+            assert drift["missing_services"] == [{"service": "ledger"}]

@@ -8,8 +8,8 @@ import pytest
 from chainotel.catalog import CatalogError, ChainDefinition, parse_catalog
 from chainotel.catalog.models import DEFAULT_ALERT_RULES, AlertRules
 from chainotel_analyzer.analysis.alerts import (
-    ERROR_ALERT, FIRING, INACTIVE, NO_TRAFFIC_ALERT, PENDING, RESOLVED, SLA_ALERT, ChainFigures, Condition, conditions,
-    resolve_by_hand, step,
+    DRIFT_ALERT, ERROR_ALERT, FIRING, INACTIVE, NO_TRAFFIC_ALERT, PENDING, RESOLVED, SLA_ALERT, ChainFigures, Condition,
+    conditions, drift_condition, resolve_by_hand, step,
 )  # fmt: skip
 from chainotel_analyzer.monitoring.evaluator import alert_from_row, alert_to_row, error_services
 
@@ -57,6 +57,7 @@ def test_chains_without_alerts_get_the_documented_defaults_and_keep_their_json()
     ("probe: {url: ftp://x/y}", "probe.url", "pattern"),
     ("probe: {url: http://x/, interval: 10s, timeout: 1m}", "probe", "must not exceed interval"),
     ("probe: {url: http://x/, expect_status: [700]}", "probe.expect_status[0]", "599"),
+    ("alerts: {topology_drift: true}", "B3", "expected_services, which is empty"),
 ])  # fmt: skip
 def test_invalid_rules_name_file_chain_and_field(block, field, message):
     with pytest.raises(CatalogError) as exc:
@@ -154,3 +155,27 @@ def test_anomaly_condition_from_chain_buckets():
     assert found["B3"].active and found["B3"].alertname == ANOMALY_ALERT and "latency_p95_ms" in found["B3"].description
     assert found["B3"].value >= 3.0
     assert not found["B4"].active and not found["B5"].active  # steady; no history at all
+
+
+def test_topology_drift_counts_unexpected_and_missing_services_and_goes_through_the_lifecycle():
+    rules = AlertRules(topology_drift=True, min_traces=3, for_s=60, keep_firing_for_s=30)
+    expected = ["gateway", "backend", "ledger"]
+    assert DEFAULT_ALERT_RULES.topology_drift is False  # documented default: off
+    drifted = drift_condition("B3", rules, expected, {"gateway": 10, "backend": 10, "fraud-check": 4}, 5)
+    assert drifted.alertname == DRIFT_ALERT and drifted.active and drifted.value == 2 and drifted.service == ""
+    assert "fraud-check (4 spans)" in drifted.description and "expected services without spans: ledger" in drifted.description
+    assert "1 unexpected, 1 missing" in drifted.summary
+    one = drift_condition("B3", rules, expected, {"gateway": 10, "backend": 10}, 5)
+    assert one.active and one.service == "ledger"  # one service to blame: the service label
+    assert not drift_condition("B3", rules, expected, {"gateway": 1, "backend": 1}, 2).active  # below min_traces
+    assert not drift_condition("B3", rules, expected, {s: 3 for s in expected}, 3).active
+    now = 1000 * S
+    a = step(None, drifted, now, rules.for_s, rules.keep_firing_for_s)
+    assert a.state == PENDING
+    a = step(a, drifted, now + 60 * S, rules.for_s, rules.keep_firing_for_s)
+    assert a.state == FIRING and a.value == 2
+    healthy = drift_condition("B3", rules, expected, {s: 3 for s in expected}, 3)
+    a = step(a, healthy, now + 70 * S, rules.for_s, rules.keep_firing_for_s)
+    assert a.state == FIRING  # keep_firing_for
+    a = step(a, healthy, now + 91 * S, rules.for_s, rules.keep_firing_for_s)
+    assert a.state == RESOLVED and a.resolved_by == "condition"
