@@ -165,8 +165,9 @@ def _changes(previous: dict | None, current: dict, deleted: bool) -> list[str]:
 @router.get("/chains/{chain}/history", response_model=HistoryResponse)
 def chain_history(chain: str, registry: ChainRegistry = Depends(get_registry)):
     """Every stored version of ``chain``, oldest first, with when, what changed (the top-level fields
-    that differ from the version before, ``created``, ``deleted``) and who (``author``: ``catalog``
-    for a seed; for API writes the caller's identity where the analyzer knows it, else ``""``). 404
+    that differ from the version before, ``created``, ``deleted``) and who (``changed_by``: the name of
+    the caller's token entry for an API write, ``unauthenticated`` when authentication is off, ``catalog``
+    for a seed, ``""`` for API writes stored before the analyzer recorded callers). 404
     when the chain never existed. The registry table may compact old versions away in background
     merges (see :class:`~chainotel_analyzer.store.interfaces.ChainRegistry`)."""
     versions = registry.history(chain)
@@ -176,7 +177,7 @@ def chain_history(chain: str, registry: ChainRegistry = Depends(get_registry)):
     previous = None
     for v in versions:
         out.append({"version": v["version"], "updated_at": v["updated_at"], "source": v["source"],
-                    "author": v.get("author") or ("catalog" if v["source"] == "catalog" else ""),
+                    "changed_by": v["changed_by"] or ("catalog" if v["source"] == "catalog" else ""),
                     "is_deleted": v["is_deleted"], "changes": _changes(previous, v["definition"], v["is_deleted"]),
                     "definition": v["definition"]})  # fmt: skip
         previous = v["definition"]

@@ -120,7 +120,8 @@ class HistoryEntry(BaseModel):
     version: int
     updated_at: str = Field(description="RFC 3339 time of this version.")
     source: str = Field(description="'catalog' (seeded) or 'api'.")
-    author: str = Field(description="Who wrote it: 'catalog:<origin>' for a seed, the caller's identity once known, else ''.")
+    changed_by: str = Field(description="Who wrote it: the caller's token name ('unauthenticated' without "
+                                        "authentication), 'catalog' for a seed, '' for API writes before callers were recorded.")
     is_deleted: bool
     changes: list[str] = Field(description="Fields that differ from the previous version ('created' for the first).")
     definition: dict

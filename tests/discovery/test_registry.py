@@ -64,7 +64,29 @@ def test_history_lists_every_version_with_what_changed(api):
     assert [v["version"] for v in versions] == [1, 2, 3, 4]
     assert [v["changes"] for v in versions] == [["created"], ["max_duration_ms"], ["name"], ["deleted"]]
     assert [v["is_deleted"] for v in versions] == [False, False, False, True]
-    assert all(v["source"] == "api" and v["updated_at"] for v in versions)
+    assert all(v["source"] == "api" and v["updated_at"] and v["changed_by"] == "unauthenticated" for v in versions)
     seeded = api.get("/api/v1/chains/B3/history").json()["versions"]
-    assert seeded[0]["source"] == "catalog" and seeded[0]["author"] == "catalog"
+    assert seeded[0]["source"] == "catalog" and seeded[0]["changed_by"] == "catalog"
     assert api.get("/api/v1/chains/E77/history").status_code == 404
+
+
+def test_history_names_the_token_behind_every_api_version(tmp_path):
+    from tests.security.test_auth import write_auth_file
+
+    tokens = {"alice": ("alice-admin-token-0123456789", ["read", "admin"]),
+              "bob": ("bob-admin-token-0123456789ab", ["read", "admin"])}  # fmt: skip
+    auth = {name: {"Authorization": f"Bearer {token}"} for name, (token, _) in tokens.items()}
+    env = {"CHAINOTEL_AUTH_FILE": str(write_auth_file(tmp_path / "tokens.yaml", tokens))}
+    with serve(tmp_path / "db", env) as api:
+        assert api.post("/api/v1/chains", json=EXPORT, headers=auth["alice"]).status_code == 201
+        assert api.put("/api/v1/chains/E9", json={**EXPORT, "max_duration_ms": 900}, headers=auth["bob"]).status_code == 200
+        assert api.delete("/api/v1/chains/E9", headers=auth["alice"]).status_code == 204
+        assert api.get("/api/v1/chains/E9/history").status_code == 401  # reading the history needs a token too
+        history = api.get("/api/v1/chains/E9/history", headers=auth["bob"])
+        assert history.status_code == 200, history.text
+        versions = history.json()["versions"]
+        assert [(v["version"], v["changed_by"], v["changes"]) for v in versions] == [
+            (1, "alice", ["created"]), (2, "bob", ["max_duration_ms"]), (3, "alice", ["deleted"])]
+        assert not any(token in history.text for token, _ in tokens.values())  # names, never the tokens
+        seeded = api.get("/api/v1/chains/B3/history", headers=auth["bob"]).json()["versions"]
+        assert seeded[0]["changed_by"] == "catalog"
