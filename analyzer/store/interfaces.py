@@ -231,7 +231,7 @@ class ChainRegistry(Protocol):
 
     def history(self, chain: str) -> list[dict]:
         """The stored versions of ``chain``, oldest first: ``{"version", "source", "updated_at", "is_deleted",
-        "changed_by", "definition"}``; ``[]`` if it never existed. A store may compact old versions away."""
+        "changed_by", "definition"}``; ``[]`` if it never existed. Every stored version is kept."""
         ...
 
 

@@ -343,11 +343,10 @@ class ClickHouseChainRegistry:
             return seed_definitions(self._client, catalog)
 
     def history(self, chain: str) -> list[dict]:
-        """The versions the table still holds: ``chain_definitions`` is a ReplacingMergeTree ordered by
-        ID, so background merges keep only the newest version of each chain; older versions are there
-        until a merge reaches them."""
+        """Every version of ``chain``, from ``chain_definition_versions``: the registry's writes copied to a
+        plain MergeTree (migration 0021), because ``chain_definitions``' merges keep only the newest version."""
         rows = self._client.query(
-            "SELECT version, source, updated_at, is_deleted, definition, changed_by FROM chain_definitions"
+            "SELECT version, source, updated_at, is_deleted, definition, changed_by FROM chain_definition_versions"
             " WHERE id = {id:String} ORDER BY version",
             parameters={"id": chain},
         ).result_rows

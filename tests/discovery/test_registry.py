@@ -90,3 +90,39 @@ def test_history_names_the_token_behind_every_api_version(tmp_path):
         assert not any(token in history.text for token, _ in tokens.values())  # names, never the tokens
         seeded = api.get("/api/v1/chains/B3/history", headers=auth["bob"]).json()["versions"]
         assert seeded[0]["changed_by"] == "catalog"
+
+
+def test_history_keeps_every_version_after_the_registry_table_is_compacted(tmp_path, monkeypatch):
+    from chainotel_analyzer.model.rows import DEFINITION_COLUMNS
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store import migrations
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.definitions import insert_definition_row
+    from chainotel_analyzer.store.queries import ClickHouseChainRegistry
+
+    store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}"))
+    try:
+        every = migrations.load_migrations()
+        # a registry written before the version log existed: two versions of E9, then the upgrade
+        monkeypatch.setattr(migrations, "load_migrations", lambda layout=migrations.SINGLE_NODE: [m for m in every if m.version < 21])
+        migrations.migrate(store.client)
+        registry = ClickHouseChainRegistry(store.client)
+        registry.create(EXPORT, changed_by="alice")
+        registry.put({**EXPORT, "max_duration_ms": 800}, changed_by="bob")
+        monkeypatch.undo()
+        assert migrations.migrate(store.client) == [21]
+        registry.put({**EXPORT, "max_duration_ms": 900}, changed_by="carol")
+        registry.delete("E9", changed_by="alice")
+        # a writer that lost the compare-and-set for version 4 stores nothing, in either table
+        stored = store.client.query(f"SELECT {', '.join(DEFINITION_COLUMNS)} FROM chain_definitions"
+                                    " WHERE id = 'E9' AND version = 4").result_rows[0]  # fmt: skip
+        assert not insert_definition_row(store.client, [*stored[:6], '{"lost": true}', *stored[7:]], "mallory")
+        store.client.command("OPTIMIZE TABLE chain_definitions FINAL")  # what background merges do, at once
+        assert store.client.command("SELECT count() FROM chain_definitions WHERE id = 'E9'") == 1
+        history = registry.history("E9")
+        assert [(v["version"], v["changed_by"], v["is_deleted"]) for v in history] == [
+            (1, "alice", False), (2, "bob", False), (3, "carol", False), (4, "alice", True)]
+        assert [v["definition"]["max_duration_ms"] for v in history] == [500, 800, 900, 900]
+        assert migrations.migrate(store.client) == [] and len(registry.history("E9")) == 4
+    finally:
+        store.close()

@@ -58,6 +58,7 @@ _NAME = r"(?:`[^`]*`|[\w.{}-]+)"
 _HEAD = re.compile(rf"^(CREATE TABLE IF NOT EXISTS|CREATE MATERIALIZED VIEW IF NOT EXISTS|DROP VIEW IF EXISTS|ALTER TABLE) ({_NAME}) ON CLUSTER ({_NAME})(?: |$)")
 _MERGE_TREE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^()]*)\))?")
 _DISTRIBUTED = re.compile(rf"AS ({_NAME}) ENGINE = Distributed\('([^']*)', '([^']*)', (\w+), (.*)\)$")
+_COPY = re.compile(rf"^INSERT INTO ({_NAME}) \(.*\) SELECT .* FROM ({_NAME})(?: |$)")
 _MV = re.compile(rf"TO ({_NAME}) AS SELECT .* FROM ({_NAME})(?: |$)")
 
 
@@ -78,6 +79,11 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
     distributed_names = {_unquote(m.group(2)) for sql in statements if "ENGINE = Distributed" in sql
                          for m in [_HEAD.match(sql)] if m}  # fmt: skip
     for sql in statements:
+        copy = _COPY.match(sql)
+        if copy is not None:  # a one-off copy between tables on every node: runs on one node, replicated from there
+            if not {_unquote(copy.group(1)), _unquote(copy.group(2))} <= everywhere:
+                problems.append(f"INSERT into {copy.group(1)} from {copy.group(2)}: not both replicated on every node")
+            continue
         head = _HEAD.match(sql)
         if head is None or _unquote(head.group(3)) != cluster:
             problems.append(f"not ON CLUSTER {cluster}: {sql[:120]}")
@@ -125,9 +131,12 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
         elif kind.startswith("CREATE MATERIALIZED VIEW"):
             mv = _MV.search(sql)
             target, source = (_unquote(mv.group(1)), _unquote(mv.group(2))) if mv else ("?", "?")
-            if not (target.startswith(database + ".") and target.endswith("_local")):
+            if source in everywhere:  # a view between tables on every node (the registry's version log)
+                if target not in everywhere:
+                    problems.append(f"{table}: reads {source} (on every node) but writes {target}, which is not")
+            elif not (target.startswith(database + ".") and target.endswith("_local")):
                 problems.append(f"{table}: writes {target}, not a {database}.*_local table")
-            if source != f"{database}.chain_history_local":
+            if source not in everywhere and source != f"{database}.chain_history_local":
                 problems.append(f"{table}: reads {source}, not {database}.chain_history_local")
         elif kind.startswith("DROP VIEW"):
             if not table.endswith("_mv"):
@@ -202,6 +211,7 @@ def test_cluster_ddl_maps_every_table(cluster_ddl):
     created = {_unquote(_HEAD.match(sql).group(2)).rsplit(".", 1)[-1] for sql in cluster_ddl if sql.startswith("CREATE")}
     assert sorted(created) == sorted([
         "schema_migrations", "chain_definitions", "chain_alerts", "probe_results",  # on every node, read locally
+        "chain_definition_versions", "chain_definition_versions_mv",
         "chain_history_local", "chain_history", "chain_traces_local", "chain_traces", "chain_traces_mv",
         "chain_metrics_local", "chain_metrics", "chain_metrics_mv",
         "chain_requests_local", "chain_requests", "chain_requests_mv",
@@ -241,6 +251,8 @@ def _swap(old: str, new: str, where: str = "") -> Callable[[list[str]], list[str
          "chain_traces_local: Distributed twins []"),
         (_swap("FROM otel.chain_history_local", "FROM chain_history", "chain_traces_mv"), "reads chain_history,"),
         (_swap("TO otel.chain_metrics_local", "TO otel.chain_metrics"), "writes otel.chain_metrics,"),
+        (_swap("TO chain_definition_versions", "TO otel.chain_history"), "but writes otel.chain_history, which is not"),
+        (_swap("INSERT INTO chain_definition_versions", "INSERT INTO otel.chain_history"), "not both replicated on every node"),
         (_swap("ALTER TABLE otel.chain_history_local", "ALTER TABLE otel.chain_history"), "ALTER of otel.chain_history,"),
         (_swap("IF NOT EXISTS otel.chain_traces_local", "IF NOT EXISTS chain_traces_local"), "created as chain_traces_local"),
     ],
