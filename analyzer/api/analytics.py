@@ -17,7 +17,7 @@ import re
 import time
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import RedirectResponse
@@ -41,9 +41,10 @@ from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 router = APIRouter(prefix="/api/v1", tags=["analysis"])
 
-INCLUDE_SYNTHETIC = Query(False, description="Count the traces of synthetic probes (chain.synthetic=true) too; "
-                                              "by default the figures are of real traffic only.")
-"""The opt-in of every window endpoint: synthetic probe traces are left out unless it is true."""
+IncludeSynthetic = Annotated[bool, Query(description="Count the traces of synthetic probes (chain.synthetic=true) "
+                                                    "too; by default the figures are of real traffic only.")]
+"""The opt-in of every window endpoint (default False, also when a route function is called directly):
+synthetic probe traces are left out unless it is true."""
 
 _ALIASES = {
     "/analytics/chains/performance/real-time": "/analytics/performance/real-time",
@@ -106,7 +107,7 @@ class RankingQuery:
         baseline_until: str | None = None,
         limit: int = Query(20, ge=1, le=1000),
         max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
-        include_synthetic: bool = INCLUDE_SYNTHETIC,
+        include_synthetic: IncludeSynthetic = False,
     ):
         if (baseline_since is None) != (baseline_until is None):
             raise HTTPException(422, "baseline_since and baseline_until go together")
@@ -164,8 +165,8 @@ def aggregated_critical_path(
     until: str | None = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
+    include_synthetic: IncludeSynthetic = False,
 ):
     """The critical path aggregated over the window's traces (CRISP): per call path and per
     ``(service, operation)``, total / per-trace / p50 / p95 / p99 critical time (ms). Default
@@ -204,9 +205,9 @@ def chain_dependency_graph(
     since: str | None = None,
     until: str | None = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
+    include_synthetic: IncludeSynthetic = False,
 ):
     """Caller → callee graph of a chain's traces in the window (default: last hour), with call
     counts and caller-side latency (ms)."""
@@ -225,9 +226,9 @@ def _definitions(registry: ChainRegistry) -> dict[str, dict]:
 def health_overview(
     since: str | None = None,
     until: str | None = None,
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
+    include_synthetic: IncludeSynthetic = False,
 ):
     """Health of every registered chain over the window (default: last hour): throughput, error
     rate, p50/p95/p99 (ms), SLA compliance, score 0–100 and status (formula in
@@ -250,8 +251,8 @@ def health_overview(
 
 
 @router.get("/analytics/performance/real-time", response_model=PerformanceResponse, response_model_exclude_unset=True)
-def performance(since: str | None = None, until: str | None = None, include_synthetic: bool = INCLUDE_SYNTHETIC,
-                reader: TraceReader = Depends(get_reader)):  # fmt: skip
+def performance(since: str | None = None, until: str | None = None, reader: TraceReader = Depends(get_reader),
+                include_synthetic: IncludeSynthetic = False):  # fmt: skip
     """Traffic of the last 5 minutes (or the window): ``active_chains`` (chain definitions with
     traces), ``avg_duration_ms`` (over all traces), throughput and error rate, per chain too
     (``chain`` ``""`` = traces without a chain)."""
@@ -280,8 +281,8 @@ def anomalies(
     until: str | None = None,
     window_minutes: int = Query(5, ge=1, le=1440),
     baseline_buckets: int = Query(12, ge=3, le=288),
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
+    include_synthetic: IncludeSynthetic = False,
 ):
     """Latency / error-rate / throughput anomalies of every chain and service: the last
     ``window_minutes`` before ``until`` vs the ``baseline_buckets`` windows of equal length before
@@ -316,8 +317,8 @@ def impact(
     since: str | None = None,
     until: str | None = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
+    include_synthetic: IncludeSynthetic = False,
 ):
     """The chains ``service`` takes part in and its share of their critical path (call hops into
     it count as its own), over the window (default: last hour)."""
@@ -340,9 +341,9 @@ def recommendations(
     until: str | None = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
+    include_synthetic: IncludeSynthetic = False,
 ):
     """Recommendations with evidence (parallelizable calls, N+1, the service dominating SLA
     breaches) per chain over the window (default: last hour); rules in

@@ -19,7 +19,7 @@ from fastapi import APIRouter, Depends, Query
 
 from chainotel_analyzer.analysis.discovery import HTTP_ATTRIBUTES, chain_shapes, propose
 from chainotel_analyzer.analysis.drift import topology_drift
-from chainotel_analyzer.api.analytics import INCLUDE_SYNTHETIC
+from chainotel_analyzer.api.analytics import IncludeSynthetic
 from chainotel_analyzer.api.analytics import _known_chain as known_chain
 from chainotel_analyzer.api.analytics import _window_doc as window_doc
 from chainotel_analyzer.api.analytics import window
@@ -93,9 +93,9 @@ def drift(
     since: str | None = None,
     until: str | None = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
+    include_synthetic: IncludeSynthetic = False,
 ):
     """Topology drift of a registered chain over the window (default: last hour): services seen but
     not expected (with trace counts), expected but not seen, and edges seen but not in the definition

@@ -15,7 +15,7 @@ from chainotel.catalog.models import CHAIN_ID_PATTERN
 
 from chainotel_analyzer.analysis.alerts import FIRING, PENDING, RESOLVED
 from chainotel_analyzer.analysis.health import chain_health
-from chainotel_analyzer.api.analytics import INCLUDE_SYNTHETIC
+from chainotel_analyzer.api.analytics import IncludeSynthetic
 from chainotel_analyzer.api.deps import get_monitoring, get_reader, get_registry
 from chainotel_analyzer.api.discovery import chain_drift
 from chainotel_analyzer.api.discovery_models import EdgeTraces, MissingService, ServiceTraces
@@ -182,10 +182,10 @@ def chain_health_view(
     request: Request,
     chain: str = Path(pattern=CHAIN_ID_PATTERN, description="Chain definition ID, e.g. B3."),
     window_s: int = Query(METRICS_WINDOW_S, ge=60, le=86400, description="Window in seconds, ending now."),
-    include_synthetic: bool = INCLUDE_SYNTHETIC,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
     monitoring: Monitoring = Depends(get_monitoring),
+    include_synthetic: IncludeSynthetic = False,
 ) -> ChainHealthResponse:
     """Status, score and SLA compliance of the chain's real traffic over the window (synthetic probe traces
     only with ``include_synthetic``), its probe, per-service health, topology drift and open alerts."""
