@@ -225,19 +225,31 @@ def health_overview(
     :mod:`chainotel_analyzer.analysis.health`)."""
     s, u = window(since, until, 3600)
     definitions = _definitions(registry)
-    figures = {r["chain"]: r for r in reader.chain_figures(
-        s, u, {k: d.get("max_duration_ms") for k, d in definitions.items()})}  # fmt: skip
+    return health_doc(definitions, reader.chain_figures(s, u, slas(definitions)), s, u)
+
+
+def slas(definitions: dict[str, dict]) -> dict[str, float | None]:
+    """``{chain: max_duration_ms or None}`` of ``{chain: definition}``."""
+    return {k: d.get("max_duration_ms") for k, d in definitions.items()}
+
+
+def health_doc(definitions: dict[str, dict], figures: list[dict], since_ns: int, until_ns: int) -> dict:
+    """The health overview document (:class:`HealthOverviewResponse` shape) of every chain of
+    ``definitions`` (``{chain: definition}``, registry order) from ``figures`` (rows of
+    :meth:`~chainotel_analyzer.store.interfaces.TraceReader.chain_figures` over the window
+    ``[since_ns, until_ns)``); a chain without a row has no traffic."""
+    by_chain = {r["chain"]: r for r in figures}
     chains = []
     for chain, definition in definitions.items():
-        f = figures.get(chain)
+        f = by_chain.get(chain)
         h = chain_health(
             chain, f["traces"] if f else 0, f["error_traces"] if f else 0, f["root_error_traces"] if f else 0,
             f["within_sla"] if f else 0, f["p50_ms"] if f else 0.0, f["p95_ms"] if f else 0.0,
-            f["p99_ms"] if f else 0.0, (u - s) / 1e9, definition.get("max_duration_ms"),
+            f["p99_ms"] if f else 0.0, (until_ns - since_ns) / 1e9, definition.get("max_duration_ms"),
         )  # fmt: skip
         chains.append({"name": definition.get("name", ""), **{k: getattr(h, k) for k in h.__slots__}})
     summary = {k: sum(1 for c in chains if c["status"] == k) for k in ("healthy", "degraded", "unhealthy", "no_data")}
-    return {"window": _window_doc(s, u), "summary": summary, "chains": chains}
+    return {"window": _window_doc(since_ns, until_ns), "summary": summary, "chains": chains}
 
 
 @router.get("/analytics/performance/real-time", response_model=PerformanceResponse, response_model_exclude_unset=True)

@@ -7,7 +7,9 @@ reason.
 Each page calls the API route functions in-process (so a page shows what the API says) and the
 chart helpers of :mod:`.charts`; the chain page reads its window once and runs the analysis
 functions (the API's bottleneck, critical-path, graph and recommendation endpoints are made of)
-over one critical-path analysis per trace, instead of one per section.
+over one critical-path analysis per trace, instead of one per section, while its other sections'
+reads (series, baseline, anomalies, instances) run at the same time (:mod:`.fanout`). The overview
+takes the health figures and its sparklines from one read of the per-trace index.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import analytics as api
 from chainotel_analyzer.api.chains import critical_path, events
-from chainotel_analyzer.api.console import charts, fmt
+from chainotel_analyzer.api.console import charts, fanout, fmt
 from chainotel_analyzer.api.console.timerange import PRESETS, TimeRange, form_time
 from chainotel_analyzer.api.console.waterfall import waterfall
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
@@ -80,25 +82,6 @@ def _guarded(page: Callable[..., HTMLResponse]) -> Callable[..., HTMLResponse]:
     return wrapper
 
 
-class _PageReader:
-    """The request's :class:`TraceReader`, remembering window reads for one page: the chain page's
-    sections (bottlenecks, critical path, graph, recommendations) ask for the same window's traces,
-    which are then read from the store once instead of four times."""
-
-    def __init__(self, reader: TraceReader):
-        self._reader = reader
-        self._windows: dict[tuple, tuple[int, dict]] = {}
-
-    def window_traces(self, since_ns: int, until_ns: int, chain: str | None = None, max_traces: int = DEFAULT_MAX_TRACES):
-        key = (since_ns, until_ns, chain, max_traces)
-        if key not in self._windows:
-            self._windows[key] = self._reader.window_traces(since_ns, until_ns, chain, max_traces)
-        return self._windows[key]
-
-    def __getattr__(self, name: str):
-        return getattr(self._reader, name)
-
-
 def _range(range_: str | None, since: str | None, until: str | None) -> TimeRange:
     return TimeRange.from_query(range_, since, until)
 
@@ -144,10 +127,13 @@ def overview(
         raise HTTPException(422, f"sort: {sort!r} is not one of {', '.join(OVERVIEW_COLUMNS)}")
     if dir_ not in ("asc", "desc"):
         raise HTTPException(422, "dir: asc or desc")
-    health = api.health_overview(*tr.api(), reader=reader, registry=registry)
-    categories = {d["id"]: d["definition"].get("category", "") for d in registry.list()}
+    # the API's health overview and the sparklines' buckets from one read of the per-trace index
+    definitions = {d["id"]: d["definition"] for d in registry.list()}
+    figures, bucket_rows = reader.chain_overview(tr.since_ns, tr.until_ns, tr.bucket_s, api.slas(definitions))
+    health = api.health_doc(definitions, figures, tr.since_ns, tr.until_ns)
+    categories = {k: d.get("category", "") for k, d in definitions.items()}
     buckets: dict[str, dict[int, float]] = {}
-    for r in reader.chain_buckets(tr.since_ns, tr.until_ns, tr.bucket_s):
+    for r in bucket_rows:
         buckets.setdefault(r["chain"], {})[int(r["bucket"])] = float(r["p95_ms"] or 0.0)
     rows = []
     for c in health["chains"]:
@@ -182,13 +168,6 @@ def _baseline(tr: TimeRange, baseline: str, baseline_since: str | None, baseline
     if baseline == "custom":
         return TimeRange.from_query("custom", baseline_since, baseline_until)
     raise HTTPException(422, "baseline: previous, custom or none")
-
-
-def _analysed(reader: TraceReader, tr: TimeRange, chain: str) -> tuple[int, list]:
-    """``(traces in the window, critical-path analysis of each analysed trace)`` — at most
-    ``DEFAULT_MAX_TRACES``, the sample the API's window endpoints analyse."""
-    total, traces = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
-    return total, [analyze_trace(t) for t in traces.values()]
 
 
 def _min_duration(value: str | None) -> float:
@@ -230,7 +209,6 @@ def chain_page(
     slower against the baseline, the aggregated critical path, the service graph, recommendations,
     anomalies and the instance list."""
     definition = api._known_chain(registry, chain)
-    reader = _PageReader(reader)
     tr = _range(range_, since, until)
     if group_by not in ("service", "operation"):
         raise HTTPException(422, "group_by: service or operation")
@@ -241,7 +219,33 @@ def chain_page(
     s, u = tr.api()
     sla = definition.get("max_duration_ms")
 
-    series = reader.chain_series(chain, tr.since_ns, tr.until_ns, tr.bucket_s)
+    # the sections' independent reads start at once; this thread reads and analyses the window
+    series_f = fanout.start(reader.chain_series, chain, tr.since_ns, tr.until_ns, tr.bucket_s)
+    base_f = fanout.start(reader.window_traces, base_tr.since_ns, base_tr.until_ns, chain, DEFAULT_MAX_TRACES) \
+        if base_tr else None  # fmt: skip
+    anomalies_f = fanout.start(api.anomalies, u, 5, 12, reader)
+    instances_f = fanout.start(
+        chain_instances, chain, s, u, status, min_ms, service or None, user_id or None, order, INSTANCE_PAGE,
+        cursor or None, reader, registry,
+    )  # fmt: skip
+    # each trace of the window (and of the baseline) analysed once, for every section below
+    traces, window = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
+    results = [analyze_trace(t) for t in window.values()]
+    crit = chain_critical_path(results)
+    graph = dependency_graph(window.values())
+    recs = recommend(results, sla)
+    base_traces, base_window = base_f.result() if base_f else (0, {})
+    base_results = [analyze_trace(t) for t in base_window.values()] if base_tr else None
+    ranking = rank_bottlenecks(contributions(results, group_by),
+                               contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
+    by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
+    share = {e.service: e.share for e in by_service.ranking}
+    nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
+    graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
+        "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
+    services = {n["service"] for n in nodes}
+
+    series = series_f.result()
     minutes = tr.bucket_s / 60
     latency = [(name, {int(r["bucket"]): float(r[f"{name}_ms"]) for r in series}) for name in ("p50", "p95", "p99")]
     errors = [("error rate", {int(r["bucket"]): 100 * r["errors"] / r["traces"] for r in series})]
@@ -252,30 +256,13 @@ def chain_page(
         charts.time_chart("Error rate", series=errors, unit="%", **chart_args),
         charts.time_chart("Throughput", series=throughput, unit="per min", **chart_args),
     ]
-    # each trace of the window (and of the baseline) analysed once, for every section below
-    traces, results = _analysed(reader, tr, chain)
-    base_traces, base_results = _analysed(reader, base_tr, chain) if base_tr else (0, None)
-    ranking = rank_bottlenecks(contributions(results, group_by),
-                               contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
-    by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
-    share = {e.service: e.share for e in by_service.ranking}
-    crit = chain_critical_path(results)
-    graph = dependency_graph(reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)[1].values())
-    nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
-    graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
-        "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
-    recs = recommend(results, sla)
-    services = {n["service"] for n in nodes}
-    found = api.anomalies(u, 5, 12, reader)
+    found = anomalies_f.result()
     anomalies = [_as_dict(a) for a in found["anomalies"]]
     anomalies = [a for a in anomalies if (a["scope"] == "chain" and a["key"] == chain)
                  or (a["scope"] == "service" and a["key"] in services)]  # fmt: skip
+    instances = instances_f.result()
     filters = {"status": status, "min_duration_ms": min_duration_ms or None, "service": service or None,
                "user_id": user_id or None, "order": order}  # fmt: skip
-    instances = chain_instances(
-        chain, s, u, status, min_ms, service or None, user_id or None, order, INSTANCE_PAGE, cursor or None,
-        reader, registry,
-    )  # fmt: skip
     page_params = {**tr.params(), "baseline": baseline, "baseline_since": baseline_since if baseline == "custom" else None,
                    "baseline_until": baseline_until if baseline == "custom" else None, "group_by": group_by,
                    "refresh": refresh or None}  # fmt: skip
