@@ -7,28 +7,17 @@ API returns. Screenshots of every page (1280×800 and 390 px wide) go to ``tests
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.console.browser import Watched, browser, require_chromium, tab  # noqa: F401 - fixtures
 from tests.console.traffic import Traffic
 from tests.processes import running
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-SHOTS = Path(__file__).with_name("screenshots")
 JAEGER_UI = "http://jaeger.example:16686"
 
-if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium()
 
 RECENT, OLDER, HOURS_AGO = 14, 10, 5
 """B1 traces in the last 15 min, B1 traces 30–50 min ago (together more than a page of instances),
@@ -53,46 +42,6 @@ def site(tmp_path_factory):
             httpx.Client(base_url=a.http, timeout=60) as api:  # fmt: skip
         traffic.send(api)
         yield a.http, api, traffic.planned
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page whose console errors, uncaught exceptions, failed requests and HTTP errors are recorded."""
-
-    def __init__(self, browser, width: int = 1280, height: int = 800):
-        self.page = browser.new_page(viewport={"width": width, "height": height})
-        self.problems: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
-        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
-        self.page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
-
-    def goto(self, url: str):
-        response = self.page.goto(url)
-        assert response is not None and response.status == 200, url
-        return self.page
-
-    def shot(self, name: str) -> None:
-        SHOTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        self.page.close()
-        assert self.problems == []
-
-
-@pytest.fixture
-def tab(browser):
-    watched = Watched(browser)
-    yield watched
-    watched.close()
 
 
 def _row_texts(page, selector: str) -> list[str]:

@@ -33,6 +33,7 @@ from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import analytics as api
 from chainotel_analyzer.api.chains import critical_path, events
 from chainotel_analyzer.api.console import charts, fanout, fmt
+from chainotel_analyzer.api.console.auth import current_session
 from chainotel_analyzer.api.console.timerange import PRESETS, TimeRange, form_time
 from chainotel_analyzer.api.console.waterfall import waterfall
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
@@ -48,7 +49,7 @@ STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascri
 _env = Environment(loader=PackageLoader("chainotel_analyzer.api.console", "templates"),
                    autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)  # fmt: skip
 _env.filters.update(pathq=lambda v: quote(str(v), safe=""), ms=fmt.ms, pct=fmt.pct, num=fmt.num, clock=fmt.clock, ns_ms=fmt.ns_ms)
-_env.globals.update(presets=list(PRESETS))
+_env.globals.update(presets=list(PRESETS), console_session=current_session.get)
 
 OVERVIEW_COLUMNS = {
     "chain": "Chain", "status": "Health", "score": "Score", "sla_compliance": "SLA compliance", "p50_ms": "p50",
@@ -68,6 +69,12 @@ def _render(template: str, status_code: int = 200, **ctx) -> HTMLResponse:
     return HTMLResponse(_env.get_template(template).render(**ctx), status_code=status_code)
 
 
+def error_page(exc: HTTPException) -> HTMLResponse:
+    """The error page for ``exc``: its status and reason."""
+    return _render("error.html", exc.status_code, status=exc.status_code, detail=exc.detail,
+                   title=f"{exc.status_code}", tr=None, base_params={}, path="/ui/")  # fmt: skip
+
+
 def _guarded(page: Callable[..., HTMLResponse]) -> Callable[..., HTMLResponse]:
     """Turn the API's HTTPException (unknown ID 404, bad parameter 422) into an error page."""
 
@@ -76,8 +83,7 @@ def _guarded(page: Callable[..., HTMLResponse]) -> Callable[..., HTMLResponse]:
         try:
             return page(*args, **kwargs)
         except HTTPException as exc:
-            return _render("error.html", exc.status_code, status=exc.status_code, detail=exc.detail,
-                           title=f"{exc.status_code}", tr=None, base_params={}, path="/ui/")  # fmt: skip
+            return error_page(exc)
 
     return wrapper
 
