@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
 from chainotel.catalog.models import CHAIN_ID_PATTERN
-from chainotel.ids import format_chain_id
+from chainotel.ids import format_instance_id
 
 from chainotel_analyzer.api import monitoring as api
 from chainotel_analyzer.api.console.auth import check_form, has_scope, read_form
@@ -44,7 +44,7 @@ def _since(alert: dict) -> str | None:
 def _row(alert) -> dict:
     d = alert.model_dump()
     d["since"] = _since(d)
-    d["trace_href"] = "/ui/traces/" + format_chain_id(int(d["trace_id"], 16)) if d["trace_id"] else None
+    d["trace_href"] = "/ui/traces/" + format_instance_id(int(d["trace_id"], 16)) if d["trace_id"] else None
     return d
 
 
