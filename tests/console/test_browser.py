@@ -184,3 +184,46 @@ def test_instance_filters_return_what_the_api_returns(site, tab):
             nxt.click()
     full = api.get("/api/v1/chains/B1/instances", params={"order": "start_desc", "limit": 500}).json()["instances"]
     assert seen == [i["trace_id"] for i in full] and len(seen) == RECENT + OLDER
+
+
+def test_span_details_show_what_the_whole_trace_read_returns(site, tab):
+    """Events, links, typed attributes, scope and resource on the trace page are the spans of
+    ``GET /api/v1/traces/{id}``, field for field."""
+    base, api, _ = site
+    tid, linked = "d1" + "0" * 29 + "1", "e2" + "0" * 29 + "2"
+    start = time.time_ns() - 5 * 10**9
+
+    def kv(key, **value):
+        return {"key": key, "value": value}
+
+    span = {
+        "traceId": tid, "spanId": "00000000000000a1", "name": "link work", "kind": 1,
+        "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 30_000_000),
+        "attributes": [kv("chain.id", stringValue="C1"), kv("retry", intValue="3"), kv("ratio", doubleValue=0.25),
+                       kv("tags", arrayValue={"values": [{"stringValue": "a"}, {"stringValue": "b"}]})],
+        "events": [{"timeUnixNano": str(start + 10_000_000), "name": "cache.miss", "attributes": [kv("key", stringValue="user:7")]}],
+        "links": [{"traceId": linked, "spanId": "00000000000000b2", "traceState": "vendor=1",
+                   "attributes": [kv("link.kind", stringValue="follows")]}],
+        "traceState": "congo=t61rcWkgMzE", "status": {"code": 2, "message": "boom"},
+    }  # fmt: skip
+    body = {"resourceSpans": [{"resource": {"attributes": [kv("service.name", stringValue="linker"), kv("host.cores", intValue="8")]},
+                               "scopeSpans": [{"scope": {"name": "lib.x", "version": "1.2.3", "attributes": [kv("scope.k", boolValue=True)]},
+                                               "spans": [span]}]}]}  # fmt: skip
+    assert api.post("/v1/traces", json=body).status_code == 200
+    [stored] = api.get(f"/api/v1/traces/{tid}").json()["resourceSpans"]
+    stored_span = stored["scopeSpans"][0]["spans"][0]
+    page = tab.goto(base + f"/ui/traces/{tid}")
+    details = page.locator('details.span[data-span-id="00000000000000a1"]')
+    details.locator("summary").click()
+    text = details.inner_text()
+    for expected in ("cache.miss", "user:7", "vendor=1", "follows", "congo=t61rcWkgMzE", "error: boom", "lib.x 1.2.3",
+                     "scope.k", "host.cores"):  # fmt: skip
+        assert expected in text, expected
+    assert details.locator(f'ul.links a[href="/ui/traces/{linked}"]').count() == 1
+    # every attribute the API returns, with its type, and nothing else
+    shown = [(dt.inner_text(), dd.inner_text()) for dt, dd in zip(details.locator("h3:text-is('Attributes') + dl dt").all(),
+                                                                    details.locator("h3:text-is('Attributes') + dl dd").all())]  # fmt: skip
+    assert [k for k, _ in shown] == [a["key"] for a in stored_span["attributes"]]
+    assert dict(shown)["retry"] == "3 int" and dict(shown)["ratio"] == "0.25 double" and dict(shown)["tags"] == '["a", "b"] array'
+    assert len(stored_span["events"]) == details.locator("ul.events li").count() == 1
+    assert details.get_attribute("class").split() == ["span", "critical", "error"]

@@ -31,11 +31,11 @@ from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import analytics as api
-from chainotel_analyzer.api.chains import critical_path, events
+from chainotel_analyzer.api.chains import critical_path, trace_document
 from chainotel_analyzer.api.console import charts, fanout, fmt
 from chainotel_analyzer.api.console.auth import current_session
 from chainotel_analyzer.api.console.timerange import PRESETS, TimeRange, form_time
-from chainotel_analyzer.api.console.waterfall import waterfall
+from chainotel_analyzer.api.console.waterfall import span_details, waterfall
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
 from chainotel_analyzer.api.instances import chain_instances
 from chainotel_analyzer.settings import AnalyzerSettings
@@ -303,20 +303,23 @@ def trace_page(
     registry: ChainRegistry = Depends(get_registry),
     settings: AnalyzerSettings = Depends(get_settings),
 ) -> HTMLResponse:
-    """One chain instance: the waterfall with the critical path drawn on it, span details, the chain
-    definition and its SLA verdict, the Jaeger link when configured."""
+    """One chain instance: the waterfall with the critical path drawn on it, span details (from the
+    whole stored trace: events, links, scope, resource as they arrived), the chain definition and
+    its SLA verdict, the Jaeger link when configured."""
     try:
         parse_instance_id(trace_id)
     except InvalidInstanceId as exc:
         raise HTTPException(422, str(exc)) from None
+    # the details come from the whole-trace read (every field as stored), as GET /api/v1/traces/{id}
+    document = fanout.start(trace_document, trace_id, reader)
     cp = critical_path(trace_id, reader, settings)
-    rows = events(trace_id, reader, settings)["events"]
+    details = span_details(document.result())
     chain = cp["chain"]
     found = registry.get(chain) if chain else None
     definition = found["definition"] if found else None
     sla = definition.get("max_duration_ms") if definition else None
     verdict = None if sla is None else cp["duration_ms"] <= sla
-    view = waterfall(cp, rows)
+    view = waterfall(cp, details)
     return _render(
         "trace.html", title=f"Trace {cp['instance_id']}", path="/ui/traces", tr=None, base_params={}, cp=cp,
         chain=chain, definition=definition, sla=sla, verdict=verdict, view=view, jaeger_url=cp["jaeger_url"],
