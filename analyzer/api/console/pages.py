@@ -32,6 +32,7 @@ from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import analytics as api
 from chainotel_analyzer.api.chains import critical_path, trace_document
+from chainotel_analyzer.api.common import known_chain
 from chainotel_analyzer.api.console import charts, fanout, fmt
 from chainotel_analyzer.api.console.auth import current_session
 from chainotel_analyzer.api.console.timerange import PRESETS, TimeRange, form_time
@@ -214,7 +215,7 @@ def chain_page(
     """One chain over the range: latency/errors/throughput over time with the SLA line, what got
     slower against the baseline, the aggregated critical path, the service graph, recommendations,
     anomalies and the instance list."""
-    definition = api._known_chain(registry, chain)
+    definition = known_chain(registry, chain)
     tr = _range(range_, since, until)
     if group_by not in ("service", "operation"):
         raise HTTPException(422, "group_by: service or operation")
