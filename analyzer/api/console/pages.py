@@ -20,7 +20,7 @@ from importlib.resources import files
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chainotel.ids import InvalidInstanceId, format_instance_id, parse_instance_id
@@ -59,6 +59,9 @@ OVERVIEW_COLUMNS = {
 """Sortable overview columns: query value → header."""
 
 INSTANCE_PAGE = 20
+
+REST_MARKER = "<!--chainotel:rest-->"
+"""Where a streamed page's second part goes (:func:`_streamed`)."""
 
 
 def _href(path: str, **params) -> str:
@@ -211,10 +214,11 @@ def chain_page(
     refresh: int = Query(0, ge=0, le=3600),
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
-) -> HTMLResponse:
+) -> Response:
     """One chain over the range: latency/errors/throughput over time with the SLA line, what got
     slower against the baseline, the aggregated critical path, the service graph, recommendations,
-    anomalies and the instance list."""
+    anomalies and the instance list. Sent in two parts: the top of the page (charts, what got
+    slower) as soon as it is known, the sections below the fold when they are."""
     definition = known_chain(registry, chain)
     tr = _range(range_, since, until)
     if group_by not in ("service", "operation"):
@@ -238,19 +242,12 @@ def chain_page(
     # each trace of the window (and of the baseline) analysed once, for every section below
     traces, window = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
     results = [analyze_trace(t) for t in window.values()]
-    crit = chain_critical_path(results)
-    graph = dependency_graph(window.values())
-    recs = recommend(results, sla)
     base_traces, base_window = base_f.result() if base_f else (0, {})
     base_results = [analyze_trace(t) for t in base_window.values()] if base_tr else None
     ranking = rank_bottlenecks(contributions(results, group_by),
                                contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
     by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
     share = {e.service: e.share for e in by_service.ranking}
-    nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
-    graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
-        "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
-    services = {n["service"] for n in nodes}
 
     series = series_f.result()
     minutes = tr.bucket_s / 60
@@ -263,11 +260,7 @@ def chain_page(
         charts.time_chart("Error rate", series=errors, unit="%", **chart_args),
         charts.time_chart("Throughput", series=throughput, unit="per min", **chart_args),
     ]
-    found = anomalies_f.result()
-    anomalies = [_as_dict(a) for a in found["anomalies"]]
-    anomalies = [a for a in anomalies if (a["scope"] == "chain" and a["key"] == chain)
-                 or (a["scope"] == "service" and a["key"] in services)]  # fmt: skip
-    instances = instances_f.result()
+    instances = instances_f.result()  # a bad cursor is a 422 page, before anything is sent
     filters = {"status": status, "min_duration_ms": min_duration_ms or None, "service": service or None,
                "user_id": user_id or None, "order": order}  # fmt: skip
     page_params = {**tr.params(), "baseline": baseline, "baseline_since": baseline_since if baseline == "custom" else None,
@@ -276,15 +269,45 @@ def chain_page(
     next_href = (_href(f"/ui/chains/{chain}", **page_params, **filters, cursor=instances["next_cursor"]) + "#instances"
                  if instances["next_cursor"] else None)  # fmt: skip
     first_href = _href(f"/ui/chains/{chain}", **page_params, **filters) + "#instances" if cursor else None
-    return _render(
-        "chain.html", title=f"{chain} {definition.get('name', '')}", path=f"/ui/chains/{chain}", tr=tr,
+    top = dict(
+        title=f"{chain} {definition.get('name', '')}", path=f"/ui/chains/{chain}", tr=tr,
         base_params={**page_params, **filters}, chain=chain, definition=definition, sla=sla, figures=figures,
-        ranking=ranking, group_by=group_by, baseline=baseline, base_tr=base_tr, crit=crit, graph_svg=graph_svg,
-        edges=edges, nodes=nodes, share=share, recs=recs, anomalies=anomalies, anomaly_window=found["window"],
+        ranking=ranking, group_by=group_by, baseline=baseline, base_tr=base_tr, refresh=refresh, form_time=form_time,
+        traces=traces, base_traces=base_traces, filters=filters, next_href=next_href, first_href=first_href,
         instances=[{**i, "href": _instance_link(i["trace_id"])} for i in instances["instances"]],
-        filters=filters, next_href=next_href, first_href=first_href, services=sorted(services), refresh=refresh,
-        form_time=form_time, traces=traces, base_traces=base_traces,
     )  # fmt: skip
+
+    def below_the_fold() -> dict:
+        crit = chain_critical_path(results)
+        graph = dependency_graph(window.values())
+        recs = recommend(results, sla)
+        nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
+        graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
+            "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
+        services = {n["service"] for n in nodes}
+        found = anomalies_f.result()
+        anomalies = [a for a in map(_as_dict, found["anomalies"]) if (a["scope"] == "chain" and a["key"] == chain)
+                     or (a["scope"] == "service" and a["key"] in services)]  # fmt: skip
+        return dict(crit=crit, graph_svg=graph_svg, edges=edges, nodes=nodes, share=share, recs=recs,
+                    anomalies=anomalies, anomaly_window=found["window"], services=sorted(services))  # fmt: skip
+
+    return _streamed("chain.html", top, below_the_fold)
+
+
+def _streamed(template_name: str, top: dict, rest: Callable[[], dict]) -> StreamingResponse:
+    """A page sent in two parts: everything but the template's ``rest`` block as soon as ``top`` is
+    known (the browser shows it at once), then the ``rest`` block from ``rest()``'s context, then the
+    end of the page. The template's ``rest`` block writes :data:`REST_MARKER` when ``streaming``."""
+    template = _env.get_template(template_name)
+    head, tail = template.render(**top, streaming=True).split(REST_MARKER)
+
+    def body():
+        yield head
+        ctx = template.new_context({**top, **rest(), "streaming": False})
+        yield "".join(template.blocks["rest"](ctx))
+        yield tail
+
+    return StreamingResponse(body(), media_type="text/html; charset=utf-8")
 
 
 def _as_dict(obj) -> dict:
