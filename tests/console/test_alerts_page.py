@@ -11,7 +11,7 @@ import re
 import httpx
 import pytest
 
-from tests.console.browser import Watched, browser, require_chromium, tab  # noqa: F401 - fixtures
+from tests.console.browser import browser, require_chromium, tab  # noqa: F401 - fixtures
 from tests.monitoring.traffic import send, wait_for
 from tests.processes import running
 
