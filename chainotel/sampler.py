@@ -22,7 +22,8 @@ from collections.abc import Sequence
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
@@ -33,18 +34,24 @@ __all__ = ["ChainSampler", "install"]
 
 _logger = logging.getLogger(__name__)
 
+_DROP = Decision.DROP
+
 
 class ChainSampler(Sampler):
-    """``delegate``'s sampling, plus the chain attributes of the trace for spans of decided traces.
+    """``delegate``'s sampling, plus the chain attributes of the trace.
 
     Args:
         delegate: the sampler that decides (e.g. the tracer provider's configured one).
         processor: the processor whose decisions (``processor.decisions``) are read.
+        resource: the tracer provider's resource (its ``service.name`` selects the catalog rules);
+            ``None``: local roots are left to the processor, which tags them with ``set_attributes``.
     """
 
-    def __init__(self, delegate: Sampler, processor: ChainSpanProcessor):
+    def __init__(self, delegate: Sampler, processor: ChainSpanProcessor, resource: Resource | None = None):
         self.delegate = delegate
+        self._processor = processor
         self._decisions = processor.decisions
+        self._resource = resource
         self._warned = False
 
     def should_sample(
@@ -58,10 +65,26 @@ class ChainSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         """The delegate's result for the span, asked with the chain attributes added when the
-        trace (``trace_id``, 128-bit ``int``) is decided in this process."""
+        trace (``trace_id``, 128-bit ``int``) is decided in this process, or when the span is a
+        local root that a catalog rule (or the upstream ``chain.id`` baggage) gives a chain."""
         decision = self._decisions.get(trace_id)
-        chain = decision.attributes if decision is not None else None
-        if chain is None:
+        if decision is not None:
+            chain = decision.attributes
+            if chain is None:  # undecided: a later span may match a span-name rule (in on_start)
+                return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        elif self._resource is not None and _is_local_root(parent_context):
+            try:
+                processor = self._processor
+                chain = processor.root_chain(processor.rules_for(self._resource), name, attributes, parent_context,
+                                             trace_id)  # fmt: skip
+            except Exception:  # noqa: BLE001 - the processor decides in on_start instead
+                self._warn_once()
+                return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+            handoff = tagged_at_creation
+            handoff.root_trace_id, handoff.root_chain = trace_id, chain
+            if chain is None:
+                return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        else:  # a span of a trace with no open local root here
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         try:
             merged = {**attributes, **chain} if attributes else chain
@@ -69,7 +92,7 @@ class ChainSampler(Sampler):
             self._warn_once()
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         result = self.delegate.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
-        if result.decision is not Decision.DROP and _CHAIN_ID in result.attributes:  # kept by the delegate
+        if result.decision is not _DROP and _CHAIN_ID in result.attributes:  # kept by the delegate
             tagged_at_creation.trace_id = trace_id
         return result
 
@@ -83,14 +106,22 @@ class ChainSampler(Sampler):
             _logger.warning("chainotel: chain attributes not added at span creation; continuing", exc_info=True)
 
 
+def _is_local_root(parent_context: Context | None) -> bool:
+    """Whether a span started in ``parent_context`` (``None``: the current context) is a local
+    root: no valid parent span, or a remote one (as the SDK's ``Tracer.start_span`` reads it)."""
+    parent = get_current_span(parent_context).get_span_context()
+    return not parent.is_valid or parent.is_remote
+
+
 def install(provider: object, processor: ChainSpanProcessor) -> bool:
     """Wrap ``provider``'s sampler (the public ``TracerProvider.sampler`` attribute, read by every
-    tracer it creates afterwards) in a :class:`ChainSampler` reading ``processor``'s decisions.
+    tracer it creates afterwards) in a :class:`ChainSampler` reading ``processor``'s decisions and
+    matching local roots by the rules for ``provider.resource``.
 
     Returns ``False`` (and changes nothing) when ``provider`` is not the SDK's
     :class:`~opentelemetry.sdk.trace.TracerProvider`; the processor then tags every span itself.
     """
     if not isinstance(provider, TracerProvider) or isinstance(provider.sampler, ChainSampler):
         return False
-    provider.sampler = ChainSampler(provider.sampler, processor)
+    provider.sampler = ChainSampler(provider.sampler, processor, provider.resource)
     return True

@@ -283,8 +283,48 @@ def test_sampler_sees_the_chain_so_a_custom_sampler_can_sample_by_it():
     with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
         with tracer.start_as_current_span("child"):
             pass
-    assert seen == [("GET /trade", None), ("child", "B3")]
+    assert seen == [("GET /trade", "B3"), ("child", "B3")]  # the entry span is matched in the sampler too
     assert isinstance(provider.sampler, ChainSampler)
+
+
+def test_a_delegate_that_replaces_the_attributes_does_not_untag_spans():
+    """A custom sampler may return attributes of its own instead of the ones it was given; the
+    processor then tags the spans (the entry span and the later ones) itself."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class OwnAttributes(Sampler):
+        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                          trace_state=None):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, {"sampler.own": True})
+
+        def get_description(self):
+            return "OwnAttributes"
+
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(CATALOG)
+    provider = make_provider(processor, exporter, chain_sampler=False, sampler=OwnAttributes())
+    install(provider, processor)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("child"):
+            pass
+    spans = exporter.get_finished_spans()
+    assert [s.attributes.get(attr.CHAIN_ID) for s in spans] == ["B3", "B3"]
+    assert all(s.attributes["sampler.own"] for s in spans)
+    assert not processor.decisions
+
+
+def test_a_synthetic_probes_trace_is_marked_on_every_span(setup):
+    tracer, _, exporter = setup
+    ctx = baggage.set_baggage(attr.BAGGAGE_SYNTHETIC, "true", context.Context())
+    with tracer.start_as_current_span("GET /trade", context=ctx, attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("child"):
+            pass
+    with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
+        pass
+    spans = exporter.get_finished_spans()  # in end order: child, probe's entry span, real entry span
+    assert [s.attributes.get(attr.CHAIN_SYNTHETIC) for s in spans] == [True, True, None]
+    assert all(s.attributes[attr.CHAIN_ID] == "B3" for s in spans)
 
 
 def test_a_tracer_holding_the_unwrapped_sampler_still_tags():
