@@ -61,7 +61,7 @@ from opentelemetry.trace import SpanContext
 from chainotel import attributes as attr
 from chainotel.catalog import Catalog, Category
 from chainotel.catalog.models import CHAIN_ID_PATTERN
-from chainotel.ids import format_chain_id
+from chainotel.ids import format_instance_id
 from chainotel.propagator import INCOMING_CHAIN_KEY, IncomingChain
 
 __all__ = ["ChainSpanProcessor", "TraceDecision", "tagged_at_creation"]
@@ -302,7 +302,7 @@ class ChainSpanProcessor(SpanProcessor):
         if static is None:
             return None
         chain = dict(static)
-        chain[attr.CHAIN_INSTANCE_ID] = format_chain_id(trace_id)
+        chain[attr.CHAIN_INSTANCE_ID] = format_instance_id(trace_id)
         if entries.get(attr.BAGGAGE_SYNTHETIC) == "true":  # a synthetic probe's trace
             chain[attr.CHAIN_SYNTHETIC] = True
         return chain
@@ -315,7 +315,7 @@ class ChainSpanProcessor(SpanProcessor):
         if info.invalid is not None:
             span.set_attribute(attr.CHAIN_INSTANCE_INVALID, info.invalid)
         if info.parent_trace_id is not None:
-            parent_instance = format_chain_id(info.parent_trace_id)
+            parent_instance = format_instance_id(info.parent_trace_id)
             span.add_link(
                 SpanContext(info.parent_trace_id, 0, is_remote=True),
                 {attr.CHAIN_PARENT_INSTANCE_ID: parent_instance},
@@ -332,7 +332,7 @@ class ChainSpanProcessor(SpanProcessor):
                 static = self._static_attributes_for(chain.id)
                 if static is not None:
                     attributes = dict(static)
-                    attributes[attr.CHAIN_INSTANCE_ID] = format_chain_id(span.context.trace_id)
+                    attributes[attr.CHAIN_INSTANCE_ID] = format_instance_id(span.context.trace_id)
                     decision.attributes = attributes  # published complete
                     span.set_attributes(attributes)
 
