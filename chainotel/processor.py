@@ -27,20 +27,27 @@ trace (span ID zero, which the OpenTelemetry spec allows for links with attribut
 
 How the attributes get onto a span — public SDK API only:
 
-- The spans that decide (local roots, the first span a ``span_name`` rule matches) get them
-  through ``span.set_attributes`` in :meth:`ChainSpanProcessor.on_start`.
-- Every later span of a decided trace (the per-span path) gets them *at creation*, from
-  :class:`chainotel.sampler.ChainSampler`, which wraps the configured sampler and adds them to the
-  ``SamplingResult.attributes`` the SDK builds the span with. ``span.set_attributes`` costs
-  ~2.6 µs per call with the SDK's per-value checks and lock, more than the whole per-span budget;
-  at creation the SDK checks the span's attributes once anyway. The sampler tells
-  :meth:`~ChainSpanProcessor.on_start` (same thread, right after ``should_sample``) that it tagged
-  the span; any span it did not tag (no ``ChainSampler`` on that tracer provider, a tracer
-  holding an older sampler) is tagged in ``on_start`` with ``set_attributes``.
+- At creation, from :class:`chainotel.sampler.ChainSampler`, which wraps the configured sampler
+  and adds them to the ``SamplingResult.attributes`` the SDK builds the span with: every span of a
+  decided trace, and a local root that a rule or the upstream baggage gives a chain (the sampler
+  matches it with :meth:`ChainSpanProcessor.root_chain` and the rules of its provider's resource).
+  The SDK checks a span's start attributes once anyway, so this is the cheapest public path;
+  ``span.set_attributes`` after creation costs ~3 µs per call for the four attributes (the SDK's
+  lock and per-value checks).
+- The sampler tells :meth:`~ChainSpanProcessor.on_start` (same thread, right after
+  ``should_sample``) what it did through :data:`tagged_at_creation`: for a span it tagged,
+  ``on_start`` returns after one comparison; for a local root it matched, ``on_start`` records the
+  decision in the table.
+- Any span the sampler did not tag gets them through ``span.set_attributes`` in ``on_start``: the
+  first span a ``span_name`` rule matches, and every span when there is no ``ChainSampler`` (a
+  tracer provider that is not the SDK's, a tracer holding an older sampler, a wrapped sampler
+  that returns attributes of its own).
 
 Thread safety: the decision table is changed only under a lock (local roots starting and ending,
-a trace being decided). The per-span path reads it without the lock: one ``dict.get`` and the
-read of an attribute that is set once.
+a trace being decided by a later span). The per-span path reads it without the lock: one
+``dict.get`` and the read of an attribute that is set once, to a complete dict. The sampler's
+matching of local roots fills the rule caches without the lock, by single dict operations (atomic
+under the GIL); two threads starting local roots of one trace compute the same attributes.
 
 No method raises into the application; failures are logged once at warning level.
 """

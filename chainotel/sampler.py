@@ -1,17 +1,19 @@
-"""``ChainSampler``: gives a span of an already decided trace its chain attributes when it is created.
+"""``ChainSampler``: gives a span its chain attributes when it is created.
 
 It wraps the configured sampler (``OTEL_TRACES_SAMPLER``, ``parentbased_always_on`` by default)
 and changes nothing about sampling: the wrapped sampler decides, and is asked with the chain
 attributes added to the span's start attributes — so a custom sampler can also sample by
-``chain.id``. The OpenTelemetry spec lets a sampler return attributes for the new span
-(``SamplingResult.attributes``); the SDK builds the span with them, checking them once together
-with the instrumentation's own, which is why this is the cheap way to tag the per-span path (see
+``chain.id``, already at the entry span. The OpenTelemetry spec lets a sampler return attributes
+for the new span (``SamplingResult.attributes``); the SDK builds the span with them, checking them
+once together with the instrumentation's own, which is why this is the cheap way to tag spans (see
 :mod:`chainotel.processor`).
 
-Only traces decided by a :class:`~chainotel.processor.ChainSpanProcessor` in this process are
-tagged here; the spans that decide are tagged by the processor. Installed by the chainotel
-configurator (:func:`install`); never raises into the application (on an internal error the
-wrapped sampler is asked with the original arguments).
+Two kinds of spans are tagged here: every span of a trace a
+:class:`~chainotel.processor.ChainSpanProcessor` in this process has decided, and a local root
+(no parent, or a remote one) that the processor's catalog rules or the upstream ``chain.id``
+baggage give a chain — the processor then records that decision in ``on_start``. Installed by the
+chainotel configurator (:func:`install`); never raises into the application (on an internal error
+the wrapped sampler is asked with the original arguments, and the processor tags the span).
 """
 
 from __future__ import annotations
