@@ -143,14 +143,17 @@ class TraceDecision:
             undecided. Set once, under the processor's lock; never changed afterwards.
         rules: the service's rules (their ``span_name`` rules are tried while undecided).
         open: how many local roots of the trace are open (changed under the processor's lock).
+        sampling_result: the ``SamplingResult`` :class:`chainotel.sampler.ChainSampler` gives the
+            trace's children without start attributes (built once per trace, read-only).
     """
 
-    __slots__ = ("attributes", "open", "rules")
+    __slots__ = ("attributes", "open", "rules", "sampling_result")
 
     def __init__(self, rules: _Rules):
         self.attributes: dict[str, str] | None = None
         self.rules = rules
         self.open = 1
+        self.sampling_result = None
 
 
 class ChainSpanProcessor(SpanProcessor):

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
@@ -32,11 +32,11 @@ from opentelemetry.util.types import Attributes
 from chainotel.attributes import CHAIN_ID as _CHAIN_ID
 from chainotel.processor import ChainSpanProcessor, tagged_at_creation
 
-__all__ = ["ChainSampler", "install"]
+__all__ = ["ChainSampler", "install", "samples_sampled_local_children"]
 
 _logger = logging.getLogger(__name__)
 
-_DROP = Decision.DROP
+_DROP, _SAMPLE = Decision.DROP, Decision.RECORD_AND_SAMPLE
 
 
 class ChainSampler(Sampler):
@@ -55,6 +55,7 @@ class ChainSampler(Sampler):
         self._decisions = processor.decisions
         self._resource = resource
         self._warned = False
+        self._samples_local_children = samples_sampled_local_children(delegate)
 
     def should_sample(
         self,
@@ -69,33 +70,58 @@ class ChainSampler(Sampler):
         """The delegate's result for the span, asked with the chain attributes added when the
         trace (``trace_id``, 128-bit ``int``) is decided in this process, or when the span is a
         local root that a catalog rule (or the upstream ``chain.id`` baggage) gives a chain."""
-        decision = self._decisions.get(trace_id)
-        if decision is not None:
+        try:
+            decision = self._decisions.get(trace_id)
+            if decision is None:
+                return self._sample_untracked(parent_context, trace_id, name, kind, attributes, links, trace_state)
             chain = decision.attributes
+            if self._samples_local_children:
+                parent = get_current_span(parent_context).get_span_context()
+                if parent.is_valid and not parent.is_remote and parent.trace_flags.sampled:
+                    return self._sampled_child(decision, chain, attributes, parent.trace_state, trace_id)
             if chain is None:  # undecided: a later span may match a span-name rule (in on_start)
                 return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        elif self._resource is not None and _is_local_root(parent_context):
-            try:
-                processor = self._processor
-                chain = processor.root_chain(processor.rules_for(self._resource), name, attributes, parent_context,
-                                             trace_id)  # fmt: skip
-            except Exception:  # noqa: BLE001 - the processor decides in on_start instead
-                self._warn_once()
-                return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-            handoff = tagged_at_creation
-            handoff.root_trace_id, handoff.root_chain = trace_id, chain
-            if chain is None:
-                return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        else:  # a span of a trace with no open local root here
-            return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        try:
-            merged = {**attributes, **chain} if attributes else chain
-        except Exception:  # noqa: BLE001 - odd attributes: sample as if chainotel were not there
+            return self._ask_with(chain, parent_context, trace_id, name, kind, attributes, links, trace_state)
+        except Exception:  # noqa: BLE001 - sample as if chainotel were not there; the processor tags
             self._warn_once()
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def _sample_untracked(self, parent_context, trace_id, name, kind, attributes, links, trace_state) -> SamplingResult:
+        """A span of a trace with no open local root here: match it if it is a local root (and
+        hand the outcome to ``on_start``), else the delegate's plain answer."""
+        if self._resource is None or not _is_local_root(parent_context):
+            return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        processor = self._processor
+        chain = processor.root_chain(processor.rules_for(self._resource), name, attributes, parent_context, trace_id)
+        handoff = tagged_at_creation
+        handoff.root_trace_id, handoff.root_chain = trace_id, chain
+        if chain is None:
+            return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        return self._ask_with(chain, parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def _ask_with(self, chain, parent_context, trace_id, name, kind, attributes, links, trace_state) -> SamplingResult:
+        """The delegate's answer, asked with ``chain`` added to the start attributes."""
+        merged = {**attributes, **chain} if attributes else chain
         result = self.delegate.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
         if result.decision is not _DROP and _CHAIN_ID in result.attributes:  # kept by the delegate
             tagged_at_creation.trace_id = trace_id
+        return result
+
+    @staticmethod
+    def _sampled_child(decision, chain, attributes, parent_state, trace_id) -> SamplingResult:
+        """What the delegate answers for a child of a sampled local span (see
+        :func:`samples_sampled_local_children`), built here: ``RECORD_AND_SAMPLE`` with the start
+        attributes plus ``chain`` and the parent's trace state. Children without start attributes
+        share one result per trace (the SDK only reads it)."""
+        if chain is None:
+            return SamplingResult(_SAMPLE, attributes, parent_state)
+        if attributes:
+            result = SamplingResult(_SAMPLE, {**attributes, **chain}, parent_state)
+        else:
+            result = decision.sampling_result
+            if result is None or result.trace_state is not parent_state:
+                result = decision.sampling_result = SamplingResult(_SAMPLE, chain, parent_state)
+        tagged_at_creation.trace_id = trace_id
         return result
 
     def get_description(self) -> str:
@@ -106,6 +132,18 @@ class ChainSampler(Sampler):
         if not self._warned:
             self._warned = True
             _logger.warning("chainotel: chain attributes not added at span creation; continuing", exc_info=True)
+
+
+def samples_sampled_local_children(sampler: Sampler) -> bool:
+    """Whether ``sampler`` is the SDK's ``ParentBased`` with ``AlwaysOn`` for a sampled local
+    parent (the SDK default ``parentbased_always_on`` and ``parentbased_traceidratio``), read from
+    its public description. For a child of a sampled local span such a sampler answers
+    ``RECORD_AND_SAMPLE`` with the given attributes and the parent's trace state (the spec's
+    ``ParentBased`` with its default ``localParentSampled``), so :class:`ChainSampler` builds that
+    answer itself instead of asking it, saving a call chain per span."""
+    return type(sampler) is ParentBased and (
+        ",localParentSampled:AlwaysOnSampler,localParentNotSampled:" in sampler.get_description()
+    )
 
 
 def _is_local_root(parent_context: Context | None) -> bool:

@@ -342,3 +342,38 @@ def test_a_tracer_holding_the_unwrapped_sampler_still_tags():
                 pass
     assert {s.name: s.attributes.get(attr.CHAIN_ID) for s in exporter.get_finished_spans()} == {
         "GET /trade": "B3", "early child": "B3", "late child": "B3"}
+
+
+def test_children_keep_the_sampling_and_trace_state_the_configured_sampler_gives():
+    """ChainSampler answers for children of sampled local spans itself when the configured sampler
+    is the SDK's ParentBased with AlwaysOn for them; the answer must be the one ParentBased gives."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_ON, ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.span import TraceState
+
+    from chainotel.sampler import samples_sampled_local_children
+
+    assert samples_sampled_local_children(DEFAULT_ON)
+    assert samples_sampled_local_children(ParentBased(TraceIdRatioBased(0.5)))
+    assert not samples_sampled_local_children(ALWAYS_ON)
+    assert not samples_sampled_local_children(ParentBased(ALWAYS_ON, local_parent_sampled=TraceIdRatioBased(0.5)))
+
+    state = TraceState([("vendor", "x1")])
+    for route, chain in (("/trade", "B3"), ("/other", None)):
+        exporter = InMemorySpanExporter()
+        processor = ChainSpanProcessor(CATALOG)
+        tracer = make_provider(processor, exporter).get_tracer("t")
+        remote = trace.SpanContext(0xABC, 0x1, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                                   trace_state=state)
+        ctx = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+        with tracer.start_as_current_span("GET", context=ctx, kind=SpanKind.SERVER, attributes={"http.route": route}):
+            with tracer.start_as_current_span("bare"):
+                pass
+            with tracer.start_as_current_span("with attributes", attributes={"k": "v"}):
+                pass
+        spans = by_name(exporter)
+        for name in ("bare", "with attributes"):
+            span = spans[name]
+            assert span.context.trace_state == state and span.context.trace_flags.sampled, name
+            assert span.attributes.get(attr.CHAIN_ID) == chain, name
+        assert spans["with attributes"].attributes["k"] == "v"
+        assert not processor.decisions
