@@ -107,7 +107,8 @@ class _Rules:
     the static chain attributes (or ``None``) per :meth:`Catalog.span_key` of a local root, and
     ``unmatched_names``, the span names that match no ``span_name`` pattern (span names have low
     cardinality by the OpenTelemetry conventions, so most later spans of an undecided trace cost
-    one set lookup). Both are changed under the processor's lock.
+    one set lookup). Both are changed by single dict and set operations (atomic under the GIL), also
+    by the sampler without the processor's lock; a lost entry costs one more rule scan.
     """
 
     __slots__ = ("all", "cache", "catalog", "prefilter", "resource", "span_rules", "unmatched_names")

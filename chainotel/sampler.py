@@ -11,9 +11,12 @@ once together with the instrumentation's own, which is why this is the cheap way
 Two kinds of spans are tagged here: every span of a trace a
 :class:`~chainotel.processor.ChainSpanProcessor` in this process has decided, and a local root
 (no parent, or a remote one) that the processor's catalog rules or the upstream ``chain.id``
-baggage give a chain — the processor then records that decision in ``on_start``. Installed by the
-chainotel configurator (:func:`install`); never raises into the application (on an internal error
-the wrapped sampler is asked with the original arguments, and the processor tags the span).
+baggage give a chain — the processor then records that decision in ``on_start``. When the wrapped
+sampler is the SDK's ``ParentBased`` with ``AlwaysOn`` for sampled local parents (the default), the
+answer for a child of a sampled local span is built here without asking it
+(:func:`samples_sampled_local_children`). Installed by the chainotel configurator
+(:func:`install`); never raises into the application (on an internal error the wrapped sampler is
+asked with the original arguments, and the processor tags the span).
 """
 
 from __future__ import annotations
@@ -22,9 +25,9 @@ import logging
 from collections.abc import Sequence
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
