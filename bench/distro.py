@@ -10,7 +10,9 @@
    (manual spans; the SDK's first attribute on a span costs it ~1.7 µs by itself), children with
    three start attributes (as instrumentation spans have, e.g. an HTTP client span), and traces
    that match no rule. ``--baseline-rev REV`` also measures the processor and sampler of a git
-   revision (e.g. ``main``) in the same run, for before/after figures.
+   revision (e.g. ``main``) in the same run, for before/after figures; ``--breakdown`` measures, in
+   the same way, what four constant attributes added at creation and one empty span processor cost
+   the SDK, the parts of the figure chainotel cannot avoid on public API.
 2. **Requests/s** of the two-service fixture app (``tests/distro/apps``: gateway → backend over
    httpx) under ``opentelemetry-instrument`` with the chainotel distro vs with the SDK's plain
    configurator (``_OTelSDKConfigurator`` + ``DefaultDistro``, registered for this run through a
@@ -203,6 +205,51 @@ def span_cost(rounds: int = 15, traces: int = 500, baseline: tuple | None = None
     return out
 
 
+class _ConstantAttributes(Sampler):
+    """Asks ``inner`` with four constant chain-like attributes added: what the SDK's own work on
+    the attributes costs, without any chainotel code."""
+
+    ATTRIBUTES = {"chain.id": "B3", "chain.category": "service_communication", "chain.name": "Trading API request",
+                  "chain.instance_id": "4fb3dca0-9c24-2878-ef8b-6c780f1ae5a6"}  # fmt: skip
+
+    def __init__(self, inner: Sampler):
+        self.inner = inner
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        merged = {**attributes, **self.ATTRIBUTES} if attributes else self.ATTRIBUTES
+        return self.inner.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
+
+    def get_description(self):
+        return "ConstantAttributes"
+
+
+def breakdown(rounds: int = 15, traces: int = 500) -> dict[str, float]:
+    """Seconds added per span, against the plain SDK in the same rounds, by: four constant
+    attributes added at creation ("attributes"), one empty span processor ("empty processor"), and
+    the chain processor and sampler ("chainotel"); traces of the matched shape, children without
+    start attributes."""
+    service, route = "api-gateway", "/api/v1/trading/orders"
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.sampler = _ConstantAttributes(provider.sampler)
+    provider.add_span_processor(SimpleSpanProcessor(_NoopExporter()))
+    chain = ChainSpanProcessor(default_catalog())
+    tracers = {
+        "sdk": _tracer(None, service),
+        "attributes": provider.get_tracer("bench"),
+        "empty processor": _tracer(SpanProcessor(), service),
+        "chainotel": _tracer(chain, service, chain),
+    }
+    for tracer in tracers.values():
+        _run_traces(tracer, 200, route)
+    best = dict.fromkeys(tracers, float("inf"))
+    for _ in range(rounds):
+        for key, tracer in tracers.items():
+            t = time.process_time()
+            n = _run_traces(tracer, traces, route)
+            best[key] = min(best[key], (time.process_time() - t) / n)
+    return {key: best[key] - best["sdk"] for key in tracers if key != "sdk"} | {"sdk": best["sdk"]}
+
+
 # --- two-service app ------------------------------------------------------------------------------
 _BASELINE_ENTRY_POINTS = """\
 [opentelemetry_distro]
@@ -313,6 +360,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-http", action="store_true", help="only the span-cost part")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also measure what four constant attributes and an empty processor cost the SDK")
     parser.add_argument("--baseline-rev", metavar="REV",
                         help="also measure the processor and sampler of this git revision (e.g. main), same run")
     args = parser.parse_args()
@@ -333,6 +382,11 @@ def main() -> None:
                 f"| {case} | {name} | {f['sdk'] * 1e6:.2f} | {f[key] * 1e6:.2f} | {added * 1e6:.2f} | "
                 f"{added / f['sdk']:.1%} | {'met' if ok else 'NOT met'} | {f[key + ' inside'] * 1e6:.2f} |"
             )
+    if args.breakdown:
+        parts = breakdown()
+        print(f"\nWhere it goes (matched, children without start attributes; SDK alone {parts['sdk'] * 1e6:.2f} µs/span): "
+              f"four constant attributes at creation {parts['attributes'] * 1e6:+.2f} µs/span, one empty span "
+              f"processor {parts['empty processor'] * 1e6:+.2f} µs/span, chainotel {parts['chainotel'] * 1e6:+.2f} µs/span")
     if args.skip_http:
         return
     print(f"\n### Two-service app (gateway → backend): {args.requests} requests, concurrency {args.concurrency}\n")
