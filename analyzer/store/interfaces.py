@@ -193,6 +193,13 @@ class TraceReader(Protocol):
         """Per chain and bucket of ``bucket_s`` seconds: traces, errors, p95 (ms)."""
         ...
 
+    def chain_overview(
+        self, since_ns: int, until_ns: int, bucket_s: int, slas: dict[str, float | None] | None = None,
+        include_synthetic: bool = False,
+    ) -> tuple[list[dict], list[dict]]:
+        """``(chain_figures rows, the same figures per chain and bucket of bucket_s seconds)`` in one read."""
+        ...
+
     def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int, include_synthetic: bool = False) -> list[dict]:
         """Per service and bucket of ``bucket_s`` seconds: calls, errors, p95 (ms)."""
         ...

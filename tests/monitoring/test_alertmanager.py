@@ -72,7 +72,7 @@ def test_a_slowed_service_fires_at_alertmanager_and_healthy_traffic_resolves_it(
             ann = fired["annotations"]
             # it fires as soon as `for` has passed, perhaps before the last slow request: every trace so far was slow
             assert "500 ms SLA" in ann["summary"] and re.match(r"(\d+) of \1 traces", ann["description"]), ann
-            assert ann["console_url"].startswith(analyzer.http + "/api/v1/alerts?chain=B3")
+            assert ann["console_url"].startswith(analyzer.http + "/ui/alerts?chain=B3")
             assert ann["jaeger_url"] == f"http://jaeger.example:16686/trace/{ann['trace_id']}"
             slowest = httpx.get(f"{analyzer.http}/api/v1/chains/analysis/{ann['trace_id']}", timeout=10).json()
             assert slowest["duration_ms"] >= 800  # the example trace is one of the slowed service's
