@@ -11,8 +11,9 @@
    batches of 10 000 spans — the rate ClickHouse can take from Python, no HTTP and no decoding;
    also reported until the background merges those INSERTs start have finished (the end-to-end
    run pays for its merges while it runs: about a third of the analyzer's CPU per span).
-   A second direct run inserts each request alone with its deduplication token (how the writer
-   inserts since ClickHouse deduplicates retries): per-request / batched is the store's cost of that.
+   A second direct run inserts each request alone with a deduplication token of its own (how the
+   writer inserted before batches were logged in ``chain_request_log``): per-request / batched is
+   what one INSERT per request costs the store.
 3. **Overload**: a second analyzer with a write queue of ``--overload-queue`` spans and a decoder
    backlog of ``--overload-decode-bytes`` is flooded by ``--overload-senders`` threads (more in
    flight than both hold) for
@@ -204,16 +205,16 @@ def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False
     (rows, seconds for the INSERTs, seconds until background merges settled too). Decoding happens
     before the clock starts.
 
-    ``per_request=False``: batches of 10 requests (10 000 spans), no deduplication token — how the
-    writer inserted before deduplication moved into ClickHouse. ``per_request=True``: one INSERT per
-    request with its ``insert_deduplication_token`` and the writer's settings — how it inserts now."""
+    ``per_request=False``: batches of 10 requests (10 000 spans), no deduplication token.
+    ``per_request=True``: one INSERT per request with an ``insert_deduplication_token`` of its own and
+    the writer's settings — how the writer inserted before it logged batches."""
     import pyarrow as pa
 
     from chainotel_analyzer.ingest.receive import decode_payload
     from chainotel_analyzer.settings import AnalyzerSettings
     from chainotel_analyzer.store.client import open_store
     from chainotel_analyzer.store.migrations import migrate
-    from chainotel_analyzer.store.writer import INSERT_SETTINGS, dedup_token
+    from chainotel_analyzer.store.writer import INSERT_SETTINGS, batch_token
 
     decoded = [decode_payload(b, False, False, 1 << 30).spans for b in bodies]
     batches: list[tuple[pa.Table, dict | None]] = []
@@ -221,7 +222,7 @@ def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False
     for i in range(0, len(decoded), group):
         tables = [d.table.append_column("request_digest", pa.array([i + k] * d.count, pa.uint64()))
                   for k, d in enumerate(decoded[i : i + group])]  # fmt: skip
-        settings = {**INSERT_SETTINGS, "insert_deduplication_token": dedup_token(i)} if per_request else None
+        settings = {**INSERT_SETTINGS, "insert_deduplication_token": batch_token(i)} if per_request else None
         batches.append((pa.concat_tables(tables), settings))
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:
@@ -282,7 +283,7 @@ def disk_usage(data_dir: Path) -> dict[str, tuple[int, int]]:
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:
         out = {}
-        for table in ("chain_history", "chain_traces", "chain_metrics", "chain_requests"):
+        for table in ("chain_history", "chain_traces", "chain_metrics", "chain_request_log"):
             store.client.command(f"OPTIMIZE TABLE {table} FINAL")
             row = store.client.query(
                 "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE active AND database = currentDatabase() "
@@ -350,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     hist_bytes, hist_rows = usage["chain_history"]
-    views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0] + usage["chain_requests"][0]
+    views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0] + usage["chain_request_log"][0]
     ratio = e2e_rate / direct_rate
     print()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end of the run "
@@ -361,9 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| end to end, OTLP/HTTP protobuf, {args.senders} senders × 1 000-span requests | {e2e_rate:,.0f} spans/s | ≥ 50 000 |")
     print(f"| direct clickhouse-connect insert, same rows, 10 000/insert | {direct_rate:,.0f} spans/s | baseline |")
     print(f"| direct insert incl. the background merges it causes | {settled_rate:,.0f} spans/s | — |")
-    print(f"| direct insert, one INSERT per 1 000-span request with its deduplication token | {per_request_rate:,.0f} spans/s "
+    print(f"| direct insert, one INSERT per 1 000-span request with a token of its own (the former writer) | {per_request_rate:,.0f} spans/s "
           f"(incl. merges {per_request_settled:,.0f}) | — |")
-    print(f"| per-request / batched direct insert (the store's cost of deduplication by ClickHouse) | "
+    print(f"| per-request / batched direct insert (what one INSERT per request costs the store) | "
           f"{per_request_rate / direct_rate:.2f} (incl. merges {per_request_settled / settled_rate:.2f}) | ≈ 1 |")
     print(f"| end to end / direct | {ratio:.2f} (vs incl. merges: {e2e_rate / settled_rate:.2f}) | ≥ 0.6 |")
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
     print(f"| chain_history bytes/span without / with the span, resource and scope messages (same rows, "
           f"batched INSERTs, after merge) | {without_messages:.1f} B → {with_messages:.1f} B | — |")
-    print(f"| + chain_traces + chain_metrics + chain_requests bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
+    print(f"| + chain_traces + chain_metrics + chain_request_log bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
     return 0
 
 
