@@ -134,12 +134,14 @@ def _map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Map
     return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, _STRING), pa.array(values, _STRING))
 
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
+def decode_request(
+    request: ExportTraceServiceRequest, rejected: int = 0, reasons: list[str] | None = None
+) -> DecodedSpans:
     """Turn every valid span of ``request`` into one row of ``chain_history`` columns (see module doc);
-    invalid spans are counted and the first three reasons kept."""
+    invalid spans are counted and the first three reasons kept — after ``rejected`` spans refused
+    before (by :func:`chainotel_analyzer.ingest.otlp_wire.salvage_request`) with their ``reasons``."""
     cols = _Columns()
-    reasons: list[str] = []
-    rejected = 0
+    reasons = list(reasons or [])[:3]
     for rs in request.resource_spans:
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
