@@ -112,34 +112,40 @@ def _parse(cls, data: bytes):
         return exc
 
 
+def _split(data: bytes, head_cls):
+    """A ``ResourceSpans``/``ScopeSpans`` encoding as its parts: field 1 parsed as ``head_cls`` (or the
+    :class:`DecodeError`; ``None`` if absent), the raw children of field 2, and the field 3 schema URL
+    ('' when absent or not text: dropped, the children kept)."""
+    head, children, schema_url = None, [], ""
+    for number, wire, value in fields(data):
+        if number == 1 and wire == _LEN:
+            head = _parse(head_cls, value)
+        elif number == 2 and wire == _LEN:
+            children.append(value)
+        elif number == 3 and wire == _LEN:
+            try:
+                schema_url = value.decode("utf-8")
+            except UnicodeDecodeError:
+                schema_url = ""
+    return head, children, schema_url
+
+
 def _resource_spans(data: bytes, out: Salvage) -> None:
     whole = _parse(ResourceSpans, data)
     if not isinstance(whole, DecodeError):
         out.request.resource_spans.append(whole)
         return
-    kept = ResourceSpans()
-    resource_error, scopes = None, []
-    for number, wire, value in fields(data):
-        if number == 1 and wire == _LEN:
-            resource = _parse(Resource, value)
-            if isinstance(resource, DecodeError):
-                resource_error = resource
-            else:
-                kept.resource.CopyFrom(resource)
-        elif number == 2 and wire == _LEN:
-            scopes.append(value)
-        elif number == 3 and wire == _LEN:
-            try:
-                kept.schema_url = value.decode("utf-8")
-            except UnicodeDecodeError:
-                pass  # a schema URL that is not text: dropped, the spans kept
+    resource, scopes, schema_url = _split(data, Resource)
+    kept = ResourceSpans(schema_url=schema_url)
     for scope in scopes:
-        if resource_error is not None:
+        if isinstance(resource, DecodeError):
             spans = sum(1 for n, w, _ in fields(scope) if n == 2 and w == _LEN)
-            out.reject(spans, f"{spans} span(s) of a resource that cannot be parsed: {_why(resource_error)}")
+            out.reject(spans, f"{spans} span(s) of a resource that cannot be parsed: {_why(resource)}")
         else:
             _scope_spans(scope, kept, out)
     if kept.scope_spans:
+        if resource is not None:
+            kept.resource.CopyFrom(resource)
         out.request.resource_spans.append(kept)
 
 
@@ -148,25 +154,13 @@ def _scope_spans(data: bytes, parent: ResourceSpans, out: Salvage) -> None:
     if not isinstance(whole, DecodeError):
         parent.scope_spans.append(whole)
         return
-    kept = ScopeSpans()
-    scope_error, spans = None, []
-    for number, wire, value in fields(data):
-        if number == 1 and wire == _LEN:
-            scope = _parse(InstrumentationScope, value)
-            if isinstance(scope, DecodeError):
-                scope_error = scope
-            else:
-                kept.scope.CopyFrom(scope)
-        elif number == 2 and wire == _LEN:
-            spans.append(value)
-        elif number == 3 and wire == _LEN:
-            try:
-                kept.schema_url = value.decode("utf-8")
-            except UnicodeDecodeError:
-                pass
-    if scope_error is not None:
-        out.reject(len(spans), f"{len(spans)} span(s) of a scope that cannot be parsed: {_why(scope_error)}")
+    scope, spans, schema_url = _split(data, InstrumentationScope)
+    if isinstance(scope, DecodeError):
+        out.reject(len(spans), f"{len(spans)} span(s) of a scope that cannot be parsed: {_why(scope)}")
         return
+    kept = ScopeSpans(schema_url=schema_url)
+    if scope is not None:
+        kept.scope.CopyFrom(scope)
     for raw in spans:
         span = _parse(Span, raw)
         if isinstance(span, DecodeError):
