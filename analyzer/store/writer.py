@@ -167,7 +167,8 @@ class SpanWriter:
         self.last_error = ""
         self.spans_written = 0
         self.spans_deduplicated = 0
-        self.spans_failed = 0
+        self.spans_rejected = 0
+        self.spans_refused = 0
         self.inserts = 0
         self.insert_seconds = 0.0
 
@@ -229,12 +230,27 @@ class SpanWriter:
                 self._cond.notify_all()
 
     def submit(self, digest: int, spans: DecodedSpans) -> Future:
-        """Queue a decoded request for insert; the future resolves once ClickHouse holds its rows:
+        """Queue a decoded request for insert (one without valid spans resolves at once); the future
+        resolves once ClickHouse holds its rows:
         True when this INSERT stored them, False when they were stored before (a retry, see
-        ``chain_requests`` in the module docstring). Raises :class:`WriteQueueFull` or
+        ``chain_request_log`` in the module docstring). Raises :class:`WriteQueueFull` or
         :class:`StoreUnavailable` when the request cannot be queued now,
         :class:`RequestTooLarge` when it never can.
         """
+        with self._cond:
+            self.spans_rejected += spans.rejected
+        if not spans.count:  # nothing valid to store: done (its rejected spans are counted)
+            done: Future = Future()
+            done.set_result(True)
+            return done
+        try:
+            return self._enqueue(digest, spans)
+        except (RequestTooLarge, StoreUnavailable, WriteQueueFull):
+            with self._cond:
+                self.spans_refused += spans.count
+            raise
+
+    def _enqueue(self, digest: int, spans: DecodedSpans) -> Future:
         max_spans, max_bytes = self._settings.queue_max_spans, self._settings.queue_max_bytes
         size = spans.table.nbytes if spans.table is not None else 0
         if spans.count > max_spans or size > max_bytes:
@@ -500,10 +516,11 @@ class SpanWriter:
     def _resolve(self, item: _Item, result: bool = True, error: str = "") -> None:
         with self._cond:
             self._inflight.pop(item.digest, None)
+            if error and not item.future.done():
+                self.spans_refused += item.spans.count
         if item.future.done():
             return
         if error:
-            self.spans_failed += item.spans.count
             item.future.set_exception(StoreUnavailable(error))
         else:
             item.future.set_result(result)

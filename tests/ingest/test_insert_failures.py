@@ -94,7 +94,7 @@ def test_lost_response_after_commit(writer_and_db, monkeypatch):
     body = request(n_traces=2, spans_per_trace=3, service="lost").SerializeToString()
     # the writer looks at what the failed INSERT left: all of it is committed, so it is acknowledged
     assert _send(writer, body) is True
-    assert writer.spans_failed == 0
+    assert writer.spans_refused == 0
     assert _send(writer, body) is False  # the exporter's retry: stored before
     assert _counts(db, "lost") == (6, 6, 6, 6)  # chain_history and both views hold each span once
 
@@ -161,6 +161,7 @@ def test_a_request_that_fails_its_insert_fails_no_other_request_of_the_batch(tmp
             else:
                 assert future.result(30) is True
         assert writer.healthy
+        assert writer.spans_refused == 3  # the culprit's spans only
         assert writer.inserts == 2  # the two halves without the culprit: [ok0 ok1 ok2], then [ok3 ok4]
         assert db.command("SELECT count() FROM chain_history") == 15
         assert db.command("SELECT uniqExact(insert_batch) FROM chain_history") >= 2
