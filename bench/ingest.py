@@ -13,7 +13,9 @@
    run pays for its merges while it runs: about a third of the analyzer's CPU per span).
    A second direct run inserts each request alone with a deduplication token of its own (how the
    writer inserted before batches were logged in ``chain_request_log``): per-request / batched is
-   what one INSERT per request costs the store.
+   what one INSERT per request costs the store. A third run feeds the same decoded requests to the
+   analyzer's writer itself (:class:`~chainotel_analyzer.store.writer.SpanWriter`: batches, the request
+   log and its look-ups), no HTTP and no decoding: writer / direct is what the writer adds to the store.
 3. **Overload**: a second analyzer with a write queue of ``--overload-queue`` spans and a decoder
    backlog of ``--overload-decode-bytes`` is flooded by ``--overload-senders`` threads (more in
    flight than both hold) for
@@ -242,6 +244,42 @@ def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False
         store.close()
 
 
+def writer_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float, int]:
+    """The analyzer's writer alone on the same rows: the decoded requests (decoded before the clock
+    starts) submitted to a :class:`~chainotel_analyzer.store.writer.SpanWriter` as fast as its queue
+    takes them, until every one is committed — batches, the ``chain_request_log`` look-up and log
+    included, no HTTP and no decoding. Returns (rows, seconds, INSERTs)."""
+    from chainotel_analyzer.ingest.receive import decode_payload
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.interfaces import WriteQueueFull
+    from chainotel_analyzer.store.migrations import migrate
+    from chainotel_analyzer.store.writer import SpanWriter
+
+    decoded = [decode_payload(b, False, False, 1 << 30) for b in bodies]
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}")
+    store = open_store(settings)
+    try:
+        migrate(store.client)
+        writer = SpanWriter(store, settings)
+        writer.start()
+        t0 = time.perf_counter()
+        futures = []
+        for payload in decoded:
+            while True:
+                try:
+                    futures.append(writer.submit(payload.digest, payload.spans))
+                    break
+                except WriteQueueFull:
+                    time.sleep(0.005)
+        rows = sum(payload.spans.count for payload in decoded if futures.pop(0).result(300))
+        secs = time.perf_counter() - t0
+        writer.stop()
+        return rows, secs, writer.inserts
+    finally:
+        store.close()
+
+
 def message_bytes(data_dir: Path, bodies: list[bytes]) -> tuple[float, float]:
     """chain_history bytes per span (after merge) of ``bodies`` stored with and without the span,
     resource and scope messages (``span_otlp`` etc., migration 0006; without = ``''``, as rows stored
@@ -345,6 +383,8 @@ def main(argv: list[str] | None = None) -> int:
         settled_rate = rows / settled
         rows_1, dsecs_1, settled_1 = direct_insert(tmp / "direct-per-request", bodies[16:], per_request=True)
         per_request_rate, per_request_settled = rows_1 / dsecs_1, rows_1 / settled_1
+        rows_w, secs_w, inserts_w = writer_insert(tmp / "writer", bodies[16:])
+        writer_rate = rows_w / secs_w
         usage = disk_usage(tmp / "e2e")
         without_messages, with_messages = message_bytes(tmp / "bytes", bodies[16:])
     finally:
@@ -366,6 +406,8 @@ def main(argv: list[str] | None = None) -> int:
           f"(incl. merges {per_request_settled:,.0f}) | — |")
     print(f"| per-request / batched direct insert (what one INSERT per request costs the store) | "
           f"{per_request_rate / direct_rate:.2f} (incl. merges {per_request_settled / settled_rate:.2f}) | ≈ 1 |")
+    print(f"| the writer alone (SpanWriter: batches, request log, look-ups; no HTTP, no decoding), same rows | "
+          f"{writer_rate:,.0f} spans/s in {inserts_w} INSERTs; / direct batched {writer_rate / direct_rate:.2f} | ≈ 1 |")
     print(f"| end to end / direct | {ratio:.2f} (vs incl. merges: {e2e_rate / settled_rate:.2f}) | ≥ 0.6 |")
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
     print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans, decoder backlog {args.overload_decode_bytes >> 20} MiB) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
