@@ -96,6 +96,31 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live children (the decoder
+    processes), from ``/proc``: a figure that the load of a shared machine moves far less than wall time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid``."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
 def start_analyzer(data_dir: Path, port: int, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
     exe = Path(sys.executable).with_name("chainotel-analyzer")
     env = {**os.environ, **(env_extra or {})}
@@ -356,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}/v1/traces"
         try:
             send_all(url, bodies[:16], args.senders, 30)  # warm-up (decoder processes, engine caches)
+            cpu0 = tree_cpu_s(proc.pid)
             acked, secs, busy = send_all(url, bodies[16:], args.senders, args.time_limit)
+            cpu_us_per_span = (tree_cpu_s(proc.pid) - cpu0) / max(acked * SPANS_PER_REQUEST, 1) * 1e6
             e2e_rate = acked * SPANS_PER_REQUEST / secs
             queue = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["write_queue"]
             per_insert = queue["spans_written"] / max(queue["inserts"], 1)
@@ -409,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| the writer alone (SpanWriter: batches, request log, look-ups; no HTTP, no decoding), same rows | "
           f"{writer_rate:,.0f} spans/s in {inserts_w} INSERTs; / direct batched {writer_rate / direct_rate:.2f} | ≈ 1 |")
     print(f"| end to end / direct | {ratio:.2f} (vs incl. merges: {e2e_rate / settled_rate:.2f}) | ≥ 0.6 |")
+    print(f"| analyzer CPU per span end to end (its process and the decoders, from /proc) | {cpu_us_per_span:.1f} µs | — |")
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
     print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans, decoder backlog {args.overload_decode_bytes >> 20} MiB) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
