@@ -101,7 +101,8 @@ def create_app(runtime: Served) -> FastAPI:
     # add_middleware wraps: the last added is outermost
     app.add_middleware(MethodNotAllowed, paths=lambda: app.openapi()["paths"])
     app.add_middleware(AuthMiddleware, tokens=lambda: services.tokens)
-    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s)
+    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s,
+                       max_body_bytes=settings.http_max_body_bytes)  # fmt: skip
     origins = settings.cors_origins()
     if origins:
         app.add_middleware(
