@@ -198,20 +198,12 @@ def test_a_full_queue_is_answered_before_the_body_is_read(tmp_path):
     body had been read and decoded. Now the 503 comes as soon as the headers are in: here to a
     request that announces 8 MiB and never sends a byte of it."""
     from chainotel_analyzer.settings import AnalyzerSettings
-    from tests.ingest.backpressure_support import served
+    from tests.ingest.backpressure_support import hold_inserts, served
 
     settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", grpc_port=-1, decode_workers=0,
                                 queue_max_spans=4, batch_max_wait_s=0, retry_after_s=2)  # fmt: skip
     with served(settings) as runtime:
-        client = runtime.writer._client
-        real_insert, inserting, release = client.insert_arrow, threading.Event(), threading.Event()
-
-        def held_insert(*args, **kwargs):
-            inserting.set()
-            assert release.wait(60)
-            return real_insert(*args, **kwargs)
-
-        client.insert_arrow = held_insert
+        inserting, release = hold_inserts(runtime)
         url = runtime.http + "/v1/traces"
         senders = [threading.Thread(target=httpx.post, args=(url,), kwargs={
             "content": request(1, n).SerializeToString(), "headers": PROTOBUF, "timeout": 60}) for n in (1, 4)]  # fmt: skip
