@@ -57,11 +57,11 @@ def test_an_ingest_token_delivers_every_span(tmp_path, analyzer, configs):
         assert "Unauthenticated" not in collector.tail(LOG_CHARS) and "PermissionDenied" not in collector.tail(LOG_CHARS)
 
 
-@CONFIGS
-@pytest.mark.parametrize("token, logged", [
-    ("not-a-token-of-the-analyzer", ("HTTP Status Code 401", "code = Unauthenticated", "unknown bearer token")),
-    (TOKENS["viewer"][0], ("HTTP Status Code 403", "code = PermissionDenied", "lacks the 'ingest' scope")),  # known, no ingest scope
-], ids=["wrong-token", "read-token"])  # fmt: skip
+@pytest.mark.parametrize("configs, token, logged", [
+    ([FULL], "not-a-token-of-the-analyzer", ("HTTP Status Code 401", "code = Unauthenticated", "unknown bearer token")),
+    ([THEIRS, DROP_IN], "not-a-token-of-the-analyzer", ("HTTP Status Code 401", "code = Unauthenticated")),
+    ([FULL], TOKENS["viewer"][0], ("HTTP Status Code 403", "code = PermissionDenied", "lacks the 'ingest' scope")),
+], ids=["wrong-token", "wrong-token-drop-in", "read-token"])  # fmt: skip
 def test_a_refused_token_stores_nothing_and_the_collector_says_why(tmp_path, analyzer, configs, token, logged):
     with OtlpSink() as sink:
         collector = Collector(tmp_path, configs, analyzer=analyzer.http,

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 TOKEN = "conformance-admin-token-0123456789"
-MAX_EXAMPLES, MAX_TIME_S, SEED = 15, 120, 20261201
+MAX_EXAMPLES, MAX_TIME_S, SEED = 10, 150, 20261201
 """The run's bounds: examples per operation and phase, seconds in all, and a fixed seed so that a
 failure is reproducible (``st run ... --seed``); a longer local run: docs/api.md."""
 
