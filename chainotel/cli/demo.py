@@ -302,6 +302,8 @@ class Stack:
         env = self.base_env()
         env.update({other.env_key: self.url(other.name) for other in SERVICES})
         env.update(DEMO_SLOW=self.slow, DEMO_ERROR_RATE=str(self.error_rate), DEMO_SEED=str(self.seed))
+        if svc.name == "database-service":  # its SQLite file, relative to the work directory (the cwd)
+            env["DEMO_DB_PATH"] = "trading.db"
         if self.mode != "none":
             env.update(
                 OTEL_SERVICE_NAME=svc.name,
