@@ -2,12 +2,15 @@
 of a chain's trace — database (SQLAlchemy on SQLite and on a real PostgreSQL), cache (a real
 Redis), outgoing HTTP (``requests``) and model calls (the OpenAI client, instrumented by
 ``opentelemetry-instrumentation-openai-v2``, against a local OpenAI-compatible server) — carries
-the chain attributes. Spans are exported over OTLP/HTTP to the test's sink."""
+the chain attributes; the ``aiohttp`` client, whose instrumentation is not published for the
+pinned OpenTelemetry version, is named at start-up as skipped and why. Spans are exported over
+OTLP/HTTP to the test's sink."""
 
 from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack
+from importlib.metadata import version
 
 import httpx
 import pytest
@@ -132,3 +135,24 @@ def test_openai_client_model_call_is_a_tagged_d_chain_span(stack, sink):
     assert call["attributes"].get("gen_ai.usage.output_tokens") == 1
     assert_all_tagged(spans, chain, "D2")
     assert {s["attributes"][attr.CHAIN_CATEGORY] for s in spans} == {"ai_ml_processing"}
+
+
+def test_aiohttp_client_without_its_instrumentation_is_named_at_start_up_and_why(stack, sink):
+    """No opentelemetry-instrumentation-aiohttp-client is published for the pinned
+    opentelemetry-instrumentation (docs/distro.md): the start-up line says so, and an aiohttp call
+    indeed leaves without trace context — the hop the line warns about."""
+    (line,) = [l for l in stack.log().splitlines() if l.startswith("chainotel: instrumentations loaded:")]
+    skipped = line.split("; skipped: ", 1)[1]
+    wanted = f"opentelemetry-instrumentation-aiohttp-client=={version('opentelemetry-instrumentation')}"
+    assert f"aiohttp-client (aiohttp {version('aiohttp')} is installed, its instrumentation {wanted} is not)" in skipped, line
+    assert "pydantic" not in skipped  # the distro's own dependencies are not the service's libraries
+
+    chain = uuid.uuid4()
+    response = httpx.get(f"{stack.url}/api/v1/trading/aiohttp", headers={"X-Chain-ID": str(chain)}, timeout=30)
+    assert response.status_code == 200, response.text
+    received = response.json()["backend"]["headers"]
+    assert "traceparent" not in received and "x-chain-id" not in received, received
+    spans = sink.wait_trace(chain.int, lambda sp: any(s["kind"] == SERVER for s in sp))
+    assert not [s for s in spans if s["kind"] == CLIENT], spans  # no span for the aiohttp call
+    assert_all_tagged(spans, chain)  # the service's own spans still carry the chain
+
