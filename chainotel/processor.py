@@ -61,7 +61,7 @@ from opentelemetry.trace import SpanContext
 from chainotel import attributes as attr
 from chainotel.catalog import Catalog, Category
 from chainotel.catalog.models import CHAIN_ID_PATTERN
-from chainotel.ids import format_chain_id
+from chainotel.ids import format_instance_id
 from chainotel.propagator import INCOMING_CHAIN_KEY, IncomingChain
 
 __all__ = ["ChainSpanProcessor", "TraceDecision", "tagged_at_creation"]
@@ -276,7 +276,7 @@ class ChainSpanProcessor(SpanProcessor):
         if info.invalid is not None:
             span.set_attribute(attr.CHAIN_INSTANCE_INVALID, info.invalid)
         if info.parent_trace_id is not None:
-            parent_instance = format_chain_id(info.parent_trace_id)
+            parent_instance = format_instance_id(info.parent_trace_id)
             span.add_link(
                 SpanContext(info.parent_trace_id, 0, is_remote=True),
                 {attr.CHAIN_PARENT_INSTANCE_ID: parent_instance},
@@ -297,7 +297,7 @@ class ChainSpanProcessor(SpanProcessor):
         """Record the trace's chain attributes — the chain's ``static`` ones plus
         ``chain.instance_id`` — and set them on ``span``, the span that decided."""
         attributes = dict(static)
-        attributes[attr.CHAIN_INSTANCE_ID] = format_chain_id(trace_id)
+        attributes[attr.CHAIN_INSTANCE_ID] = format_instance_id(trace_id)
         decision.attributes = attributes  # published complete: readers never see a partial dict
         span.set_attributes(attributes)
 

@@ -38,7 +38,7 @@ from opentelemetry.instrumentation.propagators import ResponsePropagator
 from opentelemetry.propagators import textmap
 
 from chainotel import attributes as attr
-from chainotel.ids import format_chain_id, try_parse_chain_id
+from chainotel.ids import format_instance_id, try_parse_instance_id
 
 __all__ = ["INCOMING_CHAIN_KEY", "IncomingChain", "XChainPropagator", "XChainResponsePropagator", "incoming_chain"]
 
@@ -129,7 +129,7 @@ class XChainPropagator(textmap.TextMapPropagator):
             return context
         info = IncomingChain()
         if raw is not None:
-            trace_id = try_parse_chain_id(raw)
+            trace_id = try_parse_instance_id(raw)
             current = trace.get_current_span(context).get_span_context()
             if trace_id is None:
                 info.invalid = _truncate(raw)
@@ -139,7 +139,7 @@ class XChainPropagator(textmap.TextMapPropagator):
             else:
                 info.requested.append(trace_id)
         if raw_parent is not None:
-            info.parent_trace_id = try_parse_chain_id(raw_parent)
+            info.parent_trace_id = try_parse_instance_id(raw_parent)
         return set_value(INCOMING_CHAIN_KEY, info, context)
 
     def inject(
@@ -154,7 +154,7 @@ class XChainPropagator(textmap.TextMapPropagator):
             span_context = span.get_span_context()
             if not span_context.is_valid:
                 return
-            setter.set(carrier, attr.HEADER_CHAIN_ID, format_chain_id(span_context.trace_id))
+            setter.set(carrier, attr.HEADER_CHAIN_ID, format_instance_id(span_context.trace_id))
             span_attributes = getattr(span, "attributes", None)
             chain_id = span_attributes.get(attr.CHAIN_ID) if span_attributes else None
             if chain_id and baggage.get_baggage(attr.BAGGAGE_CHAIN_ID, context) != chain_id:
@@ -186,7 +186,7 @@ class XChainResponsePropagator(ResponsePropagator):
             span_context = trace.get_current_span(context).get_span_context()
             if not span_context.is_valid:
                 return
-            setter.set(carrier, attr.HEADER_CHAIN_ID, format_chain_id(span_context.trace_id))
+            setter.set(carrier, attr.HEADER_CHAIN_ID, format_instance_id(span_context.trace_id))
             setter.set(carrier, _EXPOSE_HEADERS, attr.HEADER_CHAIN_ID)
         except Exception:  # noqa: BLE001
             _logger.debug("xchain: response inject failed", exc_info=True)

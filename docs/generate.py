@@ -73,7 +73,7 @@ def render() -> str:
             parts.append(f"\n## {title}\n\n`{module_name}.{cls.__name__}`: {_cell(doc.splitlines()[0]) if doc else ''}\n")
             parts.append("| variable | type | default | meaning |\n|---|---|---|---|")
             for name, info in cls.model_fields.items():
-                parts.append(f"| `{(prefix + name).upper()}` | {_type(info.annotation)} | {_cell(_default(info))} "
+                parts.append(f"| `{(prefix + name).upper()}` | `{_cell(_type(info.annotation))}` | {_cell(_default(info))} "
                              f"| {_cell(info.description or '')} |")  # fmt: skip
     return "\n".join(parts) + "\n"
 

@@ -6,6 +6,7 @@ Method: ``docs/analysis-method.md``, section "Critical path and self time" (the 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from operator import itemgetter, sub
 from typing import NamedTuple
 
@@ -56,6 +57,24 @@ class TraceCriticalPath(NamedTuple):
     clipped: frozenset[str]
 
 
+@dataclass(slots=True)
+class _Tree:
+    """One trace's working state, by span index (span-ID order): ``parent[i]`` (-1 for a root),
+    ``children`` (index → children by start), the effective interval in ns that the clean-up clips
+    (``eff_start``/``eff_end``), and what it decides: ``kept`` (index → kept children in walk
+    order), ``excluded`` and ``clipped`` indices."""
+
+    spans: list[Span]
+    ids: list[str]
+    parent: list[int]
+    children: dict[int, list[int]]
+    eff_start: list[int]
+    eff_end: list[int]
+    kept: dict[int, list[int]] = field(default_factory=dict)
+    excluded: list[int] = field(default_factory=list)
+    clipped: list[int] = field(default_factory=list)
+
+
 def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
     """Critical path, critical time and self time of one trace (see the module docstring).
 
@@ -80,21 +99,18 @@ def analyze_trace(spans: Sequence[Span]) -> TraceCriticalPath:
         if len(kids) > 1:
             kids.sort(key=starts.__getitem__)
     self_time = _self_times(ids, starts, ends, children)
-    eff_start, eff_end = list(starts), list(ends)
-    kept: dict[int, list[int]] = {}
-    excluded: list[int] = []
-    clipped: list[int] = []
-    root_list = _roots(uniq, ids, parent, children, eff_start, eff_end, kept, excluded, clipped)
+    tree = _Tree(uniq, ids, parent, children, list(starts), list(ends))
+    root_list = _roots(tree)
     critical = dict.fromkeys(ids, 0)
-    roots_out = [RootCriticalPath(ids[root], _walk_back(root, ids, eff_start, eff_end, kept, critical),
+    roots_out = [RootCriticalPath(ids[root], _walk_back(root, ids, tree.eff_start, tree.eff_end, tree.kept, critical),
                                   uniq[root][1] != "") for root in root_list]  # fmt: skip
     return TraceCriticalPath(
         roots=roots_out,
         spans=dict(zip(ids, uniq)),
         self_time_ns=self_time,
         critical_time_ns=critical,
-        excluded=frozenset(ids[i] for i in excluded),
-        clipped=frozenset(ids[i] for i in clipped),
+        excluded=frozenset(ids[i] for i in tree.excluded),
+        clipped=frozenset(ids[i] for i in tree.clipped),
     )
 
 
@@ -151,33 +167,25 @@ def _self_times(ids: list[str], starts: list[int], ends: list[int], children: di
     return self_time
 
 
-def _roots(
-    uniq: list[Span],
-    ids: list[str],
-    parent: list[int],
-    children: dict[int, list[int]],
-    eff_start: list[int],
-    eff_end: list[int],
-    kept: dict[int, list[int]],
-    excluded: list[int],
-    clipped: list[int],
-) -> list[int]:
+def _roots(tree: _Tree) -> list[int]:
     """The roots in report order (the main root first: a true root, earliest, longest), after
     :func:`_clean_up` below each of them. Spans caught in a parent cycle (or below one) are cut loose
     one at a time, earliest first, each becoming a root (``parent``/``children`` change in place)."""
+    uniq, ids, parent, children, eff_start, eff_end = (
+        tree.spans, tree.ids, tree.parent, tree.children, tree.eff_start, tree.eff_end)
     n = len(uniq)
     root_list = [i for i, p in enumerate(parent) if p < 0]
-    count = _clean_up(root_list, uniq, children, eff_start, eff_end, kept, excluded, clipped)
+    count = _clean_up(root_list, tree)
     while count < n:
         reached = set(root_list)
-        reached.update(excluded)
-        for kids in kept.values():
+        reached.update(tree.excluded)
+        for kids in tree.kept.values():
             reached.update(kids)
         cut = min((i for i in range(n) if i not in reached), key=lambda i: (eff_start[i], ids[i]))
         children[parent[cut]].remove(cut)
         parent[cut] = -1
         root_list.append(cut)
-        count += _clean_up([cut], uniq, children, eff_start, eff_end, kept, excluded, clipped)
+        count += _clean_up([cut], tree)
     # roots are never clipped: their effective interval is the recorded one
     root_list.sort(key=lambda i: (uniq[i][1] != "", eff_start[i], -eff_end[i], ids[i]))
     return root_list
@@ -224,23 +232,16 @@ def _walk_back(
     return rev
 
 
-def _clean_up(
-    roots: list[int],
-    spans: list[Span],
-    children: dict[int, list[int]],
-    eff_start: list[int],
-    eff_end: list[int],
-    kept: dict[int, list[int]],
-    excluded: list[int],
-    clipped: list[int],
-) -> int:
-    """Apply the clean-up rules below ``roots`` (indices into ``spans``), top-down.
+def _clean_up(roots: list[int], tree: _Tree) -> int:
+    """Apply the clean-up rules below ``roots`` (indices into ``tree.spans``), top-down.
 
-    Fills ``kept`` (node → kept children in walk order: end descending, then start, then the
+    Fills ``tree.kept`` (node → kept children in walk order: end descending, then start, then the
     recorded order), clips ``eff_start``/``eff_end`` in place (ns) and appends to
     ``excluded``/``clipped``. Returns how many spans were reached.
     Rules from Jaeger UI's ``sanitizeOverFlowingChildren`` and ``filterBlockingSpans``.
     """
+    spans, children, eff_start, eff_end = tree.spans, tree.children, tree.eff_start, tree.eff_end
+    kept, excluded, clipped = tree.kept, tree.excluded, tree.clipped
     count = 0
     stack = list(roots)
     drop: list[int] = []

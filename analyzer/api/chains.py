@@ -2,7 +2,7 @@
 events, analysis and critical path.
 
 Chain instance IDs (``{instance_id}``) are the trace ID as a UUID or 32 hex digits
-(:func:`chainotel.ids.parse_chain_id`); an unknown instance → 404, a malformed one → 422. With
+(:func:`chainotel.ids.parse_instance_id`); an unknown instance → 404, a malformed one → 422. With
 ``CHAINOTEL_JAEGER_UI_URL`` set, the per-instance responses carry ``jaeger_url``, the trace in
 Jaeger UI (``<ui>/trace/<trace_id>``, Jaeger UI's trace page); otherwise ``jaeger_url`` is null.
 
@@ -37,7 +37,7 @@ from chainotel_analyzer.security.http import principal_of
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, RegistryConflict, TraceReader, UnknownChain
 from chainotel.catalog import Category, ChainDefinition
-from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
+from chainotel.ids import InvalidInstanceId, format_instance_id, parse_instance_id
 
 router = APIRouter(prefix="/api/v1", tags=["chains"])
 
@@ -54,8 +54,8 @@ def jaeger_url(settings: AnalyzerSettings, trace_id: str) -> str | None:
 
 def _trace_id(instance_id: str) -> str:
     try:
-        return f"{parse_chain_id(instance_id):032x}"
-    except InvalidChainId as exc:
+        return f"{parse_instance_id(instance_id):032x}"
+    except InvalidInstanceId as exc:
         raise HTTPException(422, str(exc)) from None
 
 
@@ -74,7 +74,7 @@ def events(instance_id: str, reader: TraceReader = Depends(get_reader), settings
     rows = reader.trace_events(trace_id)
     if not rows:
         raise HTTPException(404, f"unknown chain instance {instance_id!r}")
-    return {"instance_id": format_chain_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
+    return {"instance_id": format_instance_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
 
 
 @router.get("/traces/{trace_id}", response_model=OtlpTrace)
@@ -99,7 +99,7 @@ def analysis(instance_id: str, reader: TraceReader = Depends(get_reader), settin
     root = r.spans[main.root_span_id]
     ranking = rank_bottlenecks(contributions([r]))
     return {
-        "instance_id": format_chain_id(int(trace_id, 16)),
+        "instance_id": format_instance_id(int(trace_id, 16)),
         "jaeger_url": jaeger_url(settings, trace_id),
         "duration_ms": root.duration_ns / 1e6,
         "service_count": len({s.service for s in spans}),
@@ -140,7 +140,7 @@ def critical_path(instance_id: str, reader: TraceReader = Depends(get_reader), s
                            for k, v in sorted(per.items(), key=lambda kv: (-kv[1], kv[0]))],
         })  # fmt: skip
     return {
-        "instance_id": format_chain_id(int(trace_id, 16)),
+        "instance_id": format_instance_id(int(trace_id, 16)),
         "trace_id": trace_id,
         "jaeger_url": jaeger_url(settings, trace_id),
         "chain": max((s.chain for s in spans), default=""),

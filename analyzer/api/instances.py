@@ -25,7 +25,7 @@ from typing import Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
-from chainotel.ids import format_chain_id
+from chainotel.ids import format_instance_id
 
 from chainotel_analyzer.api.analytics import _known_chain, _window_doc, window
 from chainotel_analyzer.api.chains import analysis
@@ -125,7 +125,7 @@ def chain_instances(
         "window": _window_doc(since_ns, until_ns),
         "order": order,
         "instances": [
-            {"instance_id": format_chain_id(int(i.trace_id, 16)), "trace_id": i.trace_id, "start_unix_nano": i.start_ns,
+            {"instance_id": format_instance_id(int(i.trace_id, 16)), "trace_id": i.trace_id, "start_unix_nano": i.start_ns,
              "duration_ms": i.duration_ns / 1e6, "root_service": i.root_service, "root_operation": i.root_operation,
              "error": i.error, "services": list(i.services)}
             for i in page

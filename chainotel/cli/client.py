@@ -38,7 +38,7 @@ TOKEN_ENV = "CHAINOTEL_TOKEN"
 """Environment variable holding the bearer token the CLI sends (unset: none)."""
 
 PATHS = {
-    "critical_path": "/api/v1/traces/{chain_id}/critical-path",
+    "critical_path": "/api/v1/traces/{instance_id}/critical-path",
     "health": "/api/v1/analytics/chains/health/overview",
     "realtime": "/api/v1/analytics/performance/real-time",
     "anomalies": "/api/v1/analytics/anomalies/detect",
@@ -103,8 +103,8 @@ class AnalyzerClient:
             raise AnalyzerError(f"analyzer answered {response.status_code} for {path}: {_detail_text(detail)}{hint}")
         return response.json()
 
-    def critical_path(self, chain_id: str) -> dict:
-        return self.get(PATHS["critical_path"].format(chain_id=chain_id))
+    def critical_path(self, instance_id: str) -> dict:
+        return self.get(PATHS["critical_path"].format(instance_id=instance_id))
 
     def health(self) -> dict:
         return self.get(PATHS["health"])
@@ -291,14 +291,14 @@ def _run(analyzer: str, as_json: bool, fetch, render) -> None:
         console.print(render(doc))
 
 
-def trace(chain_id: str = typer.Argument(..., help="Chain instance ID: a UUID or 32 hex digits (the trace ID)."),
+def trace(instance_id: str = typer.Argument(..., help="Chain instance ID: a UUID or 32 hex digits (the trace ID)."),
           analyzer: str = AnalyzerOpt, as_json: bool = JsonOpt) -> None:
     """Waterfall and critical path of one chain instance (trace)."""
     def render(doc: dict):
         link = f"console: {analyzer.rstrip('/')}/ui/traces/{doc.get('instance_id') or doc.get('trace_id', '')}"
         return Group(waterfall(doc), Text(link, no_wrap=True, overflow="ignore"))
 
-    _run(analyzer, as_json, lambda c: c.critical_path(chain_id), render)
+    _run(analyzer, as_json, lambda c: c.critical_path(instance_id), render)
 
 
 def health(all_chains: bool = typer.Option(False, "--all", help="Also list chains without traces (no_data)."),

@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import importlib.util
 import os
+import random
 import shutil
 import signal
 import socket
@@ -109,12 +110,35 @@ def load_traffic() -> ModuleType:
     return sys.modules[spec.name]
 
 
+_HANDED_OUT: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (Linux ``ip_local_port_range``; 32768 elsewhere)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). Another process may
-    take it before the caller binds it; good enough for tests and local stacks."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A TCP port on 127.0.0.1 that is free now and was not handed out before by this process.
+
+    Drawn at random *below* the kernel's ephemeral range, so an outgoing connection of any process
+    cannot take it between this call and the caller's ``bind`` (ports handed out by ``bind(0)``
+    come from that range and lose that race under load). Another process binding the same port on
+    purpose can still win; good enough for tests and local stacks.
+
+    Raises:
+        OSError: when no port in 20000..(ephemeral low - 1) could be found free in 200 draws.
+    """
+    low, high = 20000, max(_ephemeral_low() - 1, 20001)
+    for _ in range(200):
+        port = random.randint(low, high)
+        if port not in _HANDED_OUT and port_is_free(port):
+            _HANDED_OUT.add(port)
+            return port
+    raise OSError(f"no free TCP port on 127.0.0.1 in {low}..{high}")
 
 
 def port_is_free(port: int) -> bool:

@@ -6,21 +6,21 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id, try_parse_chain_id
+from chainotel.ids import InvalidInstanceId, format_instance_id, parse_instance_id, try_parse_instance_id
 
 trace_ids = st.integers(min_value=1, max_value=(1 << 128) - 1)
 
 
 @given(trace_ids, st.booleans(), st.booleans())
 def test_round_trip_any_case_with_or_without_dashes(trace_id, upper, dashes):
-    text = format_chain_id(trace_id)
+    text = format_instance_id(trace_id)
     assert len(text) == 36 and text == text.lower()
     assert str(uuid.UUID(int=trace_id)) == text
     if not dashes:
         text = text.replace("-", "")
     if upper:
         text = text.upper()
-    assert parse_chain_id(text) == trace_id
+    assert parse_instance_id(text) == trace_id
 
 
 @given(st.text(max_size=300))
@@ -34,11 +34,11 @@ def test_arbitrary_text_parses_only_if_it_has_the_shape(text):
     )
     valid = shaped and int(stripped.replace("-", ""), 16) != 0
     if valid:
-        assert parse_chain_id(text) == int(stripped.replace("-", ""), 16)
+        assert parse_instance_id(text) == int(stripped.replace("-", ""), 16)
     else:
-        with pytest.raises(InvalidChainId):
-            parse_chain_id(text)
-        assert try_parse_chain_id(text) is None
+        with pytest.raises(InvalidInstanceId):
+            parse_instance_id(text)
+        assert try_parse_instance_id(text) is None
 
 
 @pytest.mark.parametrize(
@@ -47,10 +47,10 @@ def test_arbitrary_text_parses_only_if_it_has_the_shape(text):
      "１" * 32, "1" * 33, "1234567-89ab-cdef-0123-456789abcdef0", "a" * 129],
 )
 def test_rejected(value):
-    with pytest.raises(InvalidChainId):
-        parse_chain_id(value)
+    with pytest.raises(InvalidInstanceId):
+        parse_instance_id(value)
 
 
 def test_format_range():
     with pytest.raises(ValueError):
-        format_chain_id(1 << 128)
+        format_instance_id(1 << 128)

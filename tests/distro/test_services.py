@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from chainotel import attributes as attr
-from chainotel.ids import format_chain_id, parse_chain_id
+from chainotel.ids import format_instance_id, parse_instance_id
 from tests.distro.otlp_sink import GrpcOtlpSink
 from tests.distro.services import APPS, otel_env
 
@@ -65,7 +65,7 @@ def test_dashless_hex_chain_id_accepted(pair, sink):
 def test_no_incoming_header_still_gets_response_header(pair, sink):
     gateway, _ = pair
     response = httpx.get(f"{gateway.url}/api/v1/trading/orders")
-    trace_id = parse_chain_id(response.headers["x-chain-id"])
+    trace_id = parse_instance_id(response.headers["x-chain-id"])
     spans = sink.wait_trace(trace_id, both_services_done)
     assert both_services_done(spans)
     assert server_span(spans)["attributes"][attr.CHAIN_INSTANCE_ID] == response.headers["x-chain-id"]
@@ -76,7 +76,7 @@ def test_error_responses_carry_chain_id(pair, sink, path, status):
     gateway, _ = pair
     response = httpx.get(f"{gateway.url}{path}")
     assert response.status_code == status
-    trace_id = parse_chain_id(response.headers["x-chain-id"])
+    trace_id = parse_instance_id(response.headers["x-chain-id"])
     spans = sink.wait_trace(trace_id, lambda sp: any(s["kind"] == SERVER for s in sp))
     assert server_span(spans)["attributes"]["http.status_code"] == status
 
@@ -94,7 +94,7 @@ def test_traceparent_wins_and_conflict_is_recorded(pair, sink):
         f"{gateway.url}/api/v1/trading/orders",
         headers={"traceparent": f"00-{trace_id:032x}-{parent_span:016x}-01", "X-Chain-ID": other},
     )
-    assert response.headers["x-chain-id"] == format_chain_id(trace_id)
+    assert response.headers["x-chain-id"] == format_instance_id(trace_id)
     spans = sink.wait_trace(trace_id, both_services_done)
     root = server_span(spans)
     assert root["parent_span_id"] == parent_span
@@ -131,7 +131,7 @@ def test_invalid_chain_id_starts_new_trace_and_is_recorded(pair, sink, value):
     header = value.encode("latin-1")
     response = httpx.get(f"{gateway.url}/api/v1/trading/orders", headers=[(b"X-Chain-ID", header)])
     assert response.status_code == 200
-    trace_id = parse_chain_id(response.headers["x-chain-id"])
+    trace_id = parse_instance_id(response.headers["x-chain-id"])
     spans = sink.wait_trace(trace_id, both_services_done)
     root = server_span(spans)
     assert root["parent_span_id"] == 0
@@ -201,7 +201,7 @@ def test_user_otel_values_are_not_overridden(sink, start):
     assert info["env"]["OTEL_PROPAGATORS"] == "tracecontext"
     assert info["env"]["OTEL_METRICS_EXPORTER"] == "console"
     response = httpx.get(f"{service.url}/plain")  # still traced and exported; header still written
-    trace_id = parse_chain_id(response.headers["x-chain-id"])
+    trace_id = parse_instance_id(response.headers["x-chain-id"])
     spans = sink.wait_trace(trace_id, lambda sp: any(s["kind"] == SERVER for s in sp))
     assert server_span(spans, "test-user-env")
 
@@ -227,7 +227,7 @@ def test_every_worker_exports(sink, start):
     for _ in range(200):  # bounded: stop as soon as both workers answered
         with httpx.Client() as client:  # a new connection each time
             response = client.get(f"{service.url}/plain")
-        pids.setdefault(response.json()["pid"], parse_chain_id(response.headers["x-chain-id"]))
+        pids.setdefault(response.json()["pid"], parse_instance_id(response.headers["x-chain-id"]))
         if len(pids) == 2:
             break
     assert len(pids) == 2, "the kernel never routed a connection to the second worker"

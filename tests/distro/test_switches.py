@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 
 from chainotel import attributes as attr
-from chainotel.ids import parse_chain_id
+from chainotel.ids import parse_instance_id
 from tests.distro.services import APPS, otel_env
 
 SERVER = 2
@@ -64,8 +64,8 @@ def test_a_chain_with_enabled_false_is_not_tagged_and_startup_names_instrumentat
     )
     off = httpx.get(f"{service.url}/api/v1/trading/orders")  # B3: enabled: false
     on = httpx.get(f"{service.url}/plain")  # B4: still tagged
-    off_spans = sink.wait_trace(parse_chain_id(off.headers["x-chain-id"]), lambda sp: len(sp) >= 3)
-    on_spans = sink.wait_trace(parse_chain_id(on.headers["x-chain-id"]), lambda sp: len(sp) >= 3)
+    off_spans = sink.wait_trace(parse_instance_id(off.headers["x-chain-id"]), lambda sp: len(sp) >= 3)
+    on_spans = sink.wait_trace(parse_instance_id(on.headers["x-chain-id"]), lambda sp: len(sp) >= 3)
     assert off_spans and all(attr.CHAIN_ID not in s["attributes"] for s in off_spans), off_spans
     assert on_spans and all(s["attributes"].get(attr.CHAIN_ID) == "B4" for s in on_spans), on_spans
 

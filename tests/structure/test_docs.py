@@ -24,6 +24,14 @@ def test_configuration_reference_names_every_analyzer_setting():
     assert all(f"`{env_name(field)}`" in text for field in AnalyzerSettings.model_fields)
 
 
+def test_every_row_of_the_configuration_tables_has_four_cells():
+    """A bare ``|`` in a type (``Path | None``) or a description would split a row into more cells."""
+    rows = [line for line in GENERATOR["render"]().splitlines() if line.startswith("| `")]
+    assert rows
+    bad = [row for row in rows if len(re.split(r"(?<!\\)\|", row)) != 6]
+    assert not bad, bad
+
+
 def test_the_check_fails_on_a_stale_reference(tmp_path, monkeypatch):
     stale = tmp_path / "configuration.md"
     stale.write_text("# Configuration reference\n")

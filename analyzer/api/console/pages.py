@@ -21,7 +21,7 @@ from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from chainotel.ids import InvalidChainId, format_chain_id, parse_chain_id
+from chainotel.ids import InvalidInstanceId, format_instance_id, parse_instance_id
 
 from chainotel_analyzer.analysis.aggregate import chain_critical_path
 from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
@@ -202,7 +202,7 @@ def _min_duration(value: str | None) -> float:
 
 
 def _instance_link(trace_id: str) -> str:
-    return "/ui/traces/" + format_chain_id(int(trace_id, 16))
+    return "/ui/traces/" + format_instance_id(int(trace_id, 16))
 
 
 @router.get("/ui/chains/{chain}", response_class=HTMLResponse)
@@ -313,8 +313,8 @@ def trace_page(
     """One chain instance: the waterfall with the critical path drawn on it, span details, the chain
     definition and its SLA verdict, the Jaeger link when configured."""
     try:
-        parse_chain_id(trace_id)
-    except InvalidChainId as exc:
+        parse_instance_id(trace_id)
+    except InvalidInstanceId as exc:
         raise HTTPException(422, str(exc)) from None
     cp = critical_path(trace_id, reader, settings)
     rows = events(trace_id, reader, settings)["events"]
