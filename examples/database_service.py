@@ -36,10 +36,11 @@ ORDERS_KEPT = 10_000
 
 class Database:
     """A SQLite file through one SQLAlchemy engine with one pooled connection, used from the event
-    loop's thread: a statement on these small, indexed tables takes well under a millisecond,
-    less than handing it to a worker thread costs on a busy machine (each hand-off may wait for
-    the GIL, up to its 5 ms switch interval, several times per statement), and nothing ever waits
-    on SQLite's file locks (whose busy handler sleeps up to 100 ms per retry).
+    loop's thread: a statement on these small, indexed tables takes well under a millisecond.
+    Run in one worker thread instead, twelve concurrent market-data stores made database-service
+    the top of A1's critical path (88 ms per trace on the shared 2-CPU machine: queueing behind the
+    one thread, and the hand-offs between it and the busy event loop). Nothing
+    ever waits on SQLite's file locks either (whose busy handler sleeps up to 100 ms per retry).
 
     ``path``: the database file (created, with its tables, by :meth:`setup`).
     """
