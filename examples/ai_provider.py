@@ -7,11 +7,11 @@ database-service and runs inference.
 
 The model is called through the ``openai`` client (``chat.completions``), which
 ``opentelemetry-instrumentation-openai-v2`` (``chainotel[demo]``) traces as a client span with
-``gen_ai.*`` attributes — named ``openai on 127.0.0.1`` on the critical path. The endpoint is
-``DEMO_MODEL_URL`` when set (any OpenAI-compatible server, e.g. ``http://127.0.0.1:8080/v1``;
-key ``DEMO_MODEL_API_KEY``), else a local one this process serves (:mod:`model_endpoint`,
-``DEMO_MODEL_LATENCY_MS`` per call, default 20): nothing leaves the machine. ``DEMO_MODEL``
-names the model (default ``demo-trader``).
+``gen_ai.*`` attributes — named ``openai`` (its ``gen_ai.provider.name``) in the bottleneck
+ranking. The endpoint is ``DEMO_MODEL_URL`` when set (any OpenAI-compatible server, e.g.
+``http://127.0.0.1:8080/v1``; key ``DEMO_MODEL_API_KEY``), else a local one this process serves
+(:mod:`model_endpoint`, ``DEMO_MODEL_LATENCY_MS`` per call, default 20): nothing leaves the
+machine. ``DEMO_MODEL`` names the model (default ``demo-trader``).
 """
 
 from __future__ import annotations
