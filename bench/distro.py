@@ -6,12 +6,25 @@
    :class:`~chainotel.sampler.ChainSampler` (the built-in catalog; installed as the configurator
    does), interleaved rounds in the same process, CPU time, best round. Reported: µs added per span
    and the ratio to the SDK's own per-span cost (goal: ≤ 2 µs and ≤ 10 %), plus the time measured
-   inside the processor and the sampler. The same for traces that match no rule.
+   inside the processor and the sampler. Three trace shapes: children without start attributes
+   (manual spans; the SDK's first attribute on a span costs it ~1.7 µs by itself), children with
+   three start attributes (as instrumentation spans have, e.g. an HTTP client span), and traces
+   that match no rule. ``--baseline-rev REV`` also measures the processor and sampler of a git
+   revision (e.g. ``main``) in the same run, for before/after figures; ``--breakdown`` measures, in
+   the same way, what four constant attributes added at creation and one empty span processor cost
+   the SDK, the parts of the figure chainotel cannot avoid on public API.
 2. **Requests/s** of the two-service fixture app (``tests/distro/apps``: gateway → backend over
    httpx) under ``opentelemetry-instrument`` with the chainotel distro vs with the SDK's plain
    configurator (``_OTelSDKConfigurator`` + ``DefaultDistro``, registered for this run through a
    temporary ``*.dist-info``), both exporting OTLP/HTTP to a local sink, metrics/logs off in both.
    Fixed request count and concurrency, alternated runs (A B A B), best of each. Goal: ≥ 0.95.
+   A third variant, the distro with ``CHAINOTEL_TAGGING_ENABLED=false``, splits the services' CPU
+   per request into chain tagging and the rest of the distro (propagators, ID generator).
+
+"Time inside the processor" is the time measured in the processor's ``on_start``/``on_end`` and in
+the sampler (the configured sampler it asks included), minus the same shim around an empty
+processor and the SDK's own sampler; it can be near zero since ``ChainSampler`` answers some spans
+without asking the configured sampler (see :func:`chainotel.sampler.samples_sampled_local_children`).
 
 Goals are reported, not asserted (shared, noisy machines).
 """
@@ -83,13 +96,15 @@ class _TimedSampler(Sampler):
         return self.inner.get_description()
 
 
-def _tracer(processor: SpanProcessor | None, service: str, chain: ChainSpanProcessor | None = None):
+def _tracer(processor: SpanProcessor | None, service: str, chain: ChainSpanProcessor | None = None,
+            install_sampler=install):  # fmt: skip
     """A tracer of a new provider with ``processor`` (if any) and a no-op exporter; ``chain``: the
-    chain processor whose :class:`~chainotel.sampler.ChainSampler` is installed, as the chainotel
-    configurator does. A ``_Timed`` processor also times the sampler."""
+    chain processor whose :class:`~chainotel.sampler.ChainSampler` is installed (by
+    ``install_sampler``), as the chainotel configurator does. A ``_Timed`` processor also times the
+    sampler."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     if chain is not None:
-        install(provider, chain)
+        install_sampler(provider, chain)
     if isinstance(processor, _Timed):
         provider.sampler = _TimedSampler(provider.sampler, processor)
     if processor is not None:
@@ -98,56 +113,141 @@ def _tracer(processor: SpanProcessor | None, service: str, chain: ChainSpanProce
     return provider.get_tracer("bench")
 
 
-def _run_traces(tracer, traces: int, route: str) -> int:
-    """Create and end ``traces`` traces of 1 server span + CHILDREN children; returns the span count."""
+CHILD_ATTRIBUTES = {"http.request.method": "GET", "server.address": "backend", "url.full": "http://backend/quote"}
+"""Start attributes of a child in the "with start attributes" shape (an HTTP client span's)."""
+
+
+def _run_traces(tracer, traces: int, route: str, child_attributes: dict | None = None) -> int:
+    """Create and end ``traces`` traces of 1 server span + CHILDREN children (started with
+    ``child_attributes``); returns the span count."""
     attrs = {"http.route": route, "http.request.method": "POST"}
     for _ in range(traces):
         with tracer.start_as_current_span("POST " + route, kind=SpanKind.SERVER, attributes=attrs):
             for _ in range(CHILDREN):
-                with tracer.start_as_current_span("child"):
+                with tracer.start_as_current_span("child", attributes=child_attributes):
                     pass
     return traces * (CHILDREN + 1)
 
 
-def span_cost(rounds: int = 15, traces: int = 500) -> dict[str, dict[str, float]]:
-    """Per-span figures in seconds for each case, each the best of ``rounds`` interleaved rounds.
+def load_revision(rev: str):
+    """``(ChainSpanProcessor, install)`` of git revision ``rev``: its ``chainotel/processor.py`` and
+    ``chainotel/sampler.py`` loaded as separate modules (the rest of chainotel is today's).
+
+    Raises:
+        subprocess.CalledProcessError: ``rev`` or the files are not in the repository.
+    """
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import types  # noqa: PLC0415
+
+    root = Path(__file__).resolve().parent.parent
+    modules = {}
+    for name in ("processor", "sampler"):
+        source = subprocess.run(["git", "-C", str(root), "show", f"{rev}:chainotel/{name}.py"], check=True,
+                                capture_output=True, text=True).stdout  # fmt: skip
+        module = types.ModuleType(f"bench_baseline_{name}")
+        sys.modules[module.__name__] = module  # dataclasses and the like look modules up by name
+        exec(compile(source.replace("chainotel.processor", "bench_baseline_processor"), f"{rev}:{name}.py", "exec"),
+             module.__dict__)  # fmt: skip
+        modules[name] = module
+    return modules["processor"].ChainSpanProcessor, modules["sampler"].install
+
+
+def span_cost(rounds: int = 15, traces: int = 500, baseline: tuple | None = None) -> dict[str, dict[str, float]]:
+    """Per-span figures in seconds for each trace shape, each the best of ``rounds`` interleaved rounds.
 
     ``sdk``: CPU time per span of the plain SDK (``time.process_time``); ``with``: the same with the
-    chain processor added — ``with - sdk`` is the cost added per span, including the memory work of
-    four more attributes per span; ``inside``: time measured inside the processor's
-    ``on_start``/``on_end`` (a timing shim around it, minus the same shim around an empty
-    processor), which is steadier on a busy machine.
+    chain processor added — ``with - sdk`` is the cost added per span, including the SDK's work on
+    the four more attributes per span; ``inside``: time measured inside the processor and the
+    sampler (a timing shim around them, minus the same shim around an empty processor and the
+    SDK's sampler), which is steadier on a busy machine. ``baseline``: ``(ChainSpanProcessor,
+    install)`` of another revision (:func:`load_revision`), measured in the same rounds as
+    ``before`` / ``before inside``.
     """
     # The built-in catalog's api-gateway catch-all B1 matches any gateway span, so the unmatched
     # case uses another service: its children really try the span-name rules.
     cases = {
-        "matched (B3)": ("api-gateway", "/api/v1/trading/orders"),
-        "unmatched": ("trading-engine", "/not/in/catalog"),
+        "matched (B3), children without start attributes": ("api-gateway", "/api/v1/trading/orders", None),
+        "matched (B3), children with 3 start attributes": ("api-gateway", "/api/v1/trading/orders", CHILD_ATTRIBUTES),
+        "unmatched": ("trading-engine", "/not/in/catalog", None),
     }
+    variants = {"with": (ChainSpanProcessor, install)}
+    if baseline is not None:
+        variants["before"] = baseline
     out = {}
-    for case, (service, route) in cases.items():
-        chain, timed_chain = ChainSpanProcessor(default_catalog()), ChainSpanProcessor(default_catalog())
-        timed, empty = _Timed(timed_chain), _Timed(SpanProcessor())
-        tracers = {
-            "sdk": _tracer(None, service),
-            "with": _tracer(chain, service, chain),
-            "timed": _tracer(timed, service, timed_chain),
-            "shim": _tracer(empty, service),
-        }
+    for case, (service, route, child_attributes) in cases.items():
+        tracers, timers = {"sdk": _tracer(None, service)}, {}
+        for key, (processor_class, install_sampler) in variants.items():
+            chain, timed_chain = processor_class(default_catalog()), processor_class(default_catalog())
+            tracers[key] = _tracer(chain, service, chain, install_sampler)
+            timers[key] = _Timed(timed_chain)
+            tracers[key + " timed"] = _tracer(timers[key], service, timed_chain, install_sampler)
+        empty = _Timed(SpanProcessor())
+        tracers["shim"] = _tracer(empty, service)
         for tracer in tracers.values():
-            _run_traces(tracer, 200, route)  # warm-up
-        best = dict.fromkeys(("sdk", "with", "inside", "shim"), float("inf"))
+            _run_traces(tracer, 200, route, child_attributes)  # warm-up
+        best = dict.fromkeys(list(tracers) + [k + " inside" for k in variants], float("inf"))
         for _ in range(rounds):
-            timed.ns = empty.ns = 0
+            empty.ns = 0
+            for timer in timers.values():
+                timer.ns = 0
             for key, tracer in tracers.items():
                 t = time.process_time()
-                n = _run_traces(tracer, traces, route)
-                if key in ("sdk", "with"):
-                    best[key] = min(best[key], (time.process_time() - t) / n)
-            best["inside"] = min(best["inside"], timed.ns / 1e9 / n)
+                n = _run_traces(tracer, traces, route, child_attributes)
+                best[key] = min(best[key], (time.process_time() - t) / n)
+            for key, timer in timers.items():
+                best[key + " inside"] = min(best[key + " inside"], timer.ns / 1e9 / n)
             best["shim"] = min(best["shim"], empty.ns / 1e9 / n)
-        out[case] = {"sdk": best["sdk"], "with": best["with"], "inside": max(best["inside"] - best["shim"], 0.0)}
+        out[case] = {"sdk": best["sdk"]}
+        for key in variants:
+            out[case][key] = best[key]
+            out[case][key + " inside"] = max(best[key + " inside"] - best["shim"], 0.0)
     return out
+
+
+class _ConstantAttributes(Sampler):
+    """Asks ``inner`` with four constant chain-like attributes added: what the SDK's own work on
+    the attributes costs, without any chainotel code."""
+
+    ATTRIBUTES = {"chain.id": "B3", "chain.category": "service_communication", "chain.name": "Trading API request",
+                  "chain.instance_id": "4fb3dca0-9c24-2878-ef8b-6c780f1ae5a6"}  # fmt: skip
+
+    def __init__(self, inner: Sampler):
+        self.inner = inner
+
+    def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
+        merged = {**attributes, **self.ATTRIBUTES} if attributes else self.ATTRIBUTES
+        return self.inner.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
+
+    def get_description(self):
+        return "ConstantAttributes"
+
+
+def breakdown(rounds: int = 15, traces: int = 500) -> dict[str, float]:
+    """Seconds added per span, against the plain SDK in the same rounds, by: four constant
+    attributes added at creation ("attributes"), one empty span processor ("empty processor"), and
+    the chain processor and sampler ("chainotel"); traces of the matched shape, children without
+    start attributes."""
+    service, route = "api-gateway", "/api/v1/trading/orders"
+    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    provider.sampler = _ConstantAttributes(provider.sampler)
+    provider.add_span_processor(SimpleSpanProcessor(_NoopExporter()))
+    chain = ChainSpanProcessor(default_catalog())
+    tracers = {
+        "sdk": _tracer(None, service),
+        "attributes": provider.get_tracer("bench"),
+        "empty processor": _tracer(SpanProcessor(), service),
+        "chainotel": _tracer(chain, service, chain),
+    }
+    for tracer in tracers.values():
+        _run_traces(tracer, 200, route)
+    best = dict.fromkeys(tracers, float("inf"))
+    for _ in range(rounds):
+        for key, tracer in tracers.items():
+            t = time.process_time()
+            n = _run_traces(tracer, traces, route)
+            best[key] = min(best[key], (time.process_time() - t) / n)
+    return {key: best[key] - best["sdk"] for key in tracers if key != "sdk"} | {"sdk": best["sdk"]}
 
 
 # --- two-service app ------------------------------------------------------------------------------
@@ -193,18 +293,23 @@ async def _load(url: str, requests: int, concurrency: int, timeout_s: float) -> 
 
 
 def requests_per_second(requests: int, concurrency: int, repeats: int = 2) -> dict[str, float]:
-    """Best requests/s of the gateway→backend app per variant ("chainotel", "plain")."""
+    """Best requests/s of the gateway→backend app per variant ("chainotel", "plain", and
+    "chainotel, tagging off": the distro with ``CHAINOTEL_TAGGING_ENABLED=false``, which keeps its
+    propagators, ID generator and the processor's ``X-Chain-ID`` attributes but tags no span, so
+    the difference to "chainotel" is the cost of chain tagging, export of the attributes included)."""
     from tests.distro.otlp_sink import OtlpSink  # noqa: PLC0415
     from tests.distro.services import Service, otel_env  # noqa: PLC0415
 
     sink = OtlpSink()
-    results: dict[str, list[float]] = {"chainotel": [], "plain": []}
-    cpu_per_request: dict[str, list[float]] = {"chainotel": [], "plain": []}
+    names = ("chainotel", "chainotel, tagging off", "plain")
+    results: dict[str, list[float]] = {name: [] for name in names}
+    cpu_per_request: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         baseline = _baseline_path(tmp)
         variants = {
             "chainotel": ({}, ""),
+            "chainotel, tagging off": ({"CHAINOTEL_TAGGING_ENABLED": "false"}, ""),
             "plain": (
                 {"OTEL_PYTHON_DISTRO": "baseline", "OTEL_PYTHON_CONFIGURATOR": "baseline",
                  "OTEL_TRACES_EXPORTER": "otlp", "OTEL_METRICS_EXPORTER": "none", "OTEL_LOGS_EXPORTER": "none"},
@@ -255,19 +360,33 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--skip-http", action="store_true", help="only the span-cost part")
+    parser.add_argument("--breakdown", action="store_true",
+                        help="also measure what four constant attributes and an empty processor cost the SDK")
+    parser.add_argument("--baseline-rev", metavar="REV",
+                        help="also measure the processor and sampler of this git revision (e.g. main), same run")
     args = parser.parse_args()
 
+    baseline = load_revision(args.baseline_rev) if args.baseline_rev else None
     print("### Chain span processor: cost per span (SDK, no-op exporter, 1 server + 9 child spans per trace)\n")
-    print("| trace | SDK alone µs/span | SDK + chain processor µs/span | added µs/span | added / SDK cost | "
+    print("| trace | variant | SDK alone µs/span | SDK + chain processor µs/span | added µs/span | added / SDK cost | "
           "goal ≤ 2 µs and ≤ 10 % | time inside the processor µs/span |")
-    print("|---|---:|---:|---:|---:|---|---:|")
-    for case, f in span_cost().items():
-        added = f["with"] - f["sdk"]
-        ok = added * 1e6 <= 2 and added / f["sdk"] <= 0.10
-        print(
-            f"| {case} | {f['sdk'] * 1e6:.2f} | {f['with'] * 1e6:.2f} | {added * 1e6:.2f} | {added / f['sdk']:.1%} | "
-            f"{'met' if ok else 'NOT met'} | {f['inside'] * 1e6:.2f} |"
-        )
+    print("|---|---|---:|---:|---:|---:|---|---:|")
+    for case, f in span_cost(baseline=baseline).items():
+        for key in ("before", "with"):
+            if key not in f:
+                continue
+            added = f[key] - f["sdk"]
+            ok = added * 1e6 <= 2 and added / f["sdk"] <= 0.10
+            name = f"{args.baseline_rev} (before)" if key == "before" else "this tree"
+            print(
+                f"| {case} | {name} | {f['sdk'] * 1e6:.2f} | {f[key] * 1e6:.2f} | {added * 1e6:.2f} | "
+                f"{added / f['sdk']:.1%} | {'met' if ok else 'NOT met'} | {f[key + ' inside'] * 1e6:.2f} |"
+            )
+    if args.breakdown:
+        parts = breakdown()
+        print(f"\nWhere it goes (matched, children without start attributes; SDK alone {parts['sdk'] * 1e6:.2f} µs/span): "
+              f"four constant attributes at creation {parts['attributes'] * 1e6:+.2f} µs/span, one empty span "
+              f"processor {parts['empty processor'] * 1e6:+.2f} µs/span, chainotel {parts['chainotel'] * 1e6:+.2f} µs/span")
     if args.skip_http:
         return
     print(f"\n### Two-service app (gateway → backend): {args.requests} requests, concurrency {args.concurrency}\n")
@@ -275,14 +394,16 @@ def main() -> None:
     ratio = rps["chainotel"] / rps["plain"]
     print("| variant | requests/s (best of 2) | mean of runs | service CPU ms/request (best) |")
     print("|---|---:|---:|---:|")
-    for name in ("plain", "chainotel"):
+    for name in ("plain", "chainotel, tagging off", "chainotel"):
         print(
             f"| {name} opentelemetry-instrument | {rps[name]:.0f} | {rps[name + ' (all runs)']:.0f} | "
             f"{rps[name + ' cpu'] * 1e3:.2f} |"
         )
     cpu_ratio = rps["plain cpu"] / rps["chainotel cpu"]
     print(f"\nratio chainotel / plain requests/s: **{ratio:.3f}** (goal ≥ 0.95: {'met' if ratio >= 0.95 else 'NOT met'}); "
-          f"by CPU per request (plain / chainotel): {cpu_ratio:.3f}")
+          f"by CPU per request (plain / chainotel): {cpu_ratio:.3f}; CPU per request of chain tagging "
+          f"(chainotel − tagging off): {(rps['chainotel cpu'] - rps['chainotel, tagging off cpu']) * 1e3:+.2f} ms, "
+          f"of the rest of the distro (tagging off − plain): {(rps['chainotel, tagging off cpu'] - rps['plain cpu']) * 1e3:+.2f} ms")
 
 
 if __name__ == "__main__":

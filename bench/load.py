@@ -19,8 +19,10 @@ is the median over rounds. On a machine with two or more CPUs the analyzer (ever
 process of its session) runs on the last CPU and the services and the load generator on the
 others, in every mode, so the analyzer's ingest does not take CPU from the services being
 compared. After each load the resident memory (``VmRSS``) of every service process is read, so
-the distro's memory per service is chainotel minus none (and minus plain OpenTelemetry). Goals (reported, not asserted): chainotel throughput ≥ 0.95 of plain
-OpenTelemetry, p95/p99 within 5 %, and 100 % of the chainotel requests' chains stored (each
+the distro's memory per service is chainotel minus none (and minus plain OpenTelemetry); the
+services' CPU time during the load (user + system, ``/proc/<pid>/stat``) per request is reported
+too, a figure that other work on a shared machine disturbs less than requests/s. Goals (reported,
+not asserted): chainotel throughput ≥ 0.95 of plain OpenTelemetry, p95/p99 within 5 %, and 100 % of the chainotel requests' chains stored (each
 request's X-Chain-ID found via ``GET /api/v1/chains/events/{chain_id}`` with the right chain ID).
 """
 
@@ -140,6 +142,18 @@ def rss_bytes(sid: int) -> int:
     return total
 
 
+def cpu_seconds(sid: int) -> float:
+    """User + system CPU seconds used so far by the processes of session ``sid`` (``/proc/<pid>/stat``;
+    a process that already exited is not counted)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in session_pids(sid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime (fields 14, 15 of stat)
+    return total
+
+
 def run_mode(mode: str, requests: int, concurrency: int, workdir: Path) -> dict:
     """Start the stack in ``mode``, warm up, drive the load; return latencies (ms), wall time (s), results, stored count."""
     traffic = load_traffic()
@@ -154,9 +168,12 @@ def run_mode(mode: str, requests: int, concurrency: int, workdir: Path) -> dict:
             for proc in stack.processes:
                 pin(proc.popen.pid, analyzer_cpus if proc.name == "analyzer" else services_cpus)
         asyncio.run(traffic.drive(stack.entry(), min(100, requests), concurrency, flows=FLOWS, deadline_s=120))
+        services = [proc.popen.pid for proc in stack.processes if proc.name != "analyzer"]
+        cpu_before = sum(cpu_seconds(sid) for sid in services)
         start = time.perf_counter()
         results = asyncio.run(traffic.drive(stack.entry(), requests, concurrency, flows=FLOWS, deadline_s=300))
         wall = time.perf_counter() - start
+        cpu_s = sum(cpu_seconds(sid) for sid in services) - cpu_before
         rss = [rss_bytes(proc.popen.pid) for proc in stack.processes if proc.name != "analyzer"]
         stored, spans = None, None
         if mode != "none":
@@ -174,7 +191,7 @@ def run_mode(mode: str, requests: int, concurrency: int, workdir: Path) -> dict:
     if split is not None:
         os.sched_setaffinity(0, split[0] | split[1])
     return {"latencies": [r.duration_ms for r in results if r.ok], "wall": wall, "results": results, "stored": stored,
-            "spans": spans, "rss_mb": statistics.fmean(rss) / 2**20}
+            "spans": spans, "rss_mb": statistics.fmean(rss) / 2**20, "cpu_ms": 1e3 * cpu_s / max(len(results), 1)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
             "ok": ok, "sent": sent,
             "spans": "-" if mode == "none" else str(sum(run["spans"] or 0 for run in runs[mode])),
             "rss_mb": statistics.fmean(run["rss_mb"] for run in runs[mode]),
+            "cpu_ms": min(run["cpu_ms"] for run in runs[mode]),
         }
     base, bare = summary["otel"], summary["none"]
     split = cpu_split()
@@ -212,19 +230,25 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.requests} requests × {args.rounds} rounds at {args.concurrency} concurrent "
           f"(gateway flows {', '.join(FLOWS)}), 5 services + analyzer on this machine; {placement}\n")
     print("| mode | ok/sent | spans stored | req/s | p50 ms | p95 ms | p99 ms | req/s vs otel | p95 vs otel | p99 vs otel "
-          "| req/s vs none | p95 vs none | RSS per service MB |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| req/s vs none | p95 vs none | RSS per service MB | service CPU ms/request | CPU vs otel | CPU vs none |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for mode in modes:
         s = summary[mode]
         print(f"| {mode} | {s['ok']}/{s['sent']} | {s['spans']} | {s['rps']:.0f} | {s['p50']:.1f} | {s['p95']:.1f} | {s['p99']:.1f} "
               f"| {s['rps'] / base['rps']:.3f} | {s['p95'] / base['p95']:.3f} | {s['p99'] / base['p99']:.3f} "
-              f"| {s['rps'] / bare['rps']:.3f} | {s['p95'] / bare['p95']:.3f} | {s['rss_mb']:.1f} |")
+              f"| {s['rps'] / bare['rps']:.3f} | {s['p95'] / bare['p95']:.3f} | {s['rss_mb']:.1f} "
+              f"| {s['cpu_ms']:.2f} | {s['cpu_ms'] / base['cpu_ms']:.3f} | {s['cpu_ms'] / bare['cpu_ms']:.3f} |")
     chain_rss = summary["chainotel"]["rss_mb"]
     print(f"\nmemory per service: chainotel − none {chain_rss - bare['rss_mb']:+.1f} MB, "
           f"chainotel − plain OpenTelemetry {chain_rss - base['rss_mb']:+.1f} MB (VmRSS after the load, mean of 5 services)")
     overhead = 1 - summary["chainotel"]["rps"] / bare["rps"]
     print(f"throughput cost against no tracing: chainotel {overhead:.1%}, plain OpenTelemetry "
           f"{1 - base['rps'] / bare['rps']:.1%} (the seeds' budget: < 2–5 %)")
+    chain_cpu = summary["chainotel"]["cpu_ms"]
+    print(f"service CPU per request (all 5 services, best round): chainotel {chain_cpu:.2f} ms, plain OpenTelemetry "
+          f"{base['cpu_ms']:.2f} ms, none {bare['cpu_ms']:.2f} ms — chainotel costs {chain_cpu / base['cpu_ms'] - 1:+.1%} "
+          f"over plain OpenTelemetry and {chain_cpu / bare['cpu_ms'] - 1:+.1%} over no tracing "
+          "(steadier than req/s on a shared machine)")
     for mode in modes:
         failed = Counter(r.status for run in runs[mode] for r in run["results"] if not r.ok)
         if failed:

@@ -69,13 +69,13 @@ class ChainotelConfigurator(_OTelSDKConfigurator):
         from chainotel.sampler import install  # noqa: PLC0415
 
         settings = _settings()
-        catalog = initial_catalog(lambda: catalog_from_settings(settings)) if settings.tagging_enabled else None
+        catalog = initial_catalog(lambda: catalog_from_settings(settings), settings) if settings.tagging_enabled else None
         processor = ChainSpanProcessor(catalog, max_traces=settings.max_traces)
         processors = list(kwargs.pop("span_processors", None) or [])
         processors.append(processor)
         super()._configure(span_processors=processors, **kwargs)
         if settings.tagging_enabled:
             install(trace.get_tracer_provider(), processor)  # a live catalog may arrive later
-            start_remote_catalog(processor.set_catalog)  # CHAINOTEL_CATALOG_URL: follow the registry
+            start_remote_catalog(processor.set_catalog, settings)  # CHAINOTEL_CATALOG_URL: follow the registry
         else:
             catalog_from_settings(settings)  # logs that tagging is off

@@ -27,20 +27,27 @@ trace (span ID zero, which the OpenTelemetry spec allows for links with attribut
 
 How the attributes get onto a span — public SDK API only:
 
-- The spans that decide (local roots, the first span a ``span_name`` rule matches) get them
-  through ``span.set_attributes`` in :meth:`ChainSpanProcessor.on_start`.
-- Every later span of a decided trace (the per-span path) gets them *at creation*, from
-  :class:`chainotel.sampler.ChainSampler`, which wraps the configured sampler and adds them to the
-  ``SamplingResult.attributes`` the SDK builds the span with. ``span.set_attributes`` costs
-  ~2.6 µs per call with the SDK's per-value checks and lock, more than the whole per-span budget;
-  at creation the SDK checks the span's attributes once anyway. The sampler tells
-  :meth:`~ChainSpanProcessor.on_start` (same thread, right after ``should_sample``) that it tagged
-  the span; any span it did not tag (no ``ChainSampler`` on that tracer provider, a tracer
-  holding an older sampler) is tagged in ``on_start`` with ``set_attributes``.
+- At creation, from :class:`chainotel.sampler.ChainSampler`, which wraps the configured sampler
+  and adds them to the ``SamplingResult.attributes`` the SDK builds the span with: every span of a
+  decided trace, and a local root that a rule or the upstream baggage gives a chain (the sampler
+  matches it with :meth:`ChainSpanProcessor.root_chain` and the rules of its provider's resource).
+  The SDK checks a span's start attributes once anyway, so this is the cheapest public path;
+  ``span.set_attributes`` after creation costs ~3 µs per call for the four attributes (the SDK's
+  lock and per-value checks).
+- The sampler tells :meth:`~ChainSpanProcessor.on_start` (same thread, right after
+  ``should_sample``) what it did through :data:`tagged_at_creation`: for a span it tagged,
+  ``on_start`` returns after one comparison; for a local root it matched, ``on_start`` records the
+  decision in the table.
+- Any span the sampler did not tag gets them through ``span.set_attributes`` in ``on_start``: the
+  first span a ``span_name`` rule matches, and every span when there is no ``ChainSampler`` (a
+  tracer provider that is not the SDK's, a tracer holding an older sampler, a wrapped sampler
+  that returns attributes of its own).
 
 Thread safety: the decision table is changed only under a lock (local roots starting and ending,
-a trace being decided). The per-span path reads it without the lock: one ``dict.get`` and the
-read of an attribute that is set once.
+a trace being decided by a later span). The per-span path reads it without the lock: one
+``dict.get`` and the read of an attribute that is set once, to a complete dict. The sampler's
+matching of local roots fills the rule caches without the lock, by single dict operations (atomic
+under the GIL); two threads starting local roots of one trace compute the same attributes.
 
 No method raises into the application; failures are logged once at warning level.
 """
@@ -72,14 +79,24 @@ _SERVICE_NAME = "service.name"
 _chain_id_re = re.compile(CHAIN_ID_PATTERN)
 
 class _Handoff(threading.local):
-    trace_id = 0  # the class attribute is every thread's initial value
+    """What :class:`chainotel.sampler.ChainSampler` tells :meth:`ChainSpanProcessor.on_start` about
+    the span it just sampled, on the same thread (the class attributes are every thread's initial
+    values). The SDK calls the sampler and then, synchronously, the processors' ``on_start`` for the
+    span it created from that sampling result, so ``on_start`` reads and resets these first.
+
+    Attributes:
+        trace_id: trace ID (128-bit ``int``) of the span the sampler gave the chain attributes; 0: none.
+        root_trace_id: trace ID of the local root the sampler looked up the chain for; 0: none.
+        root_chain: the chain attributes it found for that local root (``None``: no chain).
+    """
+
+    trace_id = 0
+    root_trace_id = 0
+    root_chain: dict | None = None
 
 
 tagged_at_creation = _Handoff()
-"""Hand-off from :class:`chainotel.sampler.ChainSampler` to :meth:`ChainSpanProcessor.on_start` on
-the same thread: ``trace_id`` is the trace ID of the span the sampler just gave the chain
-attributes (0: none). The SDK calls the sampler and then, synchronously, the processors' ``on_start``
-for the span it created from that sampling result."""
+"""The hand-off from :class:`chainotel.sampler.ChainSampler` to :meth:`ChainSpanProcessor.on_start`."""
 
 
 class _Rules:
@@ -90,7 +107,8 @@ class _Rules:
     the static chain attributes (or ``None``) per :meth:`Catalog.span_key` of a local root, and
     ``unmatched_names``, the span names that match no ``span_name`` pattern (span names have low
     cardinality by the OpenTelemetry conventions, so most later spans of an undecided trace cost
-    one set lookup). Both are changed under the processor's lock.
+    one set lookup). Both are changed by single dict and set operations (atomic under the GIL), also
+    by the sampler without the processor's lock; a lost entry costs one more rule scan.
     """
 
     __slots__ = ("all", "cache", "catalog", "prefilter", "resource", "span_rules", "unmatched_names")
@@ -126,14 +144,17 @@ class TraceDecision:
             undecided. Set once, under the processor's lock; never changed afterwards.
         rules: the service's rules (their ``span_name`` rules are tried while undecided).
         open: how many local roots of the trace are open (changed under the processor's lock).
+        sampling_result: the ``SamplingResult`` :class:`chainotel.sampler.ChainSampler` gives the
+            trace's children without start attributes (built once per trace, read-only).
     """
 
-    __slots__ = ("attributes", "open", "rules")
+    __slots__ = ("attributes", "open", "rules", "sampling_result")
 
     def __init__(self, rules: _Rules):
         self.attributes: dict[str, str] | None = None
         self.rules = rules
         self.open = 1
+        self.sampling_result = None
 
 
 class ChainSpanProcessor(SpanProcessor):
@@ -161,34 +182,40 @@ class ChainSpanProcessor(SpanProcessor):
 
     # -- SpanProcessor ---------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
-        """Tag ``span`` if its trace is decided and the sampler did not; at a local root, decide.
-        Never raises."""
+        """Tag ``span`` if its trace is decided and the sampler did not; at a local root, decide
+        (or record what the sampler decided). Never raises."""
         try:
+            handoff = tagged_at_creation
+            tagged = handoff.trace_id
+            if tagged:
+                handoff.trace_id = 0
             parent = span.parent
             if parent is not None and not parent.is_remote:
                 trace_id = parent.trace_id
+                if tagged == trace_id:  # ChainSampler gave it the attributes: the per-span fast path
+                    return
                 decision = self.decisions.get(trace_id)
                 if decision is not None:
                     attributes = decision.attributes
                     if attributes is not None:
-                        if tagged_at_creation.trace_id == trace_id:  # ChainSampler gave it the attributes
-                            tagged_at_creation.trace_id = 0
-                        else:
-                            span.set_attributes(attributes)
+                        span.set_attributes(attributes)
                     elif decision.rules.span_rules and span.name not in decision.rules.unmatched_names:
                         with self._lock:
                             self._try_span_rules(span, decision)
                 return
-            tagged = tagged_at_creation.trace_id
-            if tagged:
-                tagged_at_creation.trace_id = 0
+            trace_id = span.context.trace_id
+            looked_up = handoff.root_trace_id == trace_id
+            if handoff.root_trace_id:
+                handoff.root_trace_id = 0
             context = parent_context if parent_context is not None else get_current()
             info = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
             if info is not None:
                 self._record_incoming(span, info)
             if self.catalog is not None:
+                chain = handoff.root_chain if looked_up else _MISSING
+                handoff.root_chain = None
                 with self._lock:
-                    self._start_local_root(span, context, tagged == span.context.trace_id)
+                    self._start_local_root(span, context, tagged == trace_id, chain)
         except Exception:  # noqa: BLE001 - never break the instrumented application
             self._warn_once()
 
@@ -227,8 +254,10 @@ class ChainSpanProcessor(SpanProcessor):
         return True
 
     # -- internals (called with the lock held) -----------------------------------------------------
-    def _start_local_root(self, span: Span, context: Context, tagged: bool) -> None:
-        """Count the local root; tag it unless the sampler did (``tagged``); decide if undecided."""
+    def _start_local_root(self, span: Span, context: Context, tagged: bool, chain: object) -> None:
+        """Count the local root; tag it unless the sampler did (``tagged``); decide if undecided.
+        ``chain``: what the sampler found for this span (attributes or ``None``), ``_MISSING`` when
+        it did not look."""
         trace_id = span.context.trace_id
         decision = self.decisions.get(trace_id)
         if decision is not None:  # another local root of a trace this process already knows
@@ -237,36 +266,57 @@ class ChainSpanProcessor(SpanProcessor):
                 if not tagged:
                     span.set_attributes(decision.attributes)
                 return
-            rules = self._rules_for(span)
+            rules = self.rules_for(span.resource) if chain is _MISSING else None
         else:
-            rules = self._last_rules
-            if rules is None or rules.resource is not span.resource or rules.catalog is not self.catalog:
-                rules = self._last_rules = self._rules_for(span)
+            rules = self.rules_for(span.resource)
+            if rules is None:  # tagging switched off meanwhile
+                return
             if len(self.decisions) >= self.max_traces:
                 del self.decisions[next(iter(self.decisions))]
             decision = TraceDecision(rules)
             self.decisions[trace_id] = decision
-        upstream = baggage.get_baggage(attr.BAGGAGE_CHAIN_ID, context)
+        if chain is _MISSING:  # no ChainSampler looked: match here
+            chain = self.root_chain(rules, span.name, span.attributes, context, trace_id)
+        if chain is not None:
+            decision.attributes = chain  # published complete: readers never see a partial dict
+            if not tagged:
+                span.set_attributes(chain)
+
+    def root_chain(
+        self, rules: _Rules | None, name: str, attributes: Mapping | None, context: Context | None, trace_id: int
+    ) -> dict[str, str | bool] | None:
+        """The chain attributes of a local root (see the module doc), or ``None`` (no chain, or a
+        chain switched off with ``enabled: false``): ``chain.id``, ``chain.category``,
+        ``chain.name`` when known, ``chain.instance_id`` (``trace_id``, 128-bit ``int``, as a UUID)
+        and ``chain.synthetic`` for a synthetic probe's trace. ``rules``: the service's rules
+        (:meth:`rules_for`), ``context``: the span's parent context (``None``: the current one).
+
+        Safe without the lock (called by the sampler on any thread): the caches it fills are
+        changed by single dict operations, atomic under the GIL; a lost cache entry costs one
+        rule scan."""
+        entries = baggage.get_all(context)
+        upstream = entries.get(attr.BAGGAGE_CHAIN_ID)
         if upstream is not None and isinstance(upstream, str) and _chain_id_re.match(upstream):
             static = self._static_attributes_for(upstream)
-            if static is None:  # switched off here with enabled: false
-                return
+        elif rules is None:
+            return None
         else:
-            key = Catalog.span_key(span.name, span.attributes or _EMPTY)
-            static = rules.cache.get(key, _MISSING)
+            key = Catalog.span_key(name, attributes or _EMPTY)
+            cache = rules.cache
+            static = cache.get(key, _MISSING)
             if static is _MISSING:
-                chain = Catalog.match_key(rules.all, key)
-                static = None if chain is None else self._static_attributes_for(chain.id)
-                if len(rules.cache) >= rules.CACHE_SIZE:
-                    rules.cache.clear()
-                rules.cache[key] = static
-            if static is None:
-                return
-        self._decide(span, decision, static, trace_id)
-        if baggage.get_baggage(attr.BAGGAGE_SYNTHETIC, context) == "true":  # a synthetic probe's trace
-            # a new dict, published whole: other threads may be reading the old one
-            decision.attributes = {**decision.attributes, attr.CHAIN_SYNTHETIC: True}
-            span.set_attribute(attr.CHAIN_SYNTHETIC, True)
+                matched = Catalog.match_key(rules.all, key)
+                static = None if matched is None else self._static_attributes_for(matched.id)
+                if len(cache) >= rules.CACHE_SIZE:
+                    cache.clear()
+                cache[key] = static
+        if static is None:
+            return None
+        chain = dict(static)
+        chain[attr.CHAIN_INSTANCE_ID] = format_instance_id(trace_id)
+        if entries.get(attr.BAGGAGE_SYNTHETIC) == "true":  # a synthetic probe's trace
+            chain[attr.CHAIN_SYNTHETIC] = True
+        return chain
 
     @staticmethod
     def _record_incoming(span: Span, info: IncomingChain) -> None:
@@ -290,19 +340,24 @@ class ChainSpanProcessor(SpanProcessor):
         elif decision.rules.may_match_name(span.name):
             chain = Catalog.match_rules(decision.rules.span_rules, span.name, span.attributes or _EMPTY)
             if chain is not None:
-                self._decide(span, decision, self._static_attributes_for(chain.id), span.context.trace_id)
+                static = self._static_attributes_for(chain.id)
+                if static is not None:
+                    attributes = dict(static)
+                    attributes[attr.CHAIN_INSTANCE_ID] = format_instance_id(span.context.trace_id)
+                    decision.attributes = attributes  # published complete
+                    span.set_attributes(attributes)
 
-    @staticmethod
-    def _decide(span: Span, decision: TraceDecision, static: dict[str, str], trace_id: int) -> None:
-        """Record the trace's chain attributes — the chain's ``static`` ones plus
-        ``chain.instance_id`` — and set them on ``span``, the span that decided."""
-        attributes = dict(static)
-        attributes[attr.CHAIN_INSTANCE_ID] = format_instance_id(trace_id)
-        decision.attributes = attributes  # published complete: readers never see a partial dict
-        span.set_attributes(attributes)
+    def rules_for(self, resource: object) -> _Rules | None:
+        """The catalog rules for the service of ``resource`` (an SDK ``Resource``), cached per
+        resource; ``None`` when tagging is off. Safe without the lock (see :meth:`root_chain`)."""
+        if self.catalog is None:
+            return None
+        rules = self._last_rules
+        if rules is None or rules.resource is not resource or rules.catalog is not self.catalog:
+            rules = self._last_rules = self._rules_for(resource)
+        return rules
 
-    def _rules_for(self, span: Span) -> _Rules:
-        resource = span.resource
+    def _rules_for(self, resource: object) -> _Rules:
         key = id(resource)
         rules = self._rules_by_resource.get(key)
         catalog = self.catalog

@@ -1,17 +1,22 @@
-"""``ChainSampler``: gives a span of an already decided trace its chain attributes when it is created.
+"""``ChainSampler``: gives a span its chain attributes when it is created.
 
 It wraps the configured sampler (``OTEL_TRACES_SAMPLER``, ``parentbased_always_on`` by default)
 and changes nothing about sampling: the wrapped sampler decides, and is asked with the chain
 attributes added to the span's start attributes — so a custom sampler can also sample by
-``chain.id``. The OpenTelemetry spec lets a sampler return attributes for the new span
-(``SamplingResult.attributes``); the SDK builds the span with them, checking them once together
-with the instrumentation's own, which is why this is the cheap way to tag the per-span path (see
+``chain.id``, already at the entry span. The OpenTelemetry spec lets a sampler return attributes
+for the new span (``SamplingResult.attributes``); the SDK builds the span with them, checking them
+once together with the instrumentation's own, which is why this is the cheap way to tag spans (see
 :mod:`chainotel.processor`).
 
-Only traces decided by a :class:`~chainotel.processor.ChainSpanProcessor` in this process are
-tagged here; the spans that decide are tagged by the processor. Installed by the chainotel
-configurator (:func:`install`); never raises into the application (on an internal error the
-wrapped sampler is asked with the original arguments).
+Two kinds of spans are tagged here: every span of a trace a
+:class:`~chainotel.processor.ChainSpanProcessor` in this process has decided, and a local root
+(no parent, or a remote one) that the processor's catalog rules or the upstream ``chain.id``
+baggage give a chain — the processor then records that decision in ``on_start``. When the wrapped
+sampler is the SDK's ``ParentBased`` with ``AlwaysOn`` for sampled local parents (the default), the
+answer for a child of a sampled local span is built here without asking it
+(:func:`samples_sampled_local_children`). Installed by the chainotel configurator
+(:func:`install`); never raises into the application (on an internal error the wrapped sampler is
+asked with the original arguments, and the processor tags the span).
 """
 
 from __future__ import annotations
@@ -20,32 +25,40 @@ import logging
 from collections.abc import Sequence
 
 from opentelemetry.context import Context
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
+from opentelemetry.trace import Link, SpanKind, get_current_span
 from opentelemetry.trace.span import TraceState
 from opentelemetry.util.types import Attributes
 
 from chainotel.attributes import CHAIN_ID as _CHAIN_ID
 from chainotel.processor import ChainSpanProcessor, tagged_at_creation
 
-__all__ = ["ChainSampler", "install"]
+__all__ = ["ChainSampler", "install", "samples_sampled_local_children"]
 
 _logger = logging.getLogger(__name__)
 
+_DROP, _SAMPLE = Decision.DROP, Decision.RECORD_AND_SAMPLE
+
 
 class ChainSampler(Sampler):
-    """``delegate``'s sampling, plus the chain attributes of the trace for spans of decided traces.
+    """``delegate``'s sampling, plus the chain attributes of the trace.
 
     Args:
         delegate: the sampler that decides (e.g. the tracer provider's configured one).
         processor: the processor whose decisions (``processor.decisions``) are read.
+        resource: the tracer provider's resource (its ``service.name`` selects the catalog rules);
+            ``None``: local roots are left to the processor, which tags them with ``set_attributes``.
     """
 
-    def __init__(self, delegate: Sampler, processor: ChainSpanProcessor):
+    def __init__(self, delegate: Sampler, processor: ChainSpanProcessor, resource: Resource | None = None):
         self.delegate = delegate
+        self._processor = processor
         self._decisions = processor.decisions
+        self._resource = resource
         self._warned = False
+        self._samples_local_children = samples_sampled_local_children(delegate)
 
     def should_sample(
         self,
@@ -58,19 +71,60 @@ class ChainSampler(Sampler):
         trace_state: TraceState | None = None,
     ) -> SamplingResult:
         """The delegate's result for the span, asked with the chain attributes added when the
-        trace (``trace_id``, 128-bit ``int``) is decided in this process."""
-        decision = self._decisions.get(trace_id)
-        chain = decision.attributes if decision is not None else None
-        if chain is None:
-            return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        trace (``trace_id``, 128-bit ``int``) is decided in this process, or when the span is a
+        local root that a catalog rule (or the upstream ``chain.id`` baggage) gives a chain."""
         try:
-            merged = {**attributes, **chain} if attributes else chain
-        except Exception:  # noqa: BLE001 - odd attributes: sample as if chainotel were not there
+            decision = self._decisions.get(trace_id)
+            if decision is None:
+                return self._sample_untracked(parent_context, trace_id, name, kind, attributes, links, trace_state)
+            chain = decision.attributes
+            if self._samples_local_children:
+                parent = get_current_span(parent_context).get_span_context()
+                if parent.is_valid and not parent.is_remote and parent.trace_flags.sampled:
+                    return self._sampled_child(decision, chain, attributes, parent.trace_state, trace_id)
+            if chain is None:  # undecided: a later span may match a span-name rule (in on_start)
+                return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+            return self._ask_with(chain, parent_context, trace_id, name, kind, attributes, links, trace_state)
+        except Exception:  # noqa: BLE001 - sample as if chainotel were not there; the processor tags
             self._warn_once()
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def _sample_untracked(self, parent_context, trace_id, name, kind, attributes, links, trace_state) -> SamplingResult:
+        """A span of a trace with no open local root here: match it if it is a local root (and
+        hand the outcome to ``on_start``), else the delegate's plain answer."""
+        if self._resource is None or not _is_local_root(parent_context):
+            return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        processor = self._processor
+        chain = processor.root_chain(processor.rules_for(self._resource), name, attributes, parent_context, trace_id)
+        handoff = tagged_at_creation
+        handoff.root_trace_id, handoff.root_chain = trace_id, chain
+        if chain is None:
+            return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        return self._ask_with(chain, parent_context, trace_id, name, kind, attributes, links, trace_state)
+
+    def _ask_with(self, chain, parent_context, trace_id, name, kind, attributes, links, trace_state) -> SamplingResult:
+        """The delegate's answer, asked with ``chain`` added to the start attributes."""
+        merged = {**attributes, **chain} if attributes else chain
         result = self.delegate.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
-        if result.decision is not Decision.DROP and _CHAIN_ID in result.attributes:  # kept by the delegate
+        if result.decision is not _DROP and _CHAIN_ID in result.attributes:  # kept by the delegate
             tagged_at_creation.trace_id = trace_id
+        return result
+
+    @staticmethod
+    def _sampled_child(decision, chain, attributes, parent_state, trace_id) -> SamplingResult:
+        """What the delegate answers for a child of a sampled local span (see
+        :func:`samples_sampled_local_children`), built here: ``RECORD_AND_SAMPLE`` with the start
+        attributes plus ``chain`` and the parent's trace state. Children without start attributes
+        share one result per trace (the SDK only reads it)."""
+        if chain is None:
+            return SamplingResult(_SAMPLE, attributes, parent_state)
+        if attributes:
+            result = SamplingResult(_SAMPLE, {**attributes, **chain}, parent_state)
+        else:
+            result = decision.sampling_result
+            if result is None or result.trace_state is not parent_state:
+                result = decision.sampling_result = SamplingResult(_SAMPLE, chain, parent_state)
+        tagged_at_creation.trace_id = trace_id
         return result
 
     def get_description(self) -> str:
@@ -83,14 +137,34 @@ class ChainSampler(Sampler):
             _logger.warning("chainotel: chain attributes not added at span creation; continuing", exc_info=True)
 
 
+def samples_sampled_local_children(sampler: Sampler) -> bool:
+    """Whether ``sampler`` is the SDK's ``ParentBased`` with ``AlwaysOn`` for a sampled local
+    parent (the SDK default ``parentbased_always_on`` and ``parentbased_traceidratio``), read from
+    its public description. For a child of a sampled local span such a sampler answers
+    ``RECORD_AND_SAMPLE`` with the given attributes and the parent's trace state (the spec's
+    ``ParentBased`` with its default ``localParentSampled``), so :class:`ChainSampler` builds that
+    answer itself instead of asking it, saving a call chain per span."""
+    return type(sampler) is ParentBased and (
+        ",localParentSampled:AlwaysOnSampler,localParentNotSampled:" in sampler.get_description()
+    )
+
+
+def _is_local_root(parent_context: Context | None) -> bool:
+    """Whether a span started in ``parent_context`` (``None``: the current context) is a local
+    root: no valid parent span, or a remote one (as the SDK's ``Tracer.start_span`` reads it)."""
+    parent = get_current_span(parent_context).get_span_context()
+    return not parent.is_valid or parent.is_remote
+
+
 def install(provider: object, processor: ChainSpanProcessor) -> bool:
     """Wrap ``provider``'s sampler (the public ``TracerProvider.sampler`` attribute, read by every
-    tracer it creates afterwards) in a :class:`ChainSampler` reading ``processor``'s decisions.
+    tracer it creates afterwards) in a :class:`ChainSampler` reading ``processor``'s decisions and
+    matching local roots by the rules for ``provider.resource``.
 
     Returns ``False`` (and changes nothing) when ``provider`` is not the SDK's
     :class:`~opentelemetry.sdk.trace.TracerProvider`; the processor then tags every span itself.
     """
     if not isinstance(provider, TracerProvider) or isinstance(provider.sampler, ChainSampler):
         return False
-    provider.sampler = ChainSampler(provider.sampler, processor)
+    provider.sampler = ChainSampler(provider.sampler, processor, provider.resource)
     return True

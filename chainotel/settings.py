@@ -60,6 +60,21 @@ class DistroSettings(BaseSettings):
         description="false: no chain attributes on spans (tracing, X-Chain-ID and W3C propagation stay on). "
         "The per-service switch of a rollout or rollback; OTEL_SDK_DISABLED=true switches all tracing off.",
     )
+    catalog_url: str = Field(
+        "",
+        pattern=r"^(https?://\S+)?$",
+        description="URL of a live chain catalog (the analyzer's GET /api/v1/catalog, e.g. "
+        "http://analyzer:4318/api/v1/catalog), polled and swapped in for new traces without a restart. "
+        "Unset or empty: no live catalog. Until the first fetch succeeds the service tags by CHAINOTEL_CATALOG "
+        "when it is set, else by no chain; on a failed fetch the last good catalog stays in use.",
+    )
+    catalog_poll_interval_s: float = Field(
+        30.0,
+        gt=0,
+        allow_inf_nan=False,
+        description="Seconds between two fetches of CHAINOTEL_CATALOG_URL (each wait drawn within ±10 % so "
+        "that services do not poll in step); each fetch times out after the smaller of 10 s and this interval.",
+    )
     max_traces: int = Field(
         10_000,
         gt=0,

@@ -1,9 +1,10 @@
 """A live chain catalog: a service follows the analyzer's chain registry without a restart.
 
-With ``CHAINOTEL_CATALOG_URL`` set (e.g. ``http://analyzer:4318/api/v1/catalog``), a daemon thread
-fetches the catalog at start and then every ``CHAINOTEL_CATALOG_POLL_INTERVAL_S`` seconds (default
-30, each wait drawn uniformly within ±10 % so that many services do not poll in step — the jitter
-Jaeger's remote sampling clients apply too), sending ``If-None-Match`` with the last ``ETag``. What it
+With ``CHAINOTEL_CATALOG_URL`` set (e.g. ``http://analyzer:4318/api/v1/catalog``; both variables are
+fields of :class:`chainotel.settings.DistroSettings`), a daemon thread fetches the catalog at start
+and then every ``CHAINOTEL_CATALOG_POLL_INTERVAL_S`` seconds (default 30, each wait drawn uniformly
+within ±10 % so that many services do not poll in step — the jitter Jaeger's remote sampling
+clients apply too), sending ``If-None-Match`` with the last ``ETag``. What it
 gets is validated like a catalog file (:func:`chainotel.catalog.parse_catalog`); a valid catalog is
 handed to ``apply`` (the span processor's ``set_catalog``), which swaps it in for new traces.
 
@@ -20,23 +21,20 @@ Only the standard library is used (``urllib.request``), so the distribution need
 from __future__ import annotations
 
 import logging
-import os
 import random
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from chainotel.catalog.catalog import Catalog, CatalogError
 from chainotel.catalog.loader import parse_catalog
+from chainotel.settings import DistroSettings
 
-__all__ = ["CATALOG_URL_ENV", "POLL_INTERVAL_ENV", "RemoteCatalog", "RemoteCatalogSettings", "initial_catalog"]
+__all__ = ["RemoteCatalog", "initial_catalog", "start_remote_catalog"]
 
 _logger = logging.getLogger(__name__)
 
-CATALOG_URL_ENV = "CHAINOTEL_CATALOG_URL"
-POLL_INTERVAL_ENV = "CHAINOTEL_CATALOG_POLL_INTERVAL_S"
 MAX_BODY_BYTES = 4 * 1024 * 1024
 """A catalog body larger than this is refused (a catalog of 30 chains is about 10 KB)."""
 
@@ -44,48 +42,12 @@ JITTER = 0.1
 """Each wait between polls is the interval × a uniform factor in [1 − JITTER, 1 + JITTER]."""
 
 
-@dataclass(frozen=True)
-class RemoteCatalogSettings:
-    """``url`` (``CHAINOTEL_CATALOG_URL``, ``""``: no live catalog), ``poll_interval_s``
-    (``CHAINOTEL_CATALOG_POLL_INTERVAL_S``, seconds, > 0, default 30) and ``timeout_s`` (each fetch's
-    timeout, the smaller of 10 s and the interval)."""
-
-    url: str = ""
-    poll_interval_s: float = 30.0
-
-    @property
-    def timeout_s(self) -> float:
-        return min(10.0, self.poll_interval_s)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> RemoteCatalogSettings:
-        """Read both variables; an invalid interval is logged and the default used. Never raises."""
-        environ = os.environ if environ is None else environ
-        url = environ.get(CATALOG_URL_ENV, "").strip()
-        raw = environ.get(POLL_INTERVAL_ENV, "").strip()
-        interval = cls.poll_interval_s
-        if raw:
-            try:
-                interval = float(raw)
-                if not 0 < interval < float("inf"):
-                    raise ValueError
-            except ValueError:
-                _logger.error("chainotel: %s=%r is not a positive number of seconds; using %g", POLL_INTERVAL_ENV, raw,
-                              cls.poll_interval_s)  # fmt: skip
-                interval = cls.poll_interval_s
-        if url and not url.startswith(("http://", "https://")):
-            _logger.error("chainotel: %s=%r is not an http(s) URL; the live catalog is off", CATALOG_URL_ENV, url)
-            url = ""
-        return cls(url=url, poll_interval_s=interval)
-
-
-def initial_catalog(fallback: Callable[[], Catalog | None], environ: Mapping[str, str] | None = None) -> Catalog | None:
+def initial_catalog(fallback: Callable[[], Catalog | None], settings: DistroSettings) -> Catalog | None:
     """The catalog a service starts tagging with: ``fallback()`` (the ``CHAINOTEL_CATALOG`` file, or
-    the built-in catalog) — unless a live catalog is configured and ``CHAINOTEL_CATALOG`` is not set:
-    then an empty catalog (no chain) until the first fetch, since the built-in catalog describes
-    another platform than the registry."""
-    environ = os.environ if environ is None else environ
-    if RemoteCatalogSettings.from_env(environ).url and not environ.get("CHAINOTEL_CATALOG", "").strip():
+    the built-in catalog) — unless a live catalog is configured (``settings.catalog_url``) and
+    ``CHAINOTEL_CATALOG`` is not set: then an empty catalog (no chain) until the first fetch, since
+    the built-in catalog describes another platform than the registry."""
+    if settings.catalog_url and not settings.catalog:
         return Catalog([], source="<waiting for CHAINOTEL_CATALOG_URL>")
     return fallback()
 
@@ -98,8 +60,9 @@ class RemoteCatalog:
     :meth:`stop` ends it; :meth:`poll_once` is one fetch (used by the thread, and by tests).
     """
 
-    def __init__(self, settings: RemoteCatalogSettings, apply: Callable[[Catalog], None]):
-        self.settings = settings
+    def __init__(self, settings: DistroSettings, apply: Callable[[Catalog], None]):
+        self.url = settings.catalog_url
+        self.poll_interval_s = settings.catalog_poll_interval_s
         self._apply = apply
         self.etag: str | None = None
         self.catalog: Catalog | None = None
@@ -108,6 +71,11 @@ class RemoteCatalog:
         self._failing = False
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    @property
+    def timeout_s(self) -> float:
+        """Each fetch's timeout: the smaller of 10 s and the poll interval."""
+        return min(10.0, self.poll_interval_s)
 
     def start(self) -> RemoteCatalog:
         """Start polling on a daemon thread (the first fetch at once). Never raises."""
@@ -127,7 +95,7 @@ class RemoteCatalog:
     def _run(self) -> None:
         while not self._stop.is_set():
             self.poll_once()
-            wait_s = self.settings.poll_interval_s * random.uniform(1 - JITTER, 1 + JITTER)
+            wait_s = self.poll_interval_s * random.uniform(1 - JITTER, 1 + JITTER)
             self._stop.wait(wait_s)
 
     def poll_once(self) -> bool:
@@ -138,11 +106,11 @@ class RemoteCatalog:
             if text is None:  # 304 Not Modified
                 self._recovered()
                 return False
-            catalog = parse_catalog(text, self.settings.url)
+            catalog = parse_catalog(text, self.url)
             self._apply(catalog)
             self.catalog, self.etag = catalog, etag
             self._recovered()
-            _logger.info("chainotel: live catalog from %s applied (%d chains)", self.settings.url, len(catalog))
+            _logger.info("chainotel: live catalog from %s applied (%d chains)", self.url, len(catalog))
             return True
         except CatalogError as exc:
             self._failed(f"the catalog is invalid, keeping the last good one:\n{exc}")
@@ -155,9 +123,9 @@ class RemoteCatalog:
         headers = {"Accept": "application/json", "User-Agent": "chainotel-catalog"}
         if self.etag:
             headers["If-None-Match"] = self.etag
-        request = urllib.request.Request(self.settings.url, headers=headers)
+        request = urllib.request.Request(self.url, headers=headers)
         try:
-            with urllib.request.urlopen(request, timeout=self.settings.timeout_s) as response:  # noqa: S310 - http(s) only
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310 - http(s) only
                 body = response.read(MAX_BODY_BYTES + 1)
                 if len(body) > MAX_BODY_BYTES:
                     raise ValueError(f"catalog larger than {MAX_BODY_BYTES} bytes")
@@ -171,19 +139,19 @@ class RemoteCatalog:
         self.failures += 1
         if not self._failing:
             self._failing = True
-            _logger.warning("chainotel: live catalog %s: %s", self.settings.url, message)
+            _logger.warning("chainotel: live catalog %s: %s", self.url, message)
 
     def _recovered(self) -> None:
         if self._failing:
             self._failing = False
-            _logger.warning("chainotel: live catalog %s reachable and valid again", self.settings.url)
+            _logger.warning("chainotel: live catalog %s reachable and valid again", self.url)
 
 
-def start_remote_catalog(apply: Callable[[Catalog], None], environ: Mapping[str, str] | None = None) -> RemoteCatalog | None:
-    """Start a :class:`RemoteCatalog` when ``CHAINOTEL_CATALOG_URL`` is set; ``None`` otherwise. Never raises."""
+def start_remote_catalog(apply: Callable[[Catalog], None], settings: DistroSettings) -> RemoteCatalog | None:
+    """Start a :class:`RemoteCatalog` when ``settings.catalog_url`` (``CHAINOTEL_CATALOG_URL``) is
+    set; ``None`` otherwise. Never raises."""
     try:
-        settings = RemoteCatalogSettings.from_env(environ)
-        return RemoteCatalog(settings, apply).start() if settings.url else None
+        return RemoteCatalog(settings, apply).start() if settings.catalog_url else None
     except Exception:  # noqa: BLE001 - never stop the service
         _logger.exception("chainotel: cannot start the live catalog")
         return None

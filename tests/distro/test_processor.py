@@ -283,8 +283,48 @@ def test_sampler_sees_the_chain_so_a_custom_sampler_can_sample_by_it():
     with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
         with tracer.start_as_current_span("child"):
             pass
-    assert seen == [("GET /trade", None), ("child", "B3")]
+    assert seen == [("GET /trade", "B3"), ("child", "B3")]  # the entry span is matched in the sampler too
     assert isinstance(provider.sampler, ChainSampler)
+
+
+def test_a_delegate_that_replaces_the_attributes_does_not_untag_spans():
+    """A custom sampler may return attributes of its own instead of the ones it was given; the
+    processor then tags the spans (the entry span and the later ones) itself."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class OwnAttributes(Sampler):
+        def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None,
+                          trace_state=None):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, {"sampler.own": True})
+
+        def get_description(self):
+            return "OwnAttributes"
+
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(CATALOG)
+    provider = make_provider(processor, exporter, chain_sampler=False, sampler=OwnAttributes())
+    install(provider, processor)
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("child"):
+            pass
+    spans = exporter.get_finished_spans()
+    assert [s.attributes.get(attr.CHAIN_ID) for s in spans] == ["B3", "B3"]
+    assert all(s.attributes["sampler.own"] for s in spans)
+    assert not processor.decisions
+
+
+def test_a_synthetic_probes_trace_is_marked_on_every_span(setup):
+    tracer, _, exporter = setup
+    ctx = baggage.set_baggage(attr.BAGGAGE_SYNTHETIC, "true", context.Context())
+    with tracer.start_as_current_span("GET /trade", context=ctx, attributes={"http.route": "/trade"}):
+        with tracer.start_as_current_span("child"):
+            pass
+    with tracer.start_as_current_span("GET /trade", attributes={"http.route": "/trade"}):
+        pass
+    spans = exporter.get_finished_spans()  # in end order: child, probe's entry span, real entry span
+    assert [s.attributes.get(attr.CHAIN_SYNTHETIC) for s in spans] == [True, True, None]
+    assert all(s.attributes[attr.CHAIN_ID] == "B3" for s in spans)
 
 
 def test_a_tracer_holding_the_unwrapped_sampler_still_tags():
@@ -302,3 +342,38 @@ def test_a_tracer_holding_the_unwrapped_sampler_still_tags():
                 pass
     assert {s.name: s.attributes.get(attr.CHAIN_ID) for s in exporter.get_finished_spans()} == {
         "GET /trade": "B3", "early child": "B3", "late child": "B3"}
+
+
+def test_children_keep_the_sampling_and_trace_state_the_configured_sampler_gives():
+    """ChainSampler answers for children of sampled local spans itself when the configured sampler
+    is the SDK's ParentBased with AlwaysOn for them; the answer must be the one ParentBased gives."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, DEFAULT_ON, ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.span import TraceState
+
+    from chainotel.sampler import samples_sampled_local_children
+
+    assert samples_sampled_local_children(DEFAULT_ON)
+    assert samples_sampled_local_children(ParentBased(TraceIdRatioBased(0.5)))
+    assert not samples_sampled_local_children(ALWAYS_ON)
+    assert not samples_sampled_local_children(ParentBased(ALWAYS_ON, local_parent_sampled=TraceIdRatioBased(0.5)))
+
+    state = TraceState([("vendor", "x1")])
+    for route, chain in (("/trade", "B3"), ("/other", None)):
+        exporter = InMemorySpanExporter()
+        processor = ChainSpanProcessor(CATALOG)
+        tracer = make_provider(processor, exporter).get_tracer("t")
+        remote = trace.SpanContext(0xABC, 0x1, is_remote=True, trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
+                                   trace_state=state)
+        ctx = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+        with tracer.start_as_current_span("GET", context=ctx, kind=SpanKind.SERVER, attributes={"http.route": route}):
+            with tracer.start_as_current_span("bare"):
+                pass
+            with tracer.start_as_current_span("with attributes", attributes={"k": "v"}):
+                pass
+        spans = by_name(exporter)
+        for name in ("bare", "with attributes"):
+            span = spans[name]
+            assert span.context.trace_state == state and span.context.trace_flags.sampled, name
+            assert span.attributes.get(attr.CHAIN_ID) == chain, name
+        assert spans["with attributes"].attributes["k"] == "v"
+        assert not processor.decisions

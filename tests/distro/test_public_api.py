@@ -80,17 +80,27 @@ def test_every_chainotel_variable_is_a_settings_field():
     fields = {DistroSettings.env_name(name) for name in DistroSettings.model_fields}
     fields |= {env_name(name) for name in AnalyzerSettings.model_fields}
     fields |= set(re.findall(r"env:(CHAINOTEL_[A-Z_]+)", collector))
-    # The live catalog reads its two variables through its own settings (chainotel.catalog.remote);
-    # they belong in DistroSettings next.
-    fields |= {"CHAINOTEL_CATALOG_URL", "CHAINOTEL_CATALOG_POLL_INTERVAL_S"}
     for path in FILES:
         text = path.read_text(encoding="utf-8")
         for name in set(re.findall(r"CHAINOTEL_[A-Z_]+", text)) - {"CHAINOTEL_"}:
             assert name in fields, (path, name)
-        if path.name not in ("settings.py", "remote.py"):
+        if path.name != "settings.py":
             assert not re.search(r"environ(\.get)?\(?\[?[\"']CHAINOTEL_", text), path
 
 
 def test_settings_fields_are_described():
     for name, field in DistroSettings.model_fields.items():
         assert field.description and len(field.description) > 20, name
+
+
+def test_live_catalog_variables_are_validated_with_the_other_settings():
+    from chainotel.settings import SettingsError
+
+    settings = DistroSettings.from_env({"CHAINOTEL_CATALOG_URL": " http://analyzer:4318/api/v1/catalog ",
+                                        "CHAINOTEL_CATALOG_POLL_INTERVAL_S": "2.5"})
+    assert (settings.catalog_url, settings.catalog_poll_interval_s) == ("http://analyzer:4318/api/v1/catalog", 2.5)
+    assert DistroSettings.from_env({}).catalog_url == "" and DistroSettings.from_env({}).catalog_poll_interval_s == 30
+    for name, value in (("CHAINOTEL_CATALOG_URL", "ftp://x"), ("CHAINOTEL_CATALOG_POLL_INTERVAL_S", "0"),
+                        ("CHAINOTEL_CATALOG_POLL_INTERVAL_S", "inf"), ("CHAINOTEL_CATALOG_POLL_INTERVAL_S", "soon")):
+        with pytest.raises(SettingsError, match=name):
+            DistroSettings.from_env({name: value})
