@@ -33,6 +33,9 @@ def _reply(model: str, prompt: str) -> dict:
 def _handler(latency_s: float) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"  # keep-alive, as the openai client's connection pool expects
+        # headers and body go out in two writes: without TCP_NODELAY the body waits for the
+        # client's delayed ACK of the headers (~40 ms on Linux) on every kept-alive call
+        disable_nagle_algorithm = True
 
         def _send(self, status: int, doc: dict) -> None:
             body = json.dumps(doc).encode()
