@@ -48,7 +48,7 @@ class Runtime:
         """What the HTTP app serves (:class:`chainotel_analyzer.api.deps.Services`)."""
         return Services(
             settings=self.settings,
-            reader=ClickHouseTraceReader(self.store.client),
+            reader=ClickHouseTraceReader(self.store.client, self.store.new_client),
             registry=ClickHouseChainRegistry(self.store.client),
             intake=Intake(self.settings, self.decoders, self.writer),
             store=self.store,

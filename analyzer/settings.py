@@ -166,8 +166,9 @@ class AnalyzerSettings(BaseSettings):
     retry_after_s: int = Field(1, ge=0, description="Retry-After (s) sent with 503.")
     dedup_window_s: float = Field(
         3600.0, ge=0,
-        description="Seconds after ingest a retried request is reported as already stored (ClickHouse refuses "
-        "its rows either way, within its deduplication window); 0: never reported.",
+        description="Seconds after ingest within which a retried request is recognised (chain_request_log, "
+        "at most its 7 days), answered as already stored and not stored again; 0: no look-up, a retry is "
+        "stored again.",
     )
 
     # --- chDB engine limits ------------------------------------------------------------------

@@ -11,8 +11,11 @@
    batches of 10 000 spans — the rate ClickHouse can take from Python, no HTTP and no decoding;
    also reported until the background merges those INSERTs start have finished (the end-to-end
    run pays for its merges while it runs: about a third of the analyzer's CPU per span).
-   A second direct run inserts each request alone with its deduplication token (how the writer
-   inserts since ClickHouse deduplicates retries): per-request / batched is the store's cost of that.
+   A second direct run inserts each request alone with a deduplication token of its own (how the
+   writer inserted before batches were logged in ``chain_request_log``): per-request / batched is
+   what one INSERT per request costs the store. A third run feeds the same decoded requests to the
+   analyzer's writer itself (:class:`~chainotel_analyzer.store.writer.SpanWriter`: batches, the request
+   log and its look-ups), no HTTP and no decoding: writer / direct is what the writer adds to the store.
 3. **Overload**: a second analyzer with a write queue of ``--overload-queue`` spans and a decoder
    backlog of ``--overload-decode-bytes`` is flooded by ``--overload-senders`` threads (more in
    flight than both hold) for
@@ -91,6 +94,31 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and its live children (the decoder
+    processes), from ``/proc``: a figure that the load of a shared machine moves far less than wall time."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for p in [pid, *children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of ``pid``."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
 
 
 def start_analyzer(data_dir: Path, port: int, env_extra: dict[str, str] | None = None) -> subprocess.Popen:
@@ -204,16 +232,16 @@ def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False
     (rows, seconds for the INSERTs, seconds until background merges settled too). Decoding happens
     before the clock starts.
 
-    ``per_request=False``: batches of 10 requests (10 000 spans), no deduplication token — how the
-    writer inserted before deduplication moved into ClickHouse. ``per_request=True``: one INSERT per
-    request with its ``insert_deduplication_token`` and the writer's settings — how it inserts now."""
+    ``per_request=False``: batches of 10 requests (10 000 spans), no deduplication token.
+    ``per_request=True``: one INSERT per request with an ``insert_deduplication_token`` of its own and
+    the writer's settings — how the writer inserted before it logged batches."""
     import pyarrow as pa
 
     from chainotel_analyzer.ingest.receive import decode_payload
     from chainotel_analyzer.settings import AnalyzerSettings
     from chainotel_analyzer.store.client import open_store
     from chainotel_analyzer.store.migrations import migrate
-    from chainotel_analyzer.store.writer import INSERT_SETTINGS, dedup_token
+    from chainotel_analyzer.store.writer import INSERT_SETTINGS, batch_token
 
     decoded = [decode_payload(b, False, False, 1 << 30).spans for b in bodies]
     batches: list[tuple[pa.Table, dict | None]] = []
@@ -221,7 +249,7 @@ def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False
     for i in range(0, len(decoded), group):
         tables = [d.table.append_column("request_digest", pa.array([i + k] * d.count, pa.uint64()))
                   for k, d in enumerate(decoded[i : i + group])]  # fmt: skip
-        settings = {**INSERT_SETTINGS, "insert_deduplication_token": dedup_token(i)} if per_request else None
+        settings = {**INSERT_SETTINGS, "insert_deduplication_token": batch_token(i)} if per_request else None
         batches.append((pa.concat_tables(tables), settings))
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:
@@ -237,6 +265,42 @@ def direct_insert(data_dir: Path, bodies: list[bytes], per_request: bool = False
             quiet = quiet + 1 if store.client.command("SELECT count() FROM system.merges") == 0 else 0
             time.sleep(0.1)
         return rows, inserted, time.perf_counter() - t0 - 0.3
+    finally:
+        store.close()
+
+
+def writer_insert(data_dir: Path, bodies: list[bytes]) -> tuple[int, float, int]:
+    """The analyzer's writer alone on the same rows: the decoded requests (decoded before the clock
+    starts) submitted to a :class:`~chainotel_analyzer.store.writer.SpanWriter` as fast as its queue
+    takes them, until every one is committed — batches, the ``chain_request_log`` look-up and log
+    included, no HTTP and no decoding. Returns (rows, seconds, INSERTs)."""
+    from chainotel_analyzer.ingest.receive import decode_payload
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from chainotel_analyzer.store.client import open_store
+    from chainotel_analyzer.store.interfaces import WriteQueueFull
+    from chainotel_analyzer.store.migrations import migrate
+    from chainotel_analyzer.store.writer import SpanWriter
+
+    decoded = [decode_payload(b, False, False, 1 << 30) for b in bodies]
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}")
+    store = open_store(settings)
+    try:
+        migrate(store.client)
+        writer = SpanWriter(store, settings)
+        writer.start()
+        t0 = time.perf_counter()
+        futures = []
+        for payload in decoded:
+            while True:
+                try:
+                    futures.append(writer.submit(payload.digest, payload.spans))
+                    break
+                except WriteQueueFull:
+                    time.sleep(0.005)
+        rows = sum(payload.spans.count for payload in decoded if futures.pop(0).result(300))
+        secs = time.perf_counter() - t0
+        writer.stop()
+        return rows, secs, writer.inserts
     finally:
         store.close()
 
@@ -282,7 +346,7 @@ def disk_usage(data_dir: Path) -> dict[str, tuple[int, int]]:
     store = open_store(AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}"))
     try:
         out = {}
-        for table in ("chain_history", "chain_traces", "chain_metrics", "chain_requests"):
+        for table in ("chain_history", "chain_traces", "chain_metrics", "chain_request_log"):
             store.client.command(f"OPTIMIZE TABLE {table} FINAL")
             row = store.client.query(
                 "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE active AND database = currentDatabase() "
@@ -317,7 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         url = f"http://127.0.0.1:{port}/v1/traces"
         try:
             send_all(url, bodies[:16], args.senders, 30)  # warm-up (decoder processes, engine caches)
+            cpu0 = tree_cpu_s(proc.pid)
             acked, secs, busy = send_all(url, bodies[16:], args.senders, args.time_limit)
+            cpu_us_per_span = (tree_cpu_s(proc.pid) - cpu0) / max(acked * SPANS_PER_REQUEST, 1) * 1e6
             e2e_rate = acked * SPANS_PER_REQUEST / secs
             queue = httpx.get(f"http://127.0.0.1:{port}/health", timeout=10).json()["write_queue"]
             per_insert = queue["spans_written"] / max(queue["inserts"], 1)
@@ -344,13 +410,15 @@ def main(argv: list[str] | None = None) -> int:
         settled_rate = rows / settled
         rows_1, dsecs_1, settled_1 = direct_insert(tmp / "direct-per-request", bodies[16:], per_request=True)
         per_request_rate, per_request_settled = rows_1 / dsecs_1, rows_1 / settled_1
+        rows_w, secs_w, inserts_w = writer_insert(tmp / "writer", bodies[16:])
+        writer_rate = rows_w / secs_w
         usage = disk_usage(tmp / "e2e")
         without_messages, with_messages = message_bytes(tmp / "bytes", bodies[16:])
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
     hist_bytes, hist_rows = usage["chain_history"]
-    views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0] + usage["chain_requests"][0]
+    views_bytes = usage["chain_traces"][0] + usage["chain_metrics"][0] + usage["chain_request_log"][0]
     ratio = e2e_rate / direct_rate
     print()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end of the run "
@@ -361,17 +429,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"| end to end, OTLP/HTTP protobuf, {args.senders} senders × 1 000-span requests | {e2e_rate:,.0f} spans/s | ≥ 50 000 |")
     print(f"| direct clickhouse-connect insert, same rows, 10 000/insert | {direct_rate:,.0f} spans/s | baseline |")
     print(f"| direct insert incl. the background merges it causes | {settled_rate:,.0f} spans/s | — |")
-    print(f"| direct insert, one INSERT per 1 000-span request with its deduplication token | {per_request_rate:,.0f} spans/s "
+    print(f"| direct insert, one INSERT per 1 000-span request with a token of its own (the former writer) | {per_request_rate:,.0f} spans/s "
           f"(incl. merges {per_request_settled:,.0f}) | — |")
-    print(f"| per-request / batched direct insert (the store's cost of deduplication by ClickHouse) | "
+    print(f"| per-request / batched direct insert (what one INSERT per request costs the store) | "
           f"{per_request_rate / direct_rate:.2f} (incl. merges {per_request_settled / settled_rate:.2f}) | ≈ 1 |")
+    print(f"| the writer alone (SpanWriter: batches, request log, look-ups; no HTTP, no decoding), same rows | "
+          f"{writer_rate:,.0f} spans/s in {inserts_w} INSERTs; / direct batched {writer_rate / direct_rate:.2f} | ≈ 1 |")
     print(f"| end to end / direct | {ratio:.2f} (vs incl. merges: {e2e_rate / settled_rate:.2f}) | ≥ 0.6 |")
+    print(f"| analyzer CPU per span end to end (its process and the decoders, from /proc) | {cpu_us_per_span:.1f} µs | — |")
     print(f"| spans per INSERT (end to end) | {per_insert:,.0f} | ≤ 10 000 |")
     print(f"| RSS under {args.overload_seconds:.0f} s overload ({args.overload_senders} senders, queue {args.overload_queue:,} spans, decoder backlog {args.overload_decode_bytes >> 20} MiB) | {rss0 / 1024:.0f} → {rss_peak / 1024:.0f} MiB ({n503} × 503, {ok} × 200) | bounded |")
     print(f"| chain_history bytes/span on disk (after merge) | {hist_bytes / max(hist_rows, 1):.1f} B ({hist_rows:,} rows) | — |")
     print(f"| chain_history bytes/span without / with the span, resource and scope messages (same rows, "
           f"batched INSERTs, after merge) | {without_messages:.1f} B → {with_messages:.1f} B | — |")
-    print(f"| + chain_traces + chain_metrics + chain_requests bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
+    print(f"| + chain_traces + chain_metrics + chain_request_log bytes/span | {views_bytes / max(hist_rows, 1):.1f} B | — |")
     return 0
 
 

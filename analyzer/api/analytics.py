@@ -13,10 +13,8 @@ Example::
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import asdict
-from datetime import datetime, timezone
 from typing import Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
@@ -31,6 +29,7 @@ from chainotel_analyzer.analysis.health import chain_health
 from chainotel_analyzer.analysis.impact import service_impact
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import time_params
+from chainotel_analyzer.api.common import known_chain, window_doc
 from chainotel_analyzer.api.models import (
     AggregatedCriticalPathResponse, AnomaliesResponse, BottlenecksResponse, DependencyGraphResponse,
     HealthOverviewResponse, ImpactResponse, PerformanceResponse, RecommendationsResponse,
@@ -81,14 +80,6 @@ def window(since: str | None, until: str | None, default_s: int, prefix: str = "
     return since_ns, until_ns
 
 
-def _iso(ns: int) -> str:
-    return datetime.fromtimestamp(ns / 1e9, tz=timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-def _window_doc(since_ns: int, until_ns: int) -> dict:
-    return {"since": _iso(since_ns), "until": _iso(until_ns), "since_unix_nano": since_ns, "until_unix_nano": until_ns}
-
-
 class RankingQuery:
     """Query parameters of the two bottleneck endpoints (a FastAPI class dependency); times are
     parsed here (422 naming the parameter), into Unix **ns**."""
@@ -120,7 +111,7 @@ def _bottlenecks(reader: TraceReader, chain: str | None, q: RankingQuery) -> dic
         bs, bu = q.baseline
         btotal, btraces = reader.window_traces(bs, bu, chain, q.max_traces)
         base = contributions((analyze_trace(t) for t in btraces.values()), q.group_by)
-        base_doc = {**_window_doc(bs, bu), "traces": btotal, "analysed_traces": len(btraces)}
+        base_doc = {**window_doc(bs, bu), "traces": btotal, "analysed_traces": len(btraces)}
     ranking = rank_bottlenecks(cur, base, q.group_by, q.limit)
     entries = []
     for e in ranking.ranking:
@@ -131,7 +122,7 @@ def _bottlenecks(reader: TraceReader, chain: str | None, q: RankingQuery) -> dic
                  delta_ms_per_trace=e.delta_ms_per_trace, score=e.score)  # fmt: skip
         entries.append(d)
     return {
-        "window": {**_window_doc(s, u), "analysed_traces": len(traces)},
+        "window": {**window_doc(s, u), "analysed_traces": len(traces)},
         "baseline": base_doc,
         "traces": total,
         "chain": chain,
@@ -166,7 +157,7 @@ def aggregated_critical_path(
     s, u = window(since, until, 3600)
     total, traces = reader.window_traces(s, u, chain, max_traces)
     agg = chain_critical_path(analyze_trace(t) for t in traces.values())
-    return {"window": {**_window_doc(s, u), "analysed_traces": agg.traces}, "chain": chain, "traces": total,
+    return {"window": {**window_doc(s, u), "analysed_traces": agg.traces}, "chain": chain, "traces": total,
             "by_call_path": agg.by_call_path, "by_operation": agg.by_operation}  # fmt: skip
 
 
@@ -178,17 +169,8 @@ def chain_bottlenecks(
     registry: ChainRegistry = Depends(get_registry),
 ):
     """:func:`bottlenecks` for one chain definition (``A1``–``E7``)."""
-    _known_chain(registry, chain)
+    known_chain(registry, chain)
     return _bottlenecks(reader, chain, q)
-
-
-def _known_chain(registry: ChainRegistry, chain: str) -> dict:
-    if not re.fullmatch(CHAIN_ID_PATTERN, chain):
-        raise HTTPException(422, f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_ID_PATTERN})")
-    found = registry.get(chain)
-    if found is None:
-        raise HTTPException(404, f"unknown chain {chain!r}")
-    return found["definition"]
 
 
 @router.get("/chains/{chain}/dependency-graph", response_model=DependencyGraphResponse, response_model_exclude_unset=True)
@@ -202,11 +184,11 @@ def chain_dependency_graph(
 ):
     """Caller → callee graph of a chain's traces in the window (default: last hour), with call
     counts and caller-side latency (ms)."""
-    _known_chain(registry, chain)
+    known_chain(registry, chain)
     s, u = window(since, until, 3600)
     total, traces = reader.window_traces(s, u, chain, max_traces)
     graph = dependency_graph(traces.values())
-    return {"chain": chain, "window": _window_doc(s, u), "traces": total, "nodes": graph.nodes, "edges": graph.edges}
+    return {"chain": chain, "window": window_doc(s, u), "traces": total, "nodes": graph.nodes, "edges": graph.edges}
 
 
 def _definitions(registry: ChainRegistry) -> dict[str, dict]:
@@ -225,19 +207,31 @@ def health_overview(
     :mod:`chainotel_analyzer.analysis.health`)."""
     s, u = window(since, until, 3600)
     definitions = _definitions(registry)
-    figures = {r["chain"]: r for r in reader.chain_figures(
-        s, u, {k: d.get("max_duration_ms") for k, d in definitions.items()})}  # fmt: skip
+    return health_doc(definitions, reader.chain_figures(s, u, slas(definitions)), s, u)
+
+
+def slas(definitions: dict[str, dict]) -> dict[str, float | None]:
+    """``{chain: max_duration_ms or None}`` of ``{chain: definition}``."""
+    return {k: d.get("max_duration_ms") for k, d in definitions.items()}
+
+
+def health_doc(definitions: dict[str, dict], figures: list[dict], since_ns: int, until_ns: int) -> dict:
+    """The health overview document (:class:`HealthOverviewResponse` shape) of every chain of
+    ``definitions`` (``{chain: definition}``, registry order) from ``figures`` (rows of
+    :meth:`~chainotel_analyzer.store.interfaces.TraceReader.chain_figures` over the window
+    ``[since_ns, until_ns)``); a chain without a row has no traffic."""
+    by_chain = {r["chain"]: r for r in figures}
     chains = []
     for chain, definition in definitions.items():
-        f = figures.get(chain)
+        f = by_chain.get(chain)
         h = chain_health(
             chain, f["traces"] if f else 0, f["error_traces"] if f else 0, f["root_error_traces"] if f else 0,
             f["within_sla"] if f else 0, f["p50_ms"] if f else 0.0, f["p95_ms"] if f else 0.0,
-            f["p99_ms"] if f else 0.0, (u - s) / 1e9, definition.get("max_duration_ms"),
+            f["p99_ms"] if f else 0.0, (until_ns - since_ns) / 1e9, definition.get("max_duration_ms"),
         )  # fmt: skip
         chains.append({"name": definition.get("name", ""), **{k: getattr(h, k) for k in h.__slots__}})
     summary = {k: sum(1 for c in chains if c["status"] == k) for k in ("healthy", "degraded", "unhealthy", "no_data")}
-    return {"window": _window_doc(s, u), "summary": summary, "chains": chains}
+    return {"window": window_doc(since_ns, until_ns), "summary": summary, "chains": chains}
 
 
 @router.get("/analytics/performance/real-time", response_model=PerformanceResponse, response_model_exclude_unset=True)
@@ -255,7 +249,7 @@ def performance(since: str | None = None, until: str | None = None, reader: Trac
     ]  # fmt: skip
     n = sum(r["traces"] for r in rows)
     return {
-        "window": _window_doc(s, u),
+        "window": window_doc(s, u),
         "active_chains": sum(1 for r in rows if r["chain"]),
         "traces": n,
         "throughput_per_min": n / minutes,
@@ -293,8 +287,8 @@ def anomalies(
             history = [buckets.get(i, empty) for i in range(baseline_buckets)]
             found += anomaly_rules.detect(scope, name, buckets.get(baseline_buckets, empty), history)
     return {
-        "window": _window_doc(u - bucket_s * 10**9, u),
-        "baseline": _window_doc(s, u - bucket_s * 10**9),
+        "window": window_doc(u - bucket_s * 10**9, u),
+        "baseline": window_doc(s, u - bucket_s * 10**9),
         "anomalies": found,
     }
 
@@ -318,7 +312,7 @@ def impact(
     chains = service_impact(service, per_chain)
     if not chains:
         raise HTTPException(404, f"service {service!r} has no spans in the window")
-    return {"service": service, "window": _window_doc(s, u), "chains": chains}
+    return {"service": service, "window": window_doc(s, u), "chains": chains}
 
 
 @router.get("/analytics/optimization/recommendations", response_model=RecommendationsResponse,
@@ -344,4 +338,4 @@ def recommendations(
     for c, results in sorted(per_chain.items()):
         for rec in recommend(results, slas.get(c)):
             out.append({"chain": c, **asdict(rec)})
-    return {"window": _window_doc(s, u), "recommendations": out}
+    return {"window": window_doc(s, u), "recommendations": out}

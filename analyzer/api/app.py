@@ -20,9 +20,9 @@ from typing import Protocol
 from fastapi import APIRouter, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from chainotel_analyzer.api.console.auth import ConsoleAuthMiddleware
 from chainotel_analyzer.api.deps import Services
 from chainotel_analyzer.api.serving import ConcurrencyLimit
-from chainotel_analyzer.security.http import AuthMiddleware
 from chainotel_analyzer.security.openapi import document_security
 
 
@@ -40,6 +40,8 @@ def routers() -> list[APIRouter]:
     from chainotel_analyzer.api.analytics import router as analytics_router
     from chainotel_analyzer.api.catalog import router as catalog_router
     from chainotel_analyzer.api.chains import router as chains_router
+    from chainotel_analyzer.api.console.alerts import router as console_alerts_router
+    from chainotel_analyzer.api.console.auth import router as console_auth_router
     from chainotel_analyzer.api.console.pages import router as console_router
     from chainotel_analyzer.api.discovery import router as discovery_router
     from chainotel_analyzer.api.health import router as health_router
@@ -55,6 +57,8 @@ def routers() -> list[APIRouter]:
         analytics_router,  # /api/v1/analytics/..., /api/v1/chains/{chain}/bottlenecks|dependency-graph
         instances_router,  # /api/v1/chains/{chain}/instances, /api/v1/analytics/chains/trace/{instance_id}
         console_router,  # / -> /ui/, the console's pages
+        console_alerts_router,  # /ui/alerts
+        console_auth_router,  # /ui/login, /ui/logout
         monitoring_router,  # /api/v1/alerts..., /api/v1/chains/{chain}/health, /metrics
         discovery_router,  # /api/v1/discovery/scan, /api/v1/chains/{chain}/drift
         catalog_router,  # /api/v1/catalog (the registry as a catalog, polled by services)
@@ -68,8 +72,9 @@ def create_app(runtime: Served) -> FastAPI:
     after ``uvicorn.run`` may never run.
 
     Middleware, outermost first: CORS (only with ``cors_allow_origins``), the in-flight request
-    limit (:class:`~chainotel_analyzer.api.serving.ConcurrencyLimit`), authentication
-    (:class:`~chainotel_analyzer.security.http.AuthMiddleware`, before any body is read).
+    limit (:class:`~chainotel_analyzer.api.serving.ConcurrencyLimit`), authentication before any
+    body is read (:class:`~chainotel_analyzer.api.console.auth.ConsoleAuthMiddleware`: bearer tokens
+    by :class:`~chainotel_analyzer.security.http.AuthMiddleware`, browser sessions for the console).
     """
     services = runtime.services()
     settings = services.settings
@@ -95,7 +100,7 @@ def create_app(runtime: Served) -> FastAPI:
         app.include_router(router)
     document_security(app, services.tokens is not None)
     # add_middleware wraps: the last added is outermost
-    app.add_middleware(AuthMiddleware, tokens=lambda: services.tokens)
+    app.add_middleware(ConsoleAuthMiddleware, tokens=lambda: services.tokens)
     app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s)
     origins = settings.cors_origins()
     if origins:

@@ -82,11 +82,17 @@ def trace(trace_id: str, reader: TraceReader = Depends(get_reader)):
     """The whole stored trace ``trace_id`` (32 hex digits, or the chain instance UUID) as OTLP/JSON,
     every field each span arrived with (events, links, trace_state, flags, typed attributes, scope and
     resource); 404 for an unknown trace, 422 for a malformed ID."""
+    # returned as built: the OTLP/JSON mapping is already JSON-ready (non-finite doubles as strings)
+    return JSONResponse(trace_document(trace_id, reader))
+
+
+def trace_document(trace_id: str, reader: TraceReader) -> dict:
+    """What ``GET /api/v1/traces/{trace_id}`` answers: the whole stored trace as an OTLP/JSON
+    ``ExportTraceServiceRequest`` dict. Raises ``HTTPException`` 404 (unknown) or 422 (malformed ID)."""
     rows = reader.trace_otlp(_trace_id(trace_id))
     if not rows:
         raise HTTPException(404, f"unknown trace {trace_id!r}: no span of it is stored")
-    # returned as built: the OTLP/JSON mapping is already JSON-ready (non-finite doubles as strings)
-    return JSONResponse(request_json(trace_request(rows)))
+    return request_json(trace_request(rows))
 
 
 @router.get("/chains/analysis/{instance_id}", response_model=InstanceAnalysisResponse)

@@ -19,8 +19,7 @@ from fastapi import APIRouter, Depends, Query
 
 from chainotel_analyzer.analysis.discovery import HTTP_ATTRIBUTES, chain_shapes, propose
 from chainotel_analyzer.analysis.drift import topology_drift
-from chainotel_analyzer.api.analytics import _known_chain as known_chain
-from chainotel_analyzer.api.analytics import _window_doc as window_doc
+from chainotel_analyzer.api.common import known_chain, window_doc
 from chainotel_analyzer.api.analytics import window
 from chainotel_analyzer.api.catalog import registered_catalog
 from chainotel_analyzer.api.deps import get_reader, get_registry

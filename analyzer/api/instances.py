@@ -27,7 +27,8 @@ from pydantic import BaseModel, Field
 
 from chainotel.ids import format_instance_id
 
-from chainotel_analyzer.api.analytics import _known_chain, _window_doc, window
+from chainotel_analyzer.api.analytics import window
+from chainotel_analyzer.api.common import known_chain, window_doc
 from chainotel_analyzer.api.chains import analysis
 from chainotel_analyzer.api.deps import get_reader, get_registry
 from chainotel_analyzer.api.models import InstanceAnalysisResponse, Window
@@ -108,7 +109,7 @@ def chain_instances(
 ):
     """Instances of chain definition ``chain`` (404 if unknown) whose first span starts in the window,
     filtered and ordered as asked, one page of ``limit`` at a time."""
-    _known_chain(registry, chain)
+    known_chain(registry, chain)
     filters = InstanceFilters(chain=chain, status=status, min_duration_ms=min_duration_ms, service=service,
                               user_id=user_id, order=order)  # fmt: skip
     if cursor:
@@ -122,7 +123,7 @@ def chain_instances(
     next_cursor = encode_cursor(since_ns, until_ns, page[-1].sort_key(order), filters) if len(found) > limit else None
     return {
         "chain": chain,
-        "window": _window_doc(since_ns, until_ns),
+        "window": window_doc(since_ns, until_ns),
         "order": order,
         "instances": [
             {"instance_id": format_instance_id(int(i.trace_id, 16)), "trace_id": i.trace_id, "start_unix_nano": i.start_ns,

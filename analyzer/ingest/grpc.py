@@ -76,8 +76,7 @@ class TraceServiceHandler:
             try:
                 # grpcio has already decompressed the message and enforced max_receive_message_length
                 payload = self._decoders.submit(body, False, False, self._settings.max_decompressed_bytes).result()
-                if payload.spans.count:
-                    committed = self._writer.submit(payload.digest, payload.spans)
+                committed = self._writer.submit(payload.digest, payload.spans)
             except (InvalidRequest, BodyTooLarge, RequestTooLarge) as exc:
                 context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
             except StoreUnavailable:

@@ -126,8 +126,6 @@ async def _read_decode_submit(request: Request, intake: Intake, is_json: bool, e
         return _error(400, _INVALID_ARGUMENT, str(exc), is_json)
     except DecoderUnavailable as exc:
         return _error(503, _UNAVAILABLE, str(exc), is_json, retry_after)
-    if not payload.spans.count:
-        return None, payload.spans
     try:
         return intake.sink.submit(payload.digest, payload.spans), payload.spans
     except RequestTooLarge as exc:

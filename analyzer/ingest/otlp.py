@@ -134,12 +134,14 @@ def _map_array(offsets: list[int], keys: list[str], values: list[str]) -> pa.Map
     return pa.MapArray.from_arrays(pa.array(offsets, pa.int32()), pa.array(keys, _STRING), pa.array(values, _STRING))
 
 
-def decode_request(request: ExportTraceServiceRequest) -> DecodedSpans:
+def decode_request(
+    request: ExportTraceServiceRequest, rejected: int = 0, reasons: list[str] | None = None
+) -> DecodedSpans:
     """Turn every valid span of ``request`` into one row of ``chain_history`` columns (see module doc);
-    invalid spans are counted and the first three reasons kept."""
+    invalid spans are counted and the first three reasons kept — after ``rejected`` spans refused
+    before (by :func:`chainotel_analyzer.ingest.otlp_wire.salvage_request`) with their ``reasons``."""
     cols = _Columns()
-    reasons: list[str] = []
-    rejected = 0
+    reasons = list(reasons or [])[:3]
     for rs in request.resource_spans:
         rattrs = _attrs(rs.resource.attributes)
         service = rattrs.get("service.name") or "unknown_service"
@@ -181,6 +183,43 @@ def _reject_reason(span) -> str | None:
     return None
 
 
+def _span_attributes(attributes, keys: list[str], values: list[str]) -> tuple[str, str, str, str, str]:
+    """One pass over a span's ``attributes``: append each key and its stored text to ``keys``/``values``
+    (the ``span_attributes`` map column) and return the attributes with columns of their own —
+    ``(http.route, enduser.id, chain.id, chain.category, peer)``. The peer is ``peer.service``, else
+    ``server.address`` / ``net.peer.name``, prefixed ``"<system> on "`` for a database or model
+    provider call (``db.system.name``, ``gen_ai.provider.name``, …) without ``peer.service``."""
+    route = user = chain = category = peer = system = ""
+    named = False  # peer.service given
+    special = _SPECIAL
+    for kv in attributes:
+        key = kv.key
+        v = kv.value
+        text = v.string_value
+        if not text and v.WhichOneof("value") != "string_value":
+            text = any_value_to_str(v)
+        keys.append(key)
+        values.append(text)
+        if key in special:
+            if key == _ROUTE:
+                route = text
+            elif key == _CHAIN:
+                chain = text
+            elif key == _CATEGORY:
+                category = text
+            elif key == _USER:
+                user = text
+            elif key in _SYSTEM_KEYS:
+                system = system or text
+            elif key == "peer.service":
+                peer, named = text, True
+            elif not peer:
+                peer = text
+    if system and not named:
+        peer = f"{system} on {peer}" if peer else system
+    return route, user, chain, category, peer
+
+
 class _Columns:
     """The decoder's ``chain_history`` columns being filled, one list per non-map column of
     :data:`~chainotel_analyzer.model.rows.DECODED_SCHEMA` (in its order); the attribute maps as flat
@@ -208,12 +247,13 @@ class _Columns:
         ``ResourceSpans``/``ScopeSpans`` without their children); return the others (:func:`_reject_reason` says why:
         the test below is its rules as one expression, for speed). Cost matters here (it runs for every
         span received): the column appends are bound once per scope, and one pass over each span's
-        attributes fills the map column and picks out the attributes with their own columns."""
+        attributes (:func:`_span_attributes`) fills the map column and picks out the attributes with
+        their own columns."""
         (trace_ids, span_ids, parents, services, names, kinds_col, events_col, starts, durations, endpoints,
          users, chains, categories, statuses, status_msgs, errors, peers, scopes, span_msgs, resource_msgs,
          scope_msgs) = self.scalars  # fmt: skip
         s_off, s_keys, s_vals, r_index = self.s_off, self.s_keys, self.s_vals, self.r_index
-        special, kinds, codes, zero_span = _SPECIAL, SPAN_KINDS, STATUS_CODES, _ZERO_SPAN
+        kinds, codes, zero_span = SPAN_KINDS, STATUS_CODES, _ZERO_SPAN
         catalog, refused, zero_trace, max_ns = self.catalog, [], _ZERO_TRACE, MAX_TIMESTAMP_NS
         for span in spans:
             tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
@@ -224,31 +264,7 @@ class _Columns:
             ):  # fmt: skip
                 refused.append(span)
                 continue
-            route = user = chain = category = peer = system = ""
-            named = False  # peer.service given
-            for kv in span.attributes:
-                key = kv.key
-                v = kv.value
-                text = v.string_value
-                if not text and v.WhichOneof("value") != "string_value":
-                    text = any_value_to_str(v)
-                s_keys.append(key)
-                s_vals.append(text)
-                if key in special:
-                    if key == _ROUTE:
-                        route = text
-                    elif key == _CHAIN:
-                        chain = text
-                    elif key == _CATEGORY:
-                        category = text
-                    elif key == _USER:
-                        user = text
-                    elif key in _SYSTEM_KEYS:
-                        system = system or text
-                    elif key == "peer.service":
-                        peer, named = text, True
-                    elif not peer:
-                        peer = text
+            route, user, chain, category, peer = _span_attributes(span.attributes, s_keys, s_vals)
             s_off.append(len(s_keys))
             r_index.append(resource)
             if chain and not category:
@@ -273,8 +289,6 @@ class _Columns:
             statuses.append(codes[code] if 0 <= code < 3 else "unset")
             status_msgs.append(status.message)
             errors.append(_error_context(span.events) if span.events else "")
-            if system and not named:
-                peer = f"{system} on {peer}" if peer else system
             peers.append(peer if kind == 3 or kind == 4 else "")
             scopes.append(scope)
             span_msgs.append(_stored_span(span))

@@ -29,6 +29,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from chainotel_analyzer.ingest.otlp import decode_request
 from chainotel_analyzer.model.rows import DecodedSpans
 from chainotel_analyzer.ingest.otlp_json import InvalidRequest, parse_request
+from chainotel_analyzer.ingest.otlp_wire import Salvage, WireError, salvage_request
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import SpanSink
 
@@ -77,12 +78,20 @@ def request_digest(body: bytes) -> int:
     return int.from_bytes(hashlib.blake2b(body, digest_size=8).digest(), "big") & 0x7FFF_FFFF_FFFF_FFFF
 
 
-def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
-    """Parse a binary ``ExportTraceServiceRequest``; :class:`InvalidRequest` with the reason if malformed."""
+def parse_protobuf(body: bytes) -> tuple[ExportTraceServiceRequest, Salvage | None]:
+    """Parse a binary ``ExportTraceServiceRequest``: ``(request, None)``; when the parser refuses it as
+    a whole (invalid UTF-8, nesting too deep), what parses of it span by span and the spans refused
+    (:func:`~chainotel_analyzer.ingest.otlp_wire.salvage_request`). :class:`InvalidRequest` with the
+    reason when the body is not protobuf at all."""
     try:
-        return ExportTraceServiceRequest.FromString(body)
+        return ExportTraceServiceRequest.FromString(body), None
     except DecodeError as exc:
-        raise InvalidRequest(f"body is not a protobuf ExportTraceServiceRequest: {exc}") from None
+        error = exc
+    try:
+        salvage = salvage_request(body)
+    except WireError:
+        raise InvalidRequest(f"body is not a protobuf ExportTraceServiceRequest: {error}") from None
+    return salvage.request, salvage
 
 
 _ROW_OVERHEAD_BYTES = 160
@@ -127,10 +136,10 @@ def decode_payload(
         body = gunzip_capped(body, max_decompressed)
     elif len(body) > max_decompressed:
         raise BodyTooLarge(f"body exceeds {max_decompressed} bytes")
-    request = parse_request(body) if is_json else parse_protobuf(body)
+    request, salvage = (parse_request(body), None) if is_json else parse_protobuf(body)
     if max_spans is not None and max_decoded_bytes is not None:
         check_decoded_size(request, max_spans, max_decoded_bytes)
-    spans = decode_request(request)
+    spans = decode_request(request, salvage.rejected, salvage.reasons) if salvage else decode_request(request)
     del request
     if max_decoded_bytes is not None and spans.table is not None and spans.table.nbytes > max_decoded_bytes:
         raise BodyTooLarge(f"request takes {spans.table.nbytes} bytes once decoded, more than the "

@@ -81,6 +81,7 @@ CHAIN_HISTORY: tuple[Column, ...] = (
     Column("span_otlp", "decoder", pa.binary()),
     Column("resource_otlp", "decoder", pa.binary()),
     Column("scope_otlp", "decoder", pa.binary()),
+    Column("insert_batch", "writer", pa.uint64()),
 )
 """Every column of ``chain_history``, in the table's order (see the migrations for their meaning)."""
 
@@ -124,10 +125,10 @@ class DecodedSpans:
         self.__dict__.update(state)
 
 
-def insert_table(requests: list[tuple[int, DecodedSpans]]) -> pa.Table:
+def insert_table(requests: list[tuple[int, DecodedSpans]], batch: int = 0) -> pa.Table:
     """The Arrow table (:data:`INSERT_SCHEMA`) of one INSERT from ``[(request digest, decoded request)]``:
-    each request's rows with its 64-bit digest in ``request_digest``. Requests without rows are skipped;
-    raises ``ValueError`` when none has rows."""
+    each request's rows with its 64-bit digest in ``request_digest`` and the INSERT's ID ``batch`` in
+    ``insert_batch``. Requests without rows are skipped; raises ``ValueError`` when none has rows."""
     tables = [
         spans.table.append_column("request_digest", pa.array([digest] * spans.count, pa.uint64()))
         for digest, spans in requests
@@ -136,6 +137,7 @@ def insert_table(requests: list[tuple[int, DecodedSpans]]) -> pa.Table:
     if not tables:
         raise ValueError("no rows to insert")
     table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
+    table = table.append_column("insert_batch", pa.array([batch] * table.num_rows, pa.uint64()))
     return table.select(INSERT_SCHEMA.names)  # the table's column order (no copy)
 
 

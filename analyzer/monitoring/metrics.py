@@ -10,8 +10,14 @@ Prometheus target without samples), so ``absent()``/``no data`` rules work.
 Alerts: ``chainotel_alerts{alertname,chain,state}`` = 1 for each pending or firing alert (as Prometheus'
 own ``ALERTS`` series). Probes: ``chainotel_probe_success{chain}`` (1 up, 0 down) and
 ``chainotel_probe_duration_seconds{chain}`` of the latest run. The analyzer itself:
-``chainotel_ingest_spans_total{result="stored"}``, ``chainotel_write_queue_spans``,
-``chainotel_insert_duration_seconds`` (a histogram of the writer's INSERTs: count and sum, one ``+Inf`` bucket),
+``chainotel_ingest_spans_total{result}`` — every span of a decoded OTLP request once, by outcome:
+``stored`` (stored by this analyzer), ``deduplicated`` (its request was stored before: a retry, not
+stored again), ``rejected`` (invalid, dropped and reported in ``partial_success``; the sender does not
+resend it) and ``refused`` (valid but not stored: its request was answered 503, which the sender
+retries, or 413); requests refused before they are decoded (503 while the queue is full, 400, 413 on
+the body size) have no span count and are not counted —, ``chainotel_write_queue_spans``,
+``chainotel_insert_duration_seconds`` (a histogram observed after every span INSERT, Prometheus'
+default buckets 5 ms – 10 s),
 ``chainotel_alert_evaluations_total``, ``chainotel_alert_evaluation_failures_total``,
 ``chainotel_alert_evaluation_duration_seconds``, ``chainotel_alert_notifications_total{destination,result}``.
 
@@ -25,8 +31,8 @@ import threading
 import time
 from collections.abc import Callable
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from chainotel_analyzer.analysis.alerts import OPEN_STATES
 from chainotel_analyzer.analysis.health import chain_health
@@ -46,6 +52,11 @@ class ChainotelCollector:
                  probes: Callable[[], dict[str, dict]] | None = None):  # fmt: skip
         self.reader, self.registry, self.sink = reader, registry, sink
         self.evaluator, self.notifier, self.probes = evaluator, notifier, probes
+        # not registered anywhere: collect() yields it with the rest
+        self.insert_duration = Histogram("chainotel_insert_duration_seconds", "Duration of the writer's span INSERTs.",
+                                         registry=None)  # fmt: skip
+        if sink is not None:
+            sink.add_insert_observer(self.insert_duration.observe)
 
     def collect(self):
         yield from self._chains()
@@ -114,12 +125,15 @@ class ChainotelCollector:
     def _self(self):
         if self.sink is None:
             return
-        spans = CounterMetricFamily("chainotel_ingest_spans", "Spans stored by the writer.", labels=["result"])
-        spans.add_metric(["stored"], self.sink.spans_written)
+        spans = CounterMetricFamily("chainotel_ingest_spans", "Spans of decoded OTLP requests, by outcome.",
+                                    labels=["result"])  # fmt: skip
+        sink = self.sink
+        for result, count in (("stored", sink.spans_written), ("deduplicated", sink.spans_deduplicated),
+                              ("rejected", sink.spans_rejected), ("refused", sink.spans_refused)):  # fmt: skip
+            spans.add_metric([result], count)
         yield spans
-        yield GaugeMetricFamily("chainotel_write_queue_spans", "Spans waiting to be written.", self.sink.queue_depth)
-        yield HistogramMetricFamily("chainotel_insert_duration_seconds", "Duration of the writer's INSERTs.",
-                                    buckets=[("+Inf", self.sink.inserts)], sum_value=self.sink.insert_seconds)  # fmt: skip
+        yield GaugeMetricFamily("chainotel_write_queue_spans", "Spans waiting to be written.", sink.queue_depth)
+        yield from self.insert_duration.collect()
 
 
 class MetricsPage:

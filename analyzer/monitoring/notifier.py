@@ -65,7 +65,7 @@ class Links:
     jaeger: str = ""
 
     def console_url(self, alert: Alert) -> str:
-        return f"{self.console}/api/v1/alerts?chain={alert.chain}&state=all"
+        return f"{self.console}/ui/alerts?chain={alert.chain}"
 
     def jaeger_url(self, alert: Alert) -> str:
         return f"{self.jaeger.rstrip('/')}/trace/{alert.trace_id}" if self.jaeger and alert.trace_id else ""

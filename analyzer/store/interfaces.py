@@ -14,6 +14,7 @@ implementing them. Times are Unix **nanoseconds** (``int``) unless a name says o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -119,13 +120,25 @@ class SpanSink(Protocol):
     queue_bytes: int
     """Bytes of decoded spans waiting to be written."""
     inserts: int
+    """Span INSERTs since start."""
     spans_written: int
+    """Spans stored by this process's INSERTs since start."""
+    spans_deduplicated: int
+    """Spans of requests that were stored before (retries), not stored again."""
+    spans_rejected: int
+    """Spans refused by validation, reported in ``partial_success`` (their requests were answered OK)."""
+    spans_refused: int
+    """Valid spans not stored: their requests were answered with an error (503 retry later, 413 never)."""
     insert_seconds: float
 
     def submit(self, digest: int, spans: DecodedSpans) -> Future:
         """Queue one request (``digest``: 63-bit digest of its decompressed body); the future resolves
         True once stored, False for a retry of a request already stored. Raises :class:`WriteQueueFull`
         or :class:`StoreUnavailable` (retry later), :class:`RequestTooLarge` (never)."""
+        ...
+
+    def add_insert_observer(self, observe: Callable[[float], None]) -> None:
+        """Have ``observe(seconds)`` called after every span INSERT."""
         ...
 
     def full(self) -> str:
@@ -186,6 +199,12 @@ class TraceReader(Protocol):
 
     def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
         """Per chain and bucket of ``bucket_s`` seconds: traces, errors, p95 (ms)."""
+        ...
+
+    def chain_overview(
+        self, since_ns: int, until_ns: int, bucket_s: int, slas: dict[str, float | None] | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        """``(chain_figures rows, the same figures per chain and bucket of bucket_s seconds)`` in one read."""
         ...
 
     def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from clickhouse_connect.driver.client import Client
@@ -54,6 +56,31 @@ def _window_params(since_ns: int, until_ns: int) -> dict:
             "hi": _dt(min(MAX_TIMESTAMP_NS, until_ns + spread))}  # fmt: skip
 
 
+_PER_TRACE = (
+    "SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
+    " (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
+    " FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
+    " HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)}"
+)
+"""One row per trace starting in the window (``trace_id``, ``chain``, start ``s``, error spans ``errs``,
+``dur_ms``), from the per-trace index; binds :func:`_figure_params`."""
+
+_FIGURES = (
+    "count() AS traces, countIf(errs > 0) AS error_traces,"
+    " countIf(errs > 0 AND trace_id IN (SELECT trace_id FROM chain_history WHERE parent_span_id = ''"
+    "  AND event_type = 'error' AND timestamp >= {lo:DateTime64(9)}"
+    "  AND timestamp < {until:DateTime64(9)})) AS root_error_traces,"
+    " countIf(dur_ms <= transform(chain, {ids:Array(String)}, {slas:Array(Float64)}, inf)) AS within_sla,"
+    " avg(dur_ms) AS avg_ms, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q"
+)
+"""The figures of :meth:`ClickHouseTraceReader.chain_figures` over rows of :data:`_PER_TRACE`."""
+
+
+def _figure_params(since_ns: int, until_ns: int, slas: dict[str, float | None] | None) -> dict:
+    slas = {k: v for k, v in (slas or {}).items() if v is not None}
+    return {**_window_params(since_ns, until_ns), "ids": list(slas), "slas": [float(v) for v in slas.values()]}
+
+
 def _as_bytes(value) -> bytes:
     """A String column read back: clickhouse-connect gives ``str`` unless asked for bytes."""
     return value if isinstance(value, bytes) else value.encode("utf-8", "surrogateescape")
@@ -69,16 +96,73 @@ def _with_quantiles(rows) -> list[dict]:
     return out
 
 
-class ClickHouseTraceReader:
-    """:class:`~chainotel_analyzer.store.interfaces.TraceReader` over a clickhouse-connect ``client``
-    (one per process: reads are serialised by the client's session)."""
+READ_SESSIONS = 4
+"""Store sessions a :class:`ClickHouseTraceReader` opens at most. A clickhouse-connect client runs
+one query at a time, so with one session concurrent requests (and the console's sections, which
+read concurrently) wait for each other; with a few, a query runs while Python analyses the result
+of another."""
 
-    def __init__(self, client: Client):
-        self._client = client
+
+class SessionPool:
+    """At most ``limit`` clickhouse-connect sessions: ``first``, and more opened by ``connect`` (e.g.
+    :meth:`chainotel_analyzer.store.client.Store.new_client`) when every open one is busy; a caller
+    beyond ``limit`` waits for a free one. Without ``connect`` this is ``first`` alone.
+
+    Example::
+
+        pool = SessionPool(store.client, store.new_client)
+        with pool.session() as client:
+            client.query("SELECT 1")
+    """
+
+    def __init__(self, first: Client, connect: Callable[[], Client] | None = None, limit: int = READ_SESSIONS):
+        self._idle = [first]
+        self._connect = connect
+        self._open = 1
+        self._limit = limit if connect is not None else 1
+        self._cond = threading.Condition()
+
+    @contextmanager
+    def session(self) -> Iterator[Client]:
+        """A session for the caller alone until the block ends; raises what ``connect`` raises."""
+        with self._cond:
+            while not self._idle and self._open >= self._limit:
+                self._cond.wait()
+            client = self._idle.pop() if self._idle else None
+            if client is None:
+                self._open += 1
+        if client is None:
+            try:
+                client = self._connect()
+            except BaseException:
+                with self._cond:
+                    self._open -= 1
+                    self._cond.notify()
+                raise
+        try:
+            yield client
+        finally:
+            with self._cond:
+                self._idle.append(client)
+                self._cond.notify()
+
+
+class ClickHouseTraceReader:
+    """:class:`~chainotel_analyzer.store.interfaces.TraceReader` over a clickhouse-connect ``client``;
+    with ``connect`` (a function opening another session on the same store) it runs up to
+    :data:`READ_SESSIONS` queries at once (:class:`SessionPool`), otherwise one at a time."""
+
+    def __init__(self, client: Client, connect: Callable[[], Client] | None = None):
+        self._sessions = SessionPool(client, connect)
+
+    def _query(self, sql: str, **kwargs):
+        """``client.query(sql, **kwargs)`` on a free session (the result is fully read before it is freed)."""
+        with self._sessions.session() as client:
+            return client.query(sql, **kwargs)
 
     def trace_spans(self, trace_id: str) -> list[Span]:
         """Every span of trace ``trace_id`` (32 lowercase hex), ``[]`` if unknown."""
-        rows = self._client.query(
+        rows = self._query(
             f"SELECT {SPAN_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}}",
             parameters={"trace_id": trace_id},
         ).result_rows
@@ -87,7 +171,7 @@ class ClickHouseTraceReader:
     def trace_events(self, trace_id: str) -> list[dict]:
         """``chain_history`` rows of one trace in time order (timestamp as RFC 3339 with ns, start
         also as ``start_unix_nano``); attribute maps included."""
-        result = self._client.query(
+        result = self._query(
             f"SELECT {EVENT_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} "
             "ORDER BY timestamp, span_id",
             parameters={"trace_id": trace_id},
@@ -104,7 +188,7 @@ class ClickHouseTraceReader:
     def trace_otlp(self, trace_id: str) -> list[StoredSpan]:
         """The stored spans of trace ``trace_id`` (32 lowercase hex) with their resource and scope, in
         time order; ``[]`` if unknown."""
-        rows = self._client.query(
+        rows = self._query(
             f"SELECT {OTLP_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} ORDER BY timestamp, request_id",
             parameters={"trace_id": trace_id},
             column_formats={"span_otlp": "bytes", "resource_otlp": "bytes", "scope_otlp": "bytes"},
@@ -120,9 +204,10 @@ class ClickHouseTraceReader:
 
         Returns ``(traces in the window, {trace_id: [Span, ...]})`` where the dict holds at most
         ``max_traces`` traces, chosen by the smallest ``cityHash64(trace_id)`` (a uniform,
-        deterministic sample) when the window has more.
+        deterministic sample) when the window has more. Spans are read from ``since −``
+        :data:`TRACE_SPREAD_S` to ``until +`` :data:`TRACE_SPREAD_S`, the rows the index placed them by.
         """
-        picked = self._client.query(
+        picked = self._query(
             "SELECT trace_id, count() OVER () AS total FROM ("
             " SELECT trace_id FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
             " HAVING min(start) >= {since:DateTime64(9)} AND min(start) < {until:DateTime64(9)}"
@@ -134,9 +219,12 @@ class ClickHouseTraceReader:
         if not picked:
             return 0, {}
         total = picked[0][1]
-        rows = self._client.query(
-            f"SELECT {SPAN_SELECT} FROM chain_history WHERE trace_id IN {{ids:Array(String)}}",
-            parameters={"ids": [r[0] for r in picked]},
+        # the spans of the picked traces lie where the index rows that placed them do: the time bound
+        # lets the store skip the parts of other hours (minmax index on timestamp) before the bloom filter
+        rows = self._query(
+            f"SELECT {SPAN_SELECT} FROM chain_history WHERE trace_id IN {{ids:Array(String)}}"
+            " AND timestamp >= {lo:DateTime64(9)} AND timestamp < {hi:DateTime64(9)}",
+            parameters={**_window_params(since_ns, until_ns), "ids": [r[0] for r in picked]},
         ).result_rows
         return int(total), group_by_trace(map(span_from_row, rows))
 
@@ -155,7 +243,7 @@ class ClickHouseTraceReader:
             span_filters += " AND trace_id IN (SELECT trace_id FROM chain_history WHERE user_id = {user_id:String}" \
                             " AND timestamp >= {since:DateTime64(9)} AND timestamp < {hi:DateTime64(9)})"
         after_key, after_trace = query.after or (0, "")
-        rows = self._client.query(
+        rows = self._query(
             "SELECT trace_id, s_ns, dur_ns, root.1, root.2, errs > 0,"
             " if({by_duration:Bool}, dur_ns, s_ns) AS sort_key FROM ("
             "  SELECT trace_id, min(start) AS s, toUnixTimestamp64Nano(s) AS s_ns,"
@@ -175,7 +263,7 @@ class ClickHouseTraceReader:
         ).result_rows
         if not rows:
             return []
-        services = dict(self._client.query(
+        services = dict(self._query(
             "SELECT trace_id, arraySort(groupUniqArray(toString(service_name))) FROM chain_history"
             " WHERE trace_id IN {ids:Array(String)} AND timestamp >= {lo:DateTime64(9)} AND timestamp < {hi:DateTime64(9)}"
             " GROUP BY trace_id",
@@ -189,7 +277,7 @@ class ClickHouseTraceReader:
         those keys are read (``mapFilter`` in ClickHouse), so the attribute maps never leave the store."""
         if not trace_ids or not keys:
             return {}
-        rows = self._client.query(
+        rows = self._query(
             "SELECT request_id, mapFilter((k, v) -> has({keys:Array(String)}, k), span_attributes) AS attrs"
             " FROM chain_history WHERE trace_id IN {ids:Array(String)} AND notEmpty(attrs)",
             parameters={"ids": list(trace_ids), "keys": list(keys)},
@@ -203,29 +291,36 @@ class ClickHouseTraceReader:
         ``root_error_traces`` (root span failed), ``within_sla`` (duration ≤ ``slas[chain]`` ms; all
         traces when the chain has no SLA), ``avg_ms``, ``p50_ms``, ``p95_ms``, ``p99_ms`` of trace
         durations (exact, linear interpolation like numpy's default)."""
-        slas = {k: v for k, v in (slas or {}).items() if v is not None}
-        rows = self._client.query(
-            "SELECT chain, count() AS traces, countIf(errs > 0) AS error_traces,"
-            " countIf(errs > 0 AND trace_id IN (SELECT trace_id FROM chain_history WHERE parent_span_id = ''"
-            "  AND event_type = 'error' AND timestamp >= {lo:DateTime64(9)}"
-            "  AND timestamp < {until:DateTime64(9)})) AS root_error_traces,"
-            " countIf(dur_ms <= transform(chain, {ids:Array(String)}, {slas:Array(Float64)}, inf)) AS within_sla,"
-            " avg(dur_ms) AS avg_ms, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q FROM ("
-            "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
-            "  (toUnixTimestamp64Nano(max(end)) - toUnixTimestamp64Nano(s)) / 1e6 AS dur_ms"
-            "  FROM chain_traces WHERE" + _INDEX_ROWS + "GROUP BY trace_id"
-            "  HAVING s >= {since:DateTime64(9)} AND s < {until:DateTime64(9)})"
-            " GROUP BY chain ORDER BY chain",
-            parameters={**_window_params(since_ns, until_ns), "ids": list(slas),
-                        "slas": [float(v) for v in slas.values()]},  # fmt: skip
+        rows = self._query(
+            "SELECT chain, " + _FIGURES + " FROM (" + _PER_TRACE + ") GROUP BY chain ORDER BY chain",
+            parameters=_figure_params(since_ns, until_ns, slas),
         ).named_results()
         return _with_quantiles(rows)
+
+    def chain_overview(self, since_ns: int, until_ns: int, bucket_s: int, slas: dict[str, float | None] | None = None
+    ) -> tuple[list[dict], list[dict]]:
+        """``(figures, buckets)``: :meth:`chain_figures` and, per chain and bucket of ``bucket_s``
+        seconds from ``since_ns``, the same figures (``bucket`` is the index) — from one read of the
+        per-trace index (``GROUPING SETS``), for a page that shows both."""
+        figures, buckets = [], []
+        for r in _with_quantiles(self._query(
+            "SELECT chain, intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
+            " grouping(bucket) AS whole, " + _FIGURES + " FROM (" + _PER_TRACE + ")"
+            " GROUP BY GROUPING SETS ((chain), (chain, bucket)) ORDER BY chain, bucket",
+            parameters={**_figure_params(since_ns, until_ns, slas), "since_ns": since_ns, "bucket_ns": bucket_s * 10**9},
+        ).named_results()):  # fmt: skip
+            if r.pop("whole"):
+                r.pop("bucket")
+                figures.append(r)
+            else:
+                buckets.append(r)
+        return figures, buckets
 
     def chain_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
         """Per chain and bucket of ``bucket_s`` seconds from ``since_ns`` (from the per-trace index
         ``chain_traces``): ``chain``, ``bucket`` (index), ``traces``, ``errors`` (traces with an error
         span), ``p95_ms`` of trace durations."""
-        return list(self._client.query(
+        return list(self._query(
             "SELECT chain, intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
             " count() AS traces, countIf(errs > 0) AS errors, quantileExactInclusive(0.95)(dur_ms) AS p95_ms FROM ("
             "  SELECT trace_id, max(chain) AS chain, min(start) AS s, sum(error_count) AS errs,"
@@ -241,7 +336,7 @@ class ClickHouseTraceReader:
         """Per bucket of ``bucket_s`` seconds from ``since_ns`` of ``chain``'s traces (from the per-trace
         index ``chain_traces``): ``bucket``, ``traces``, ``errors``, ``p50_ms``, ``p95_ms``, ``p99_ms``
         (exact quantiles of trace durations), by bucket."""
-        rows = self._client.query(
+        rows = self._query(
             "SELECT intDiv(toUnixTimestamp64Nano(s) - {since_ns:Int64}, {bucket_ns:Int64}) AS bucket,"
             " count() AS traces, countIf(errs > 0) AS errors, quantilesExactInclusive(0.5, 0.95, 0.99)(dur_ms) AS q FROM ("
             "  SELECT trace_id, max(chain) AS c, min(start) AS s, sum(error_count) AS errs,"
@@ -258,7 +353,7 @@ class ClickHouseTraceReader:
         """RED per ``(chain, operation)`` of ``service`` from ``chain_metrics`` over the minutes that
         start in the window: ``chain``, ``operation``, ``calls``, ``errors``, ``avg_ms`` and t-digest
         ``p50_ms``/``p95_ms``/``p99_ms``, most calls first."""
-        rows = self._client.query(
+        rows = self._query(
             "SELECT toString(chain) AS c, toString(operation) AS op, sum(calls) AS n, sum(errors) AS e,"
             " sum(duration_sum_ns) / n / 1e6 AS avg_ms,"
             " quantilesTDigestMerge(0.5, 0.95, 0.99)(duration_quantiles) AS q FROM chain_metrics"
@@ -272,7 +367,7 @@ class ClickHouseTraceReader:
     def service_buckets(self, since_ns: int, until_ns: int, bucket_s: int) -> list[dict]:
         """Per service and bucket (from ``chain_metrics``): ``service``, ``bucket``, ``calls``,
         ``errors``, ``p95_ms`` (t-digest)."""
-        return list(self._client.query(
+        return list(self._query(
             "SELECT service_name AS service, intDiv(toUnixTimestamp(minute) - {since_s:Int64}, {bucket_s:Int64}) AS bucket,"
             " sum(calls) AS calls, sum(errors) AS errors,"
             " quantileTDigestMerge(0.95)(duration_quantiles) / 1e6 AS p95_ms FROM chain_metrics"

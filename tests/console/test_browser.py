@@ -7,28 +7,17 @@ API returns. Screenshots of every page (1280×800 and 390 px wide) go to ``tests
 
 from __future__ import annotations
 
-import os
-import shutil
 import time
-from pathlib import Path
 
 import pytest
 
+from tests.console.browser import Watched, browser, require_chromium, tab  # noqa: F401 - fixtures
 from tests.console.traffic import Traffic
 from tests.processes import running
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]  # fmt: skip
-SHOTS = Path(__file__).with_name("screenshots")
 JAEGER_UI = "http://jaeger.example:16686"
 
-if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
-    if os.environ.get("CI"):
-        raise RuntimeError(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package")
-    pytest.skip(f"{CHROMIUM} not installed (apt-get install chromium)", allow_module_level=True)
-
-sync_api = pytest.importorskip("playwright.sync_api")
+sync_api = require_chromium()
 
 RECENT, OLDER, HOURS_AGO = 14, 10, 5
 """B1 traces in the last 15 min, B1 traces 30–50 min ago (together more than a page of instances),
@@ -53,46 +42,6 @@ def site(tmp_path_factory):
             httpx.Client(base_url=a.http, timeout=60) as api:  # fmt: skip
         traffic.send(api)
         yield a.http, api, traffic.planned
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-class Watched:
-    """A page whose console errors, uncaught exceptions, failed requests and HTTP errors are recorded."""
-
-    def __init__(self, browser, width: int = 1280, height: int = 800):
-        self.page = browser.new_page(viewport={"width": width, "height": height})
-        self.problems: list[str] = []
-        self.page.on("console", lambda m: m.type == "error" and self.problems.append(f"console: {m.text}"))
-        self.page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
-        self.page.on("requestfailed", lambda r: self.problems.append(f"failed: {r.url} {r.failure}"))
-        self.page.on("response", lambda r: r.status >= 400 and self.problems.append(f"HTTP {r.status}: {r.url}"))
-
-    def goto(self, url: str):
-        response = self.page.goto(url)
-        assert response is not None and response.status == 200, url
-        return self.page
-
-    def shot(self, name: str) -> None:
-        SHOTS.mkdir(exist_ok=True)
-        self.page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-    def close(self) -> None:
-        self.page.close()
-        assert self.problems == []
-
-
-@pytest.fixture
-def tab(browser):
-    watched = Watched(browser)
-    yield watched
-    watched.close()
 
 
 def _row_texts(page, selector: str) -> list[str]:
@@ -235,3 +184,46 @@ def test_instance_filters_return_what_the_api_returns(site, tab):
             nxt.click()
     full = api.get("/api/v1/chains/B1/instances", params={"order": "start_desc", "limit": 500}).json()["instances"]
     assert seen == [i["trace_id"] for i in full] and len(seen) == RECENT + OLDER
+
+
+def test_span_details_show_what_the_whole_trace_read_returns(site, tab):
+    """Events, links, typed attributes, scope and resource on the trace page are the spans of
+    ``GET /api/v1/traces/{id}``, field for field."""
+    base, api, _ = site
+    tid, linked = "d1" + "0" * 29 + "1", "e2" + "0" * 29 + "2"
+    start = time.time_ns() - 5 * 10**9
+
+    def kv(key, **value):
+        return {"key": key, "value": value}
+
+    span = {
+        "traceId": tid, "spanId": "00000000000000a1", "name": "link work", "kind": 1,
+        "startTimeUnixNano": str(start), "endTimeUnixNano": str(start + 30_000_000),
+        "attributes": [kv("chain.id", stringValue="C1"), kv("retry", intValue="3"), kv("ratio", doubleValue=0.25),
+                       kv("tags", arrayValue={"values": [{"stringValue": "a"}, {"stringValue": "b"}]})],
+        "events": [{"timeUnixNano": str(start + 10_000_000), "name": "cache.miss", "attributes": [kv("key", stringValue="user:7")]}],
+        "links": [{"traceId": linked, "spanId": "00000000000000b2", "traceState": "vendor=1",
+                   "attributes": [kv("link.kind", stringValue="follows")]}],
+        "traceState": "congo=t61rcWkgMzE", "status": {"code": 2, "message": "boom"},
+    }  # fmt: skip
+    body = {"resourceSpans": [{"resource": {"attributes": [kv("service.name", stringValue="linker"), kv("host.cores", intValue="8")]},
+                               "scopeSpans": [{"scope": {"name": "lib.x", "version": "1.2.3", "attributes": [kv("scope.k", boolValue=True)]},
+                                               "spans": [span]}]}]}  # fmt: skip
+    assert api.post("/v1/traces", json=body).status_code == 200
+    [stored] = api.get(f"/api/v1/traces/{tid}").json()["resourceSpans"]
+    stored_span = stored["scopeSpans"][0]["spans"][0]
+    page = tab.goto(base + f"/ui/traces/{tid}")
+    details = page.locator('details.span[data-span-id="00000000000000a1"]')
+    details.locator("summary").click()
+    text = details.inner_text()
+    for expected in ("cache.miss", "user:7", "vendor=1", "follows", "congo=t61rcWkgMzE", "error: boom", "lib.x 1.2.3",
+                     "scope.k", "host.cores"):  # fmt: skip
+        assert expected in text, expected
+    assert details.locator(f'ul.links a[href="/ui/traces/{linked}"]').count() == 1
+    # every attribute the API returns, with its type, and nothing else
+    shown = [(dt.inner_text(), dd.inner_text()) for dt, dd in zip(details.locator("h3:text-is('Attributes') + dl dt").all(),
+                                                                    details.locator("h3:text-is('Attributes') + dl dd").all())]  # fmt: skip
+    assert [k for k, _ in shown] == [a["key"] for a in stored_span["attributes"]]
+    assert dict(shown)["retry"] == "3 int" and dict(shown)["ratio"] == "0.25 double" and dict(shown)["tags"] == '["a", "b"] array'
+    assert len(stored_span["events"]) == details.locator("ul.events li").count() == 1
+    assert details.get_attribute("class").split() == ["span", "critical", "error"]

@@ -8,7 +8,7 @@ from fastapi import HTTPException
 
 from chainotel_analyzer.api.console import charts, fmt
 from chainotel_analyzer.api.console.timerange import TimeRange
-from chainotel_analyzer.api.console.waterfall import waterfall
+from chainotel_analyzer.api.console.waterfall import span_details, waterfall
 
 NOW = 1_764_590_000 * 10**9
 
@@ -54,16 +54,27 @@ def test_waterfall_lists_spans_in_tree_order_with_their_critical_sections():
                     _span("orphan", "gone", 20, 10)],
           "roots": [{"sections": [{"span_id": "r", "start_unix_nano": 0, "end_unix_nano": 10},
                                   {"span_id": "b", "start_unix_nano": 50, "end_unix_nano": 90}]}]}  # fmt: skip
-    rows = [{"span_id": "a", "event_type": "error", "span_attributes": {"k": "v"}, "resource_attributes": {},
-             "span_events": [{"name": "exception", "timeUnixNano": "12", "attributes": [
-                 {"key": "exception.type", "value": {"stringValue": "E"}}]}],
-             "links": [{"traceId": "ab" * 16, "spanId": "cd" * 8, "attributes": []}]}]  # fmt: skip
-    view = waterfall(cp, rows)
+    doc = {"resourceSpans": [{"resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "s"}}]},
+                              "scopeSpans": [{"scope": {"name": "lib", "version": "2"}, "spans": [{
+        "spanId": "a", "kind": 3, "status": {"code": 2, "message": "boom"}, "traceState": "k=v", "flags": 1,
+        "attributes": [{"key": "n", "value": {"intValue": "3"}}, {"key": "ok", "value": {"boolValue": False}},
+                       {"key": "tags", "value": {"arrayValue": {"values": [{"stringValue": "x"}]}}}],
+        "events": [{"name": "exception", "timeUnixNano": "12", "attributes": [
+            {"key": "exception.type", "value": {"stringValue": "E"}}]}],
+        "links": [{"traceId": "ab" * 16, "spanId": "cd" * 8, "traceState": "t=1", "attributes": []}],
+        "droppedEventsCount": 4}]}]}]}  # fmt: skip
+    details = span_details(doc)
+    view = waterfall(cp, details)
     assert [(r.span_id, r.depth) for r in view.rows] == [("r", 0), ("a", 1), ("a1", 2), ("b", 1), ("orphan", 0)]
     by_id = {r.span_id: r for r in view.rows}
     assert by_id["b"].sections == [(50.0, 40.0)] and by_id["b"].critical and not by_id["a"].critical
-    assert by_id["a"].error and by_id["a"].details["events"][0]["attributes"] == [("exception.type", "E")]
-    assert by_id["a"].details["links"][0]["trace_id"] == "ab" * 16 and by_id["r"].details == {}
+    a = by_id["a"].details
+    assert by_id["a"].error and a["events"][0]["attributes"] == [("exception.type", "E", "string")]
+    assert a["events"][0]["time_ns"] == 12 and a["links"][0]["trace_id"] == "ab" * 16 and by_id["r"].details == {}
+    assert a["attributes"] == [("n", "3", "int"), ("ok", "false", "bool"), ("tags", '["x"]', "array")]
+    assert (a["kind"], a["status_code"], a["status_message"], a["trace_state"], a["flags"]) == ("client", "error", "boom", "k=v", 1)
+    assert a["scope"] == {"name": "lib", "version": "2", "attributes": []} and a["resource"] == [("service.name", "s", "string")]
+    assert a["dropped"] == {"events": 4} and a["links"][0]["trace_state"] == "t=1"
 
 
 def test_number_formats():

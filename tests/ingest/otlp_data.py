@@ -47,3 +47,34 @@ def request(
             else:
                 span.attributes.append(kv("peer.service", "payment"))
     return req
+
+
+_BAD_UTF8_PLACEHOLDER = "BADUTF8!"
+
+
+def deep_kvlist(levels: int) -> AnyValue:
+    """An attribute value of ``levels`` kvlists nested in one another (3 message levels each)."""
+    value = AnyValue(string_value="leaf")
+    for _ in range(levels):
+        outer = AnyValue()
+        outer.kvlist_value.values.add(key="k").value.CopyFrom(value)
+        value = outer
+    return value
+
+
+def poisoned_body() -> tuple[bytes, int, int]:
+    """A binary request the protobuf parser refuses as a whole, whose valid spans must be stored:
+    (body, valid spans, bad spans). Resource 1: three valid spans, one span whose name is not UTF-8,
+    one with an attribute nested 40 kvlists deep; resource 2: a resource attribute that is not UTF-8
+    (its two spans are refused with it). Invalid UTF-8 is written over a placeholder of the same
+    length, so every length prefix stays right."""
+    req = request(n_traces=1, spans_per_trace=5, service="poisoned")
+    spans = req.resource_spans[0].scope_spans[0].spans
+    spans[3].name = _BAD_UTF8_PLACEHOLDER
+    spans[4].attributes.add(key="deep").value.CopyFrom(deep_kvlist(40))
+    other = request(n_traces=1, spans_per_trace=2, service="other")
+    other.resource_spans[0].resource.attributes.append(kv("host.name", _BAD_UTF8_PLACEHOLDER))
+    req.resource_spans.append(other.resource_spans[0])
+    body = req.SerializeToString()
+    assert body.count(_BAD_UTF8_PLACEHOLDER.encode()) == 2
+    return body.replace(_BAD_UTF8_PLACEHOLDER.encode(), b"\xffBADUT\xfe!"), 3, 4

@@ -55,7 +55,7 @@ def _digest(sql: str) -> str:
 # --- the checks, on statements as formatQuerySingleLine prints them --------------------------------
 
 _NAME = r"(?:`[^`]*`|[\w.{}-]+)"
-_HEAD = re.compile(rf"^(CREATE TABLE IF NOT EXISTS|CREATE MATERIALIZED VIEW IF NOT EXISTS|ALTER TABLE) ({_NAME}) ON CLUSTER ({_NAME}) ")
+_HEAD = re.compile(rf"^(CREATE TABLE IF NOT EXISTS|CREATE MATERIALIZED VIEW IF NOT EXISTS|ALTER TABLE|DROP VIEW IF EXISTS) ({_NAME}) ON CLUSTER ({_NAME})(?: |$)")
 _MERGE_TREE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^()]*)\))?")
 _DISTRIBUTED = re.compile(rf"AS ({_NAME}) ENGINE = Distributed\('([^']*)', '([^']*)', (\w+), (.*)\)$")
 _MV = re.compile(rf"TO ({_NAME}) AS SELECT .* FROM ({_NAME})(?: |$)")
@@ -84,6 +84,8 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
             continue
         kind, name = head.group(1), _unquote(head.group(2))
         table = name.rsplit(".", 1)[-1]
+        if kind.startswith("DROP"):
+            continue  # ON CLUSTER is all a DROP needs
         engine = _MERGE_TREE.search(sql)
         if kind.startswith("CREATE TABLE") and engine:
             args = [a.strip() for a in (engine.group(2) or "").split(",")]
@@ -198,7 +200,7 @@ def test_cluster_ddl_maps_every_table(cluster_ddl):
         "schema_migrations", "chain_definitions", "chain_alerts", "probe_results",  # on every node, read locally
         "chain_history_local", "chain_history", "chain_traces_local", "chain_traces", "chain_traces_mv",
         "chain_metrics_local", "chain_metrics", "chain_metrics_mv",
-        "chain_requests_local", "chain_requests", "chain_requests_mv",
+        "chain_requests_local", "chain_requests", "chain_requests_mv", "chain_request_log",
     ])  # fmt: skip
     # the names the analyzer's queries read exist on a cluster as on one node
     single = [re.search(r"EXISTS (\w+)", sql).group(1) for sql in schema_statements(SINGLE_NODE) if "CREATE" in sql]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 
 import pytest
 
@@ -134,3 +135,27 @@ def test_legacy_instrumentation_library_spans_are_kept(tmp_path):
     path.write_text(json.dumps(doc))
     fmt, loaded = load_request(path)
     assert fmt == "otlp" and count_spans(loaded) == 3
+
+
+def test_a_request_the_parser_refuses_whole_is_salvaged_span_by_span():
+    from google.protobuf.message import DecodeError
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+
+    from chainotel_analyzer.ingest.receive import decode_payload
+    from tests.ingest.otlp_data import poisoned_body
+
+    body, valid, bad = poisoned_body()
+    with pytest.raises(DecodeError):  # what made the whole request fail before
+        ExportTraceServiceRequest.FromString(body)
+    decoded = decode_payload(body, False, False, 1 << 20).spans
+    assert (decoded.count, decoded.rejected) == (valid, bad)
+    message = decoded.error_message
+    assert message.startswith(f"{bad} span(s) rejected: ")
+    assert "not valid UTF-8" in message and "nested deeper than the protobuf parser's limit" in message
+    assert "2 span(s) of a resource that cannot be parsed" in message
+    assert set(decoded.table.column("service_name").to_pylist()) == {"poisoned"}
+    # a refused span is named by its ID, read from the wire
+    assert re.search(r"span [0-9a-f]{16}: a string field is not valid UTF-8", message)
+    # bytes that are not protobuf at all still refuse the request, with the parser's reason
+    with pytest.raises(InvalidRequest, match="not a protobuf ExportTraceServiceRequest"):
+        decode_payload(b"\xff\xff\xff\x0f garbage", False, False, 1 << 20)

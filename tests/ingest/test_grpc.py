@@ -61,3 +61,29 @@ def test_grpc_export_and_errors(analyzer_factory):
     with open_db(a.data_dir) as db:
         assert db.command("SELECT count() FROM chain_history") == 1 + 4 + 2
         assert db.command("SELECT chain FROM chain_history WHERE service_name = 'grpc-sdk'") == "E2"
+
+
+def test_spans_the_parser_refuses_are_rejected_alone_over_grpc_and_http(analyzer_factory):
+    """Invalid UTF-8 and too-deep nesting in some spans of one request: over OTLP/gRPC and OTLP/HTTP
+    (protobuf) the request is answered OK with those spans in partial_success, and its valid spans
+    are stored (they were all refused with the request before)."""
+    import httpx
+
+    from tests.ingest.otlp_data import poisoned_body
+
+    body, valid, bad = poisoned_body()
+    a = analyzer_factory()
+    with grpc.insecure_channel(a.grpc) as channel:
+        export = channel.unary_unary(METHOD, request_serializer=None, response_deserializer=ExportTraceServiceResponse.FromString)
+        resp = export(body, timeout=10, compression=grpc.Compression.Gzip)
+    assert resp.partial_success.rejected_spans == bad
+    assert "not valid UTF-8" in resp.partial_success.error_message
+    http_body = body.replace(b"poisoned", b"poisonex")  # another request: same shape, other service name
+    r = httpx.post(a.http + "/v1/traces", content=http_body, headers={"Content-Type": "application/x-protobuf"}, timeout=10)
+    assert r.status_code == 200
+    partial = ExportTraceServiceResponse.FromString(r.content).partial_success
+    assert partial.rejected_spans == bad and "nested deeper" in partial.error_message
+    a.stop()
+    with open_db(a.data_dir) as db:
+        rows = dict(db.query("SELECT service_name, count() FROM chain_history GROUP BY service_name").result_rows)
+    assert rows == {"poisoned": valid, "poisonex": valid}

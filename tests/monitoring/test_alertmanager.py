@@ -39,7 +39,7 @@ def test_slow_traffic_fires_at_alertmanager_and_healthy_traffic_resolves_it(tmp_
                                        "category": "service_communication", "severity": "warning"}  # fmt: skip
             ann = fired["annotations"]
             assert "500 ms SLA" in ann["summary"] and "5 of 5 traces" in ann["description"]
-            assert ann["console_url"].startswith(analyzer.http + "/api/v1/alerts?chain=B3")
+            assert ann["console_url"].startswith(analyzer.http + "/ui/alerts?chain=B3")
             assert ann["jaeger_url"] == f"http://jaeger.example:16686/trace/{ann['trace_id']}"
 
             # the generic webhook: Alertmanager's webhook JSON, delivered after one 503 (retried)

@@ -7,7 +7,9 @@ reason.
 Each page calls the API route functions in-process (so a page shows what the API says) and the
 chart helpers of :mod:`.charts`; the chain page reads its window once and runs the analysis
 functions (the API's bottleneck, critical-path, graph and recommendation endpoints are made of)
-over one critical-path analysis per trace, instead of one per section.
+over one critical-path analysis per trace, instead of one per section, while its other sections'
+reads (series, baseline, anomalies, instances) run at the same time (:mod:`.fanout`). The overview
+takes the health figures and its sparklines from one read of the per-trace index.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from importlib.resources import files
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from chainotel.ids import InvalidInstanceId, format_instance_id, parse_instance_id
@@ -29,10 +31,12 @@ from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import analytics as api
-from chainotel_analyzer.api.chains import critical_path, events
-from chainotel_analyzer.api.console import charts, fmt
+from chainotel_analyzer.api.chains import critical_path, trace_document
+from chainotel_analyzer.api.common import known_chain
+from chainotel_analyzer.api.console import charts, fanout, fmt
+from chainotel_analyzer.api.console.auth import current_session
 from chainotel_analyzer.api.console.timerange import PRESETS, TimeRange, form_time
-from chainotel_analyzer.api.console.waterfall import waterfall
+from chainotel_analyzer.api.console.waterfall import span_details, waterfall
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
 from chainotel_analyzer.api.instances import chain_instances
 from chainotel_analyzer.settings import AnalyzerSettings
@@ -46,7 +50,7 @@ STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascri
 _env = Environment(loader=PackageLoader("chainotel_analyzer.api.console", "templates"),
                    autoescape=select_autoescape(default=True), trim_blocks=True, lstrip_blocks=True)  # fmt: skip
 _env.filters.update(pathq=lambda v: quote(str(v), safe=""), ms=fmt.ms, pct=fmt.pct, num=fmt.num, clock=fmt.clock, ns_ms=fmt.ns_ms)
-_env.globals.update(presets=list(PRESETS))
+_env.globals.update(presets=list(PRESETS), console_session=current_session.get)
 
 OVERVIEW_COLUMNS = {
     "chain": "Chain", "status": "Health", "score": "Score", "sla_compliance": "SLA compliance", "p50_ms": "p50",
@@ -55,6 +59,9 @@ OVERVIEW_COLUMNS = {
 """Sortable overview columns: query value → header."""
 
 INSTANCE_PAGE = 20
+
+REST_MARKER = "<!--chainotel:rest-->"
+"""Where a streamed page's second part goes (:func:`_streamed`)."""
 
 
 def _href(path: str, **params) -> str:
@@ -66,6 +73,12 @@ def _render(template: str, status_code: int = 200, **ctx) -> HTMLResponse:
     return HTMLResponse(_env.get_template(template).render(**ctx), status_code=status_code)
 
 
+def error_page(exc: HTTPException) -> HTMLResponse:
+    """The error page for ``exc``: its status and reason."""
+    return _render("error.html", exc.status_code, status=exc.status_code, detail=exc.detail,
+                   title=f"{exc.status_code}", tr=None, base_params={}, path="/ui/")  # fmt: skip
+
+
 def _guarded(page: Callable[..., HTMLResponse]) -> Callable[..., HTMLResponse]:
     """Turn the API's HTTPException (unknown ID 404, bad parameter 422) into an error page."""
 
@@ -74,29 +87,9 @@ def _guarded(page: Callable[..., HTMLResponse]) -> Callable[..., HTMLResponse]:
         try:
             return page(*args, **kwargs)
         except HTTPException as exc:
-            return _render("error.html", exc.status_code, status=exc.status_code, detail=exc.detail,
-                           title=f"{exc.status_code}", tr=None, base_params={}, path="/ui/")  # fmt: skip
+            return error_page(exc)
 
     return wrapper
-
-
-class _PageReader:
-    """The request's :class:`TraceReader`, remembering window reads for one page: the chain page's
-    sections (bottlenecks, critical path, graph, recommendations) ask for the same window's traces,
-    which are then read from the store once instead of four times."""
-
-    def __init__(self, reader: TraceReader):
-        self._reader = reader
-        self._windows: dict[tuple, tuple[int, dict]] = {}
-
-    def window_traces(self, since_ns: int, until_ns: int, chain: str | None = None, max_traces: int = DEFAULT_MAX_TRACES):
-        key = (since_ns, until_ns, chain, max_traces)
-        if key not in self._windows:
-            self._windows[key] = self._reader.window_traces(since_ns, until_ns, chain, max_traces)
-        return self._windows[key]
-
-    def __getattr__(self, name: str):
-        return getattr(self._reader, name)
 
 
 def _range(range_: str | None, since: str | None, until: str | None) -> TimeRange:
@@ -144,10 +137,13 @@ def overview(
         raise HTTPException(422, f"sort: {sort!r} is not one of {', '.join(OVERVIEW_COLUMNS)}")
     if dir_ not in ("asc", "desc"):
         raise HTTPException(422, "dir: asc or desc")
-    health = api.health_overview(*tr.api(), reader=reader, registry=registry)
-    categories = {d["id"]: d["definition"].get("category", "") for d in registry.list()}
+    # the API's health overview and the sparklines' buckets from one read of the per-trace index
+    definitions = {d["id"]: d["definition"] for d in registry.list()}
+    figures, bucket_rows = reader.chain_overview(tr.since_ns, tr.until_ns, tr.bucket_s, api.slas(definitions))
+    health = api.health_doc(definitions, figures, tr.since_ns, tr.until_ns)
+    categories = {k: d.get("category", "") for k, d in definitions.items()}
     buckets: dict[str, dict[int, float]] = {}
-    for r in reader.chain_buckets(tr.since_ns, tr.until_ns, tr.bucket_s):
+    for r in bucket_rows:
         buckets.setdefault(r["chain"], {})[int(r["bucket"])] = float(r["p95_ms"] or 0.0)
     rows = []
     for c in health["chains"]:
@@ -184,13 +180,6 @@ def _baseline(tr: TimeRange, baseline: str, baseline_since: str | None, baseline
     raise HTTPException(422, "baseline: previous, custom or none")
 
 
-def _analysed(reader: TraceReader, tr: TimeRange, chain: str) -> tuple[int, list]:
-    """``(traces in the window, critical-path analysis of each analysed trace)`` — at most
-    ``DEFAULT_MAX_TRACES``, the sample the API's window endpoints analyse."""
-    total, traces = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
-    return total, [analyze_trace(t) for t in traces.values()]
-
-
 def _min_duration(value: str | None) -> float:
     try:
         ms = float(value) if value and value.strip() else 0.0
@@ -225,12 +214,12 @@ def chain_page(
     refresh: int = Query(0, ge=0, le=3600),
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
-) -> HTMLResponse:
+) -> Response:
     """One chain over the range: latency/errors/throughput over time with the SLA line, what got
     slower against the baseline, the aggregated critical path, the service graph, recommendations,
-    anomalies and the instance list."""
-    definition = api._known_chain(registry, chain)
-    reader = _PageReader(reader)
+    anomalies and the instance list. Sent in two parts: the top of the page (charts, what got
+    slower) as soon as it is known, the sections below the fold when they are."""
+    definition = known_chain(registry, chain)
     tr = _range(range_, since, until)
     if group_by not in ("service", "operation"):
         raise HTTPException(422, "group_by: service or operation")
@@ -241,7 +230,26 @@ def chain_page(
     s, u = tr.api()
     sla = definition.get("max_duration_ms")
 
-    series = reader.chain_series(chain, tr.since_ns, tr.until_ns, tr.bucket_s)
+    # the sections' independent reads start at once; this thread reads and analyses the window
+    series_f = fanout.start(reader.chain_series, chain, tr.since_ns, tr.until_ns, tr.bucket_s)
+    base_f = fanout.start(reader.window_traces, base_tr.since_ns, base_tr.until_ns, chain, DEFAULT_MAX_TRACES) \
+        if base_tr else None  # fmt: skip
+    anomalies_f = fanout.start(api.anomalies, u, 5, 12, reader)
+    instances_f = fanout.start(
+        chain_instances, chain, s, u, status, min_ms, service or None, user_id or None, order, INSTANCE_PAGE,
+        cursor or None, reader, registry,
+    )  # fmt: skip
+    # each trace of the window (and of the baseline) analysed once, for every section below
+    traces, window = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
+    results = [analyze_trace(t) for t in window.values()]
+    base_traces, base_window = base_f.result() if base_f else (0, {})
+    base_results = [analyze_trace(t) for t in base_window.values()] if base_tr else None
+    ranking = rank_bottlenecks(contributions(results, group_by),
+                               contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
+    by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
+    share = {e.service: e.share for e in by_service.ranking}
+
+    series = series_f.result()
     minutes = tr.bucket_s / 60
     latency = [(name, {int(r["bucket"]): float(r[f"{name}_ms"]) for r in series}) for name in ("p50", "p95", "p99")]
     errors = [("error rate", {int(r["bucket"]): 100 * r["errors"] / r["traces"] for r in series})]
@@ -252,45 +260,54 @@ def chain_page(
         charts.time_chart("Error rate", series=errors, unit="%", **chart_args),
         charts.time_chart("Throughput", series=throughput, unit="per min", **chart_args),
     ]
-    # each trace of the window (and of the baseline) analysed once, for every section below
-    traces, results = _analysed(reader, tr, chain)
-    base_traces, base_results = _analysed(reader, base_tr, chain) if base_tr else (0, None)
-    ranking = rank_bottlenecks(contributions(results, group_by),
-                               contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
-    by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
-    share = {e.service: e.share for e in by_service.ranking}
-    crit = chain_critical_path(results)
-    graph = dependency_graph(reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)[1].values())
-    nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
-    graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
-        "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
-    recs = recommend(results, sla)
-    services = {n["service"] for n in nodes}
-    found = api.anomalies(u, 5, 12, reader)
-    anomalies = [_as_dict(a) for a in found["anomalies"]]
-    anomalies = [a for a in anomalies if (a["scope"] == "chain" and a["key"] == chain)
-                 or (a["scope"] == "service" and a["key"] in services)]  # fmt: skip
+    instances = instances_f.result()  # a bad cursor is a 422 page, before anything is sent
     filters = {"status": status, "min_duration_ms": min_duration_ms or None, "service": service or None,
                "user_id": user_id or None, "order": order}  # fmt: skip
-    instances = chain_instances(
-        chain, s, u, status, min_ms, service or None, user_id or None, order, INSTANCE_PAGE, cursor or None,
-        reader, registry,
-    )  # fmt: skip
     page_params = {**tr.params(), "baseline": baseline, "baseline_since": baseline_since if baseline == "custom" else None,
                    "baseline_until": baseline_until if baseline == "custom" else None, "group_by": group_by,
                    "refresh": refresh or None}  # fmt: skip
     next_href = (_href(f"/ui/chains/{chain}", **page_params, **filters, cursor=instances["next_cursor"]) + "#instances"
                  if instances["next_cursor"] else None)  # fmt: skip
     first_href = _href(f"/ui/chains/{chain}", **page_params, **filters) + "#instances" if cursor else None
-    return _render(
-        "chain.html", title=f"{chain} {definition.get('name', '')}", path=f"/ui/chains/{chain}", tr=tr,
+    top = dict(
+        title=f"{chain} {definition.get('name', '')}", path=f"/ui/chains/{chain}", tr=tr,
         base_params={**page_params, **filters}, chain=chain, definition=definition, sla=sla, figures=figures,
-        ranking=ranking, group_by=group_by, baseline=baseline, base_tr=base_tr, crit=crit, graph_svg=graph_svg,
-        edges=edges, nodes=nodes, share=share, recs=recs, anomalies=anomalies, anomaly_window=found["window"],
+        ranking=ranking, group_by=group_by, baseline=baseline, base_tr=base_tr, refresh=refresh, form_time=form_time,
+        traces=traces, base_traces=base_traces, filters=filters, next_href=next_href, first_href=first_href,
         instances=[{**i, "href": _instance_link(i["trace_id"])} for i in instances["instances"]],
-        filters=filters, next_href=next_href, first_href=first_href, services=sorted(services), refresh=refresh,
-        form_time=form_time, traces=traces, base_traces=base_traces,
     )  # fmt: skip
+
+    def below_the_fold() -> dict:
+        crit = chain_critical_path(results)
+        graph = dependency_graph(window.values())
+        recs = recommend(results, sla)
+        nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
+        graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
+            "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
+        services = {n["service"] for n in nodes}
+        found = anomalies_f.result()
+        anomalies = [a for a in map(_as_dict, found["anomalies"]) if (a["scope"] == "chain" and a["key"] == chain)
+                     or (a["scope"] == "service" and a["key"] in services)]  # fmt: skip
+        return dict(crit=crit, graph_svg=graph_svg, edges=edges, nodes=nodes, share=share, recs=recs,
+                    anomalies=anomalies, anomaly_window=found["window"], services=sorted(services))  # fmt: skip
+
+    return _streamed("chain.html", top, below_the_fold)
+
+
+def _streamed(template_name: str, top: dict, rest: Callable[[], dict]) -> StreamingResponse:
+    """A page sent in two parts: everything but the template's ``rest`` block as soon as ``top`` is
+    known (the browser shows it at once), then the ``rest`` block from ``rest()``'s context, then the
+    end of the page. The template's ``rest`` block writes :data:`REST_MARKER` when ``streaming``."""
+    template = _env.get_template(template_name)
+    head, tail = template.render(**top, streaming=True).split(REST_MARKER)
+
+    def body():
+        yield head
+        ctx = template.new_context({**top, **rest(), "streaming": False})
+        yield "".join(template.blocks["rest"](ctx))
+        yield tail
+
+    return StreamingResponse(body(), media_type="text/html; charset=utf-8")
 
 
 def _as_dict(obj) -> dict:
@@ -310,20 +327,23 @@ def trace_page(
     registry: ChainRegistry = Depends(get_registry),
     settings: AnalyzerSettings = Depends(get_settings),
 ) -> HTMLResponse:
-    """One chain instance: the waterfall with the critical path drawn on it, span details, the chain
-    definition and its SLA verdict, the Jaeger link when configured."""
+    """One chain instance: the waterfall with the critical path drawn on it, span details (from the
+    whole stored trace: events, links, scope, resource as they arrived), the chain definition and
+    its SLA verdict, the Jaeger link when configured."""
     try:
         parse_instance_id(trace_id)
     except InvalidInstanceId as exc:
         raise HTTPException(422, str(exc)) from None
+    # the details come from the whole-trace read (every field as stored), as GET /api/v1/traces/{id}
+    document = fanout.start(trace_document, trace_id, reader)
     cp = critical_path(trace_id, reader, settings)
-    rows = events(trace_id, reader, settings)["events"]
+    details = span_details(document.result())
     chain = cp["chain"]
     found = registry.get(chain) if chain else None
     definition = found["definition"] if found else None
     sla = definition.get("max_duration_ms") if definition else None
     verdict = None if sla is None else cp["duration_ms"] <= sla
-    view = waterfall(cp, rows)
+    view = waterfall(cp, details)
     return _render(
         "trace.html", title=f"Trace {cp['instance_id']}", path="/ui/traces", tr=None, base_params={}, cp=cp,
         chain=chain, definition=definition, sla=sla, verdict=verdict, view=view, jaeger_url=cp["jaeger_url"],
