@@ -115,6 +115,10 @@ class AnalyzerSettings(BaseSettings):
     http_max_concurrency: int = Field(
         1024, gt=0, description="HTTP requests in progress (/health not counted) before 503 + Retry-After."
     )
+    http_max_body_bytes: int = Field(
+        256 * 1024 * 1024, gt=0, description="Bytes of request bodies the HTTP requests in progress announced "
+        "(Content-Length) or sent so far; a request that would pass it gets 503 + Retry-After before its body is read.",
+    )
     http_max_connections: int = Field(
         4096, gt=0, description="Open HTTP connections; a new one past this is closed at once."
     )

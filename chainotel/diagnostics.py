@@ -9,7 +9,14 @@ use) logs once, at INFO on the ``chainotel.diagnostics`` logger, which writes to
 
     chainotel: instrumentations loaded: fastapi, httpx; skipped: sqlalchemy (installed
     sqlalchemy 2.1.9 is outside the instrumented range sqlalchemy<2.1.0,>=1.0.0), redis
-    (redis>=2.6 is not installed)
+    (redis>=2.6 is not installed), aiohttp-client (aiohttp 3.14.5 is installed, its
+    instrumentation opentelemetry-instrumentation-aiohttp-client==0.66b2 is not)
+
+The last kind comes from ``opentelemetry-bootstrap``'s own table (``bootstrap_gen.libraries``):
+a library the service has whose instrumentation package is not installed — the ones
+``opentelemetry-bootstrap -a install`` would add, or could not because the package is not
+published for this ``opentelemetry-instrumentation`` version. Libraries that only the distro
+itself depends on (pydantic, …) are left out: they are not the service's.
 
 ``CHAINOTEL_STARTUP_LOG=false`` turns it off. Never raises.
 """
@@ -21,7 +28,7 @@ import os
 import sys
 from dataclasses import dataclass
 
-__all__ = ["InstrumentationStatus", "instrumentation_statuses", "log_instrumentations", "summary"]
+__all__ = ["InstrumentationStatus", "instrumentation_statuses", "log_instrumentations", "summary", "uninstrumented_libraries"]
 
 _logger = logging.getLogger(__name__)
 _DISABLED_ENV = "OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"
@@ -58,6 +65,72 @@ def _conflict_reason(conflict) -> str:
     return str(conflict)
 
 
+def _distro_dependencies() -> set[str]:
+    """Normalised names of the distributions chainotel itself requires (not its extras)."""
+    from importlib.metadata import PackageNotFoundError, requires  # noqa: PLC0415
+
+    from packaging.requirements import Requirement  # noqa: PLC0415
+
+    try:
+        declared = requires("chainotel") or []
+    except PackageNotFoundError:
+        return set()
+    out = set()
+    for text in declared:
+        requirement = Requirement(text)
+        if requirement.marker is None or "extra" not in str(requirement.marker):
+            out.add(_normalise(requirement.name))
+    return out
+
+
+def _normalise(name: str) -> str:
+    """A distribution name in PEP 503 normal form (``SQLAlchemy`` → ``sqlalchemy``)."""
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _installed() -> dict:
+    """Normalised name → ``Distribution`` of every installed distribution. Names come from the
+    ``.dist-info`` directory where the standard library offers it (``_normalized_name``), since
+    parsing every distribution's metadata costs about 1 ms each at start-up."""
+    from importlib.metadata import distributions  # noqa: PLC0415
+
+    out = {}
+    for dist in distributions():
+        name = getattr(dist, "_normalized_name", None) or dist.metadata["Name"] or ""
+        out.setdefault(_normalise(name), dist)
+    return out
+
+
+def uninstrumented_libraries(installed: dict | None = None) -> list[InstrumentationStatus]:
+    """Installed libraries whose instrumentation package (by ``opentelemetry-bootstrap``'s table) is
+    not installed, as skipped statuses named like the instrumentation's entry point
+    (``opentelemetry-instrumentation-aiohttp-client`` → ``aiohttp-client``).
+
+    ``installed``: normalised distribution name → ``importlib.metadata.Distribution`` (default:
+    this environment's). Libraries chainotel itself depends on are left out.
+    """
+    from opentelemetry.instrumentation.bootstrap_gen import libraries  # noqa: PLC0415
+    from packaging.requirements import Requirement  # noqa: PLC0415
+
+    installed = _installed() if installed is None else installed
+    own = _distro_dependencies()
+    out: dict[str, InstrumentationStatus] = {}
+    for entry in libraries:
+        wanted = Requirement(entry["instrumentation"])
+        package = _normalise(wanted.name)
+        library = Requirement(entry["library"])
+        dist = installed.get(_normalise(library.name))
+        if dist is None or package in installed or _normalise(library.name) in own:
+            continue
+        found = dist.version
+        if not library.specifier.contains(found, prereleases=True):
+            continue
+        name = package.removeprefix("opentelemetry-instrumentation-")
+        out.setdefault(name, InstrumentationStatus(
+            name, False, f"{library.name} {found} is installed, its instrumentation {entry['instrumentation']} is not"))
+    return list(out.values())
+
+
 def instrumentation_statuses(loaded: dict[str, str], disabled: str | None = None) -> list[InstrumentationStatus]:
     """The status of every installed instrumentor entry point.
 
@@ -87,6 +160,7 @@ def instrumentation_statuses(loaded: dict[str, str], disabled: str | None = None
             conflict = get_dist_dependency_conflicts(entry_point.dist) if entry_point.dist else None
             reason = _conflict_reason(conflict) if conflict else "not loaded"
             out.append(InstrumentationStatus(name, False, reason))
+    out.extend(status for status in uninstrumented_libraries() if status.name not in seen)
     return sorted(out, key=lambda s: s.name)
 
 

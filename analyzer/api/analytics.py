@@ -30,6 +30,9 @@ from chainotel_analyzer.analysis.impact import service_impact
 from chainotel_analyzer.analysis.recommendations import recommend
 from chainotel_analyzer.api import time_params
 from chainotel_analyzer.api.common import known_chain, window_doc
+from chainotel_analyzer.api.errors import error_responses, invalid
+from chainotel_analyzer.api.paths import ChainPath
+from chainotel_analyzer.api.time_params import TimeQuery
 from chainotel_analyzer.api.models import (
     AggregatedCriticalPathResponse, AnomaliesResponse, BottlenecksResponse, DependencyGraphResponse,
     HealthOverviewResponse, ImpactResponse, PerformanceResponse, RecommendationsResponse,
@@ -68,20 +71,22 @@ for _alias, _target in _ALIASES.items():
     router.add_api_route(_alias, _redirect(_target), methods=["GET"], include_in_schema=False)
 
 
-def parse_time_ns(value: str, name: str) -> int:
-    """:func:`chainotel_analyzer.api.time_params.parse_time_ns` with 422 (the reason) for a bad value."""
+def parse_time_ns(value: str, name: str, where: str = "query") -> int:
+    """:func:`chainotel_analyzer.api.time_params.parse_time_ns` with 422 (the reason, ``loc``
+    ``[where, name]``) for a bad value."""
     try:
         return time_params.parse_time_ns(value, name)
     except time_params.TimeParamError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise invalid((where, name), str(exc), value) from None
 
 
-def window(since: str | None, until: str | None, default_s: int, prefix: str = "") -> tuple[int, int]:
-    """``(since_ns, until_ns)``; missing ``until`` = now, missing ``since`` = ``until - default_s``."""
-    until_ns = parse_time_ns(until, f"{prefix}until") if until else time.time_ns()
-    since_ns = parse_time_ns(since, f"{prefix}since") if since else until_ns - default_s * 10**9
+def window(since: str | None, until: str | None, default_s: int, prefix: str = "", where: str = "query") -> tuple[int, int]:
+    """``(since_ns, until_ns)``; missing ``until`` = now, missing ``since`` = ``until - default_s``;
+    422 naming the parameter (in ``where``: ``query`` or ``body``) when one is bad or the window is empty."""
+    until_ns = parse_time_ns(until, f"{prefix}until", where) if until else time.time_ns()
+    since_ns = parse_time_ns(since, f"{prefix}since", where) if since else until_ns - default_s * 10**9
     if since_ns >= until_ns:
-        raise HTTPException(422, f"{prefix}since must be before {prefix}until")
+        raise invalid((where, f"{prefix}since"), f"{prefix}since must be before {prefix}until", since)
     return since_ns, until_ns
 
 
@@ -91,19 +96,19 @@ class RankingQuery:
 
     def __init__(
         self,
-        since: str | None = None,
-        until: str | None = None,
+        since: TimeQuery = None,
+        until: TimeQuery = None,
         group_by: Literal["service", "operation"] = "service",
-        baseline_since: str | None = None,
-        baseline_until: str | None = None,
+        baseline_since: TimeQuery = None,
+        baseline_until: TimeQuery = None,
         limit: int = Query(20, ge=1, le=1000),
         max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
         include_synthetic: IncludeSynthetic = False,
     ):
-        if (baseline_since is None) != (baseline_until is None):
-            raise HTTPException(422, "baseline_since and baseline_until go together")
+        if bool(baseline_since) != bool(baseline_until):  # empty is the same as absent, as for since/until
+            raise invalid(("query", "baseline_since"), "baseline_since and baseline_until go together")
         self.window = window(since, until, 3600)
-        self.baseline = None if baseline_since is None else window(baseline_since, baseline_until, 3600, "baseline_")
+        self.baseline = window(baseline_since, baseline_until, 3600, "baseline_") if baseline_since else None
         self.group_by, self.limit, self.max_traces = group_by, limit, max_traces
         self.include_synthetic = include_synthetic
 
@@ -152,8 +157,8 @@ def bottlenecks(
 
 @router.get("/analytics/critical-path", response_model=AggregatedCriticalPathResponse, response_model_exclude_unset=True)
 def aggregated_critical_path(
-    since: str | None = None,
-    until: str | None = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
     reader: TraceReader = Depends(get_reader),
@@ -169,9 +174,10 @@ def aggregated_critical_path(
             "by_call_path": agg.by_call_path, "by_operation": agg.by_operation}  # fmt: skip
 
 
-@router.get("/chains/{chain}/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True)
+@router.get("/chains/{chain}/bottlenecks", response_model=BottlenecksResponse, response_model_exclude_unset=True,
+            responses=error_responses(404))
 def chain_bottlenecks(
-    chain: str,
+    chain: ChainPath,
     q: RankingQuery = Depends(),
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
@@ -181,11 +187,12 @@ def chain_bottlenecks(
     return _bottlenecks(reader, chain, q)
 
 
-@router.get("/chains/{chain}/dependency-graph", response_model=DependencyGraphResponse, response_model_exclude_unset=True)
+@router.get("/chains/{chain}/dependency-graph", response_model=DependencyGraphResponse, response_model_exclude_unset=True,
+            responses=error_responses(404))
 def chain_dependency_graph(
-    chain: str,
-    since: str | None = None,
-    until: str | None = None,
+    chain: ChainPath,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
@@ -206,8 +213,8 @@ def _definitions(registry: ChainRegistry) -> dict[str, dict]:
 
 @router.get("/analytics/chains/health/overview", response_model=HealthOverviewResponse, response_model_exclude_unset=True)
 def health_overview(
-    since: str | None = None,
-    until: str | None = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
     include_synthetic: IncludeSynthetic = False,
@@ -245,7 +252,7 @@ def health_doc(definitions: dict[str, dict], figures: list[dict], since_ns: int,
 
 
 @router.get("/analytics/performance/real-time", response_model=PerformanceResponse, response_model_exclude_unset=True)
-def performance(since: str | None = None, until: str | None = None, reader: TraceReader = Depends(get_reader),
+def performance(since: TimeQuery = None, until: TimeQuery = None, reader: TraceReader = Depends(get_reader),
                 include_synthetic: IncludeSynthetic = False):  # fmt: skip
     """Traffic of the last 5 minutes (or the window): ``active_chains`` (chain definitions with
     traces), ``avg_duration_ms`` (over all traces), throughput and error rate, per chain too
@@ -272,7 +279,7 @@ def performance(since: str | None = None, until: str | None = None, reader: Trac
 
 @router.get("/analytics/anomalies/detect", response_model=AnomaliesResponse, response_model_exclude_unset=True)
 def anomalies(
-    until: str | None = None,
+    until: TimeQuery = None,
     window_minutes: int = Query(5, ge=1, le=1440),
     baseline_buckets: int = Query(12, ge=3, le=288),
     reader: TraceReader = Depends(get_reader),
@@ -305,11 +312,12 @@ def anomalies(
     }
 
 
-@router.get("/analytics/services/{service}/impact", response_model=ImpactResponse, response_model_exclude_unset=True)
+@router.get("/analytics/services/{service}/impact", response_model=ImpactResponse, response_model_exclude_unset=True,
+            responses=error_responses(404))
 def impact(
     service: str,
-    since: str | None = None,
-    until: str | None = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
     reader: TraceReader = Depends(get_reader),
     include_synthetic: IncludeSynthetic = False,
@@ -331,8 +339,8 @@ def impact(
 @router.get("/analytics/optimization/recommendations", response_model=RecommendationsResponse,
             response_model_exclude_unset=True)
 def recommendations(
-    since: str | None = None,
-    until: str | None = None,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     chain: str | None = Query(None, pattern=CHAIN_ID_PATTERN),
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
     reader: TraceReader = Depends(get_reader),

@@ -22,6 +22,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from chainotel_analyzer.api.console.auth import ConsoleAuthMiddleware
 from chainotel_analyzer.api.deps import Services
+from chainotel_analyzer.api.errors import MethodNotAllowed, install_errors
 from chainotel_analyzer.api.serving import ConcurrencyLimit
 from chainotel_analyzer.security.openapi import document_security
 
@@ -74,7 +75,9 @@ def create_app(runtime: Served) -> FastAPI:
     Middleware, outermost first: CORS (only with ``cors_allow_origins``), the in-flight request
     limit (:class:`~chainotel_analyzer.api.serving.ConcurrencyLimit`), authentication before any
     body is read (:class:`~chainotel_analyzer.api.console.auth.ConsoleAuthMiddleware`: bearer tokens
-    by :class:`~chainotel_analyzer.security.http.AuthMiddleware`, browser sessions for the console).
+    by :class:`~chainotel_analyzer.security.http.AuthMiddleware`, browser sessions for the console),
+    405 for a method the path does not have (:class:`~chainotel_analyzer.api.errors.MethodNotAllowed`).
+    Error bodies: :mod:`chainotel_analyzer.api.errors`.
     """
     services = runtime.services()
     settings = services.settings
@@ -98,10 +101,13 @@ def create_app(runtime: Served) -> FastAPI:
     )
     for router in routers():
         app.include_router(router)
+    install_errors(app)
     document_security(app, services.tokens is not None)
     # add_middleware wraps: the last added is outermost
+    app.add_middleware(MethodNotAllowed, paths=lambda: app.openapi()["paths"])
     app.add_middleware(ConsoleAuthMiddleware, tokens=lambda: services.tokens)
-    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s)
+    app.add_middleware(ConcurrencyLimit, limit=settings.http_max_concurrency, retry_after_s=settings.retry_after_s,
+                       max_body_bytes=settings.http_max_body_bytes)  # fmt: skip
     origins = settings.cors_origins()
     if origins:
         app.add_middleware(

@@ -27,6 +27,8 @@ from pydantic import ValidationError
 
 from chainotel.catalog import Catalog, ChainDefinition
 from chainotel_analyzer.api.deps import get_reader, get_registry
+from chainotel_analyzer.api.errors import error_responses
+from chainotel_analyzer.api.paths import ChainPath
 from chainotel_analyzer.api.discovery_models import CatalogResponse, HistoryResponse, ValidateResponse
 from chainotel_analyzer.store.interfaces import ChainRegistry, TraceReader
 
@@ -162,8 +164,8 @@ def _changes(previous: dict | None, current: dict, deleted: bool) -> list[str]:
     return [k for k in keys if previous.get(k) != current.get(k)] or ["no change"]
 
 
-@router.get("/chains/{chain}/history", response_model=HistoryResponse)
-def chain_history(chain: str, registry: ChainRegistry = Depends(get_registry)):
+@router.get("/chains/{chain}/history", response_model=HistoryResponse, responses=error_responses(404))
+def chain_history(chain: ChainPath, registry: ChainRegistry = Depends(get_registry)):
     """Every stored version of ``chain``, oldest first, with when, what changed (the top-level fields
     that differ from the version before, ``created``, ``deleted``) and who (``changed_by``: the name of
     the caller's token entry for an API write, ``unauthenticated`` when authentication is off, ``catalog``

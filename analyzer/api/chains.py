@@ -19,6 +19,7 @@ Example::
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
@@ -33,6 +34,8 @@ from chainotel_analyzer.api.models import (
 from chainotel_analyzer.api.discovery_models import PagedChainList
 from chainotel_analyzer.model.otlp_trace import request_json, trace_request
 from chainotel_analyzer.api.deps import get_reader, get_registry, get_settings
+from chainotel_analyzer.api.errors import error_responses, invalid
+from chainotel_analyzer.api.paths import INSTANCE_ID_PATTERN, ChainPath, InstancePath
 from chainotel_analyzer.security.http import principal_of
 from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import ChainExists, ChainRegistry, RegistryConflict, TraceReader, UnknownChain
@@ -56,7 +59,9 @@ def _trace_id(instance_id: str) -> str:
     try:
         return f"{parse_instance_id(instance_id):032x}"
     except InvalidInstanceId as exc:
-        raise HTTPException(422, str(exc)) from None
+        if re.fullmatch(INSTANCE_ID_PATTERN, instance_id):  # the all-zero ID: no trace has it
+            raise HTTPException(404, f"unknown chain instance {instance_id!r}: {exc}") from None
+        raise invalid(("path", "instance_id"), str(exc), instance_id) from None
 
 
 def _spans(reader: TraceReader, instance_id: str):
@@ -67,8 +72,8 @@ def _spans(reader: TraceReader, instance_id: str):
     return trace_id, spans
 
 
-@router.get("/chains/events/{instance_id}", response_model=EventsResponse)
-def events(instance_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
+@router.get("/chains/events/{instance_id}", response_model=EventsResponse, responses=error_responses(404))
+def events(instance_id: InstancePath, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
     """The stored spans of one chain instance in time order."""
     trace_id = _trace_id(instance_id)
     rows = reader.trace_events(trace_id)
@@ -77,8 +82,8 @@ def events(instance_id: str, reader: TraceReader = Depends(get_reader), settings
     return {"instance_id": format_instance_id(int(trace_id, 16)), "jaeger_url": jaeger_url(settings, trace_id), "events": rows}
 
 
-@router.get("/traces/{trace_id}", response_model=OtlpTrace)
-def trace(trace_id: str, reader: TraceReader = Depends(get_reader)):
+@router.get("/traces/{trace_id}", response_model=OtlpTrace, responses=error_responses(404))
+def trace(trace_id: InstancePath, reader: TraceReader = Depends(get_reader)):
     """The whole stored trace ``trace_id`` (32 hex digits, or the chain instance UUID) as OTLP/JSON,
     every field each span arrived with (events, links, trace_state, flags, typed attributes, scope and
     resource); 404 for an unknown trace, 422 for a malformed ID."""
@@ -95,8 +100,8 @@ def trace_document(trace_id: str, reader: TraceReader) -> dict:
     return request_json(trace_request(rows))
 
 
-@router.get("/chains/analysis/{instance_id}", response_model=InstanceAnalysisResponse)
-def analysis(instance_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
+@router.get("/chains/analysis/{instance_id}", response_model=InstanceAnalysisResponse, responses=error_responses(404))
+def analysis(instance_id: InstancePath, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
     """Summary of one chain instance: duration, services, share of error-free spans, services by
     critical time, its service graph and its critical path."""
     trace_id, spans = _spans(reader, instance_id)
@@ -124,8 +129,8 @@ def _section(r, sec) -> dict:
             "start_unix_nano": sec.start_ns, "end_unix_nano": sec.end_ns}  # fmt: skip
 
 
-@router.get("/traces/{instance_id}/critical-path", response_model=CriticalPathResponse)
-def critical_path(instance_id: str, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
+@router.get("/traces/{instance_id}/critical-path", response_model=CriticalPathResponse, responses=error_responses(404))
+def critical_path(instance_id: InstancePath, reader: TraceReader = Depends(get_reader), settings: AnalyzerSettings = Depends(get_settings)):
     """Critical path of one chain instance (Jaeger UI's semantics; orphan subtrees as extra roots
     after the main root), with self and critical time per span and ``jaeger_url``. Integers are
     exact **ns**."""
@@ -179,8 +184,8 @@ def list_chains(
     return {"chains": page, "total": len(chains), "limit": limit, "offset": offset}
 
 
-@router.get("/chains/{chain}", response_model=ChainRecord)
-def get_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
+@router.get("/chains/{chain}", response_model=ChainRecord, responses=error_responses(404))
+def get_chain(chain: ChainPath, registry: ChainRegistry = Depends(get_registry)):
     """One chain definition (404 if unknown or deleted)."""
     found = registry.get(chain)
     if found is None:
@@ -188,7 +193,7 @@ def get_chain(chain: str, registry: ChainRegistry = Depends(get_registry)):
     return found
 
 
-@router.post("/chains", status_code=201, response_model=ChainRecord)
+@router.post("/chains", status_code=201, response_model=ChainRecord, responses=error_responses(409))
 def create_chain(body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Register a new chain definition (409 if the ID exists; a deleted ID may be re-created)."""
     try:
@@ -197,13 +202,13 @@ def create_chain(body: ChainDefinition, request: Request, registry: ChainRegistr
         raise HTTPException(409, str(exc)) from None
 
 
-@router.put("/chains/{chain}", response_model=ChainRecord)
+@router.put("/chains/{chain}", response_model=ChainRecord, responses=error_responses(404, 409))
 def update_chain(
-    chain: str, body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)
+    chain: ChainPath, body: ChainDefinition, request: Request, registry: ChainRegistry = Depends(get_registry)
 ):
     """Replace a chain definition: version + 1 (404 if unknown; 422 if the body's ``id`` differs)."""
     if body.id != chain:
-        raise HTTPException(422, f"id: body id {body.id!r} does not match the path {chain!r}")
+        raise invalid(("body", "id"), f"body id {body.id!r} does not match the path {chain!r}", body.id)
     try:
         return registry.put(body.model_dump(mode="json"), changed_by=principal_of(request).name)
     except UnknownChain as exc:
@@ -212,8 +217,8 @@ def update_chain(
         raise HTTPException(409, str(exc)) from None
 
 
-@router.delete("/chains/{chain}", status_code=204, response_class=Response)
-def delete_chain(chain: str, request: Request, registry: ChainRegistry = Depends(get_registry)):
+@router.delete("/chains/{chain}", status_code=204, response_class=Response, responses=error_responses(404, 409))
+def delete_chain(chain: ChainPath, request: Request, registry: ChainRegistry = Depends(get_registry)):
     """Delete a chain definition (a deletion marker with version + 1; 404 if unknown)."""
     try:
         registry.delete(chain, changed_by=principal_of(request).name)

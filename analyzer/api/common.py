@@ -10,15 +10,16 @@ from fastapi import HTTPException
 
 from chainotel.catalog.models import CHAIN_ID_PATTERN
 
+from chainotel_analyzer.api.errors import invalid
 from chainotel_analyzer.store.interfaces import ChainRegistry
 
 
 def known_chain(registry: ChainRegistry, chain: str) -> dict:
-    """The current definition (a dict) of ``chain``. Raises ``HTTPException`` 422 when ``chain`` is not
+    """The current definition (a dict) of ``chain``. Raises ``HTTPException`` 422 (:func:`~chainotel_analyzer.api.errors.invalid`, naming the path parameter) when ``chain`` is not
     a chain ID (pattern :data:`~chainotel.catalog.models.CHAIN_ID_PATTERN`), 404 when the registry has
     no current definition of it."""
     if not re.fullmatch(CHAIN_ID_PATTERN, chain):
-        raise HTTPException(422, f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_ID_PATTERN})")
+        raise invalid(("path", "chain"), f"chain: {chain!r} is not a chain ID (A1..E7 pattern {CHAIN_ID_PATTERN})", chain)
     found = registry.get(chain)
     if found is None:
         raise HTTPException(404, f"unknown chain {chain!r}")

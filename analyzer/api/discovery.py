@@ -24,6 +24,9 @@ from chainotel_analyzer.api.common import known_chain, window_doc
 from chainotel_analyzer.api.analytics import window
 from chainotel_analyzer.api.catalog import registered_catalog
 from chainotel_analyzer.api.deps import get_reader, get_registry
+from chainotel_analyzer.api.errors import error_responses
+from chainotel_analyzer.api.paths import ChainPath
+from chainotel_analyzer.api.time_params import TimeQuery
 from chainotel_analyzer.api.discovery_models import DriftResponse, ScanRequest, ScanResponse
 from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainRegistry, TraceReader
 
@@ -37,7 +40,7 @@ def scan(body: ScanRequest | None = None, reader: TraceReader = Depends(get_read
     with a definition ready for ``POST /api/v1/chains``, its confidence and evidence), and the tagged
     chains whose traces fall into clearly different shapes. Nothing is stored."""
     body = body or ScanRequest()
-    s, u = window(body.since, body.until, 3600)
+    s, u = window(body.since, body.until, 3600, where="body")
     total, traces = reader.window_traces(s, u, None, body.max_traces)
     untagged = {t: spans for t, spans in traces.items() if not any(sp.chain for sp in spans)}
     attributes = reader.span_attributes(list(untagged), HTTP_ATTRIBUTES)
@@ -86,11 +89,11 @@ def chain_drift(reader: TraceReader, chain: str, definition: dict, since_ns: int
             "drifted": d.drifted, **asdict(d)}  # fmt: skip
 
 
-@router.get("/chains/{chain}/drift", response_model=DriftResponse)
+@router.get("/chains/{chain}/drift", response_model=DriftResponse, responses=error_responses(404))
 def drift(
-    chain: str,
-    since: str | None = None,
-    until: str | None = None,
+    chain: ChainPath,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     max_traces: int = Query(DEFAULT_MAX_TRACES, ge=1, le=100_000),
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),

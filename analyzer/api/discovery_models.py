@@ -5,20 +5,26 @@ Units are in the field names (``*_ms``, ``*_unix_nano``, ``*_s``); ``share`` and
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from chainotel_analyzer.analysis.discovery import DEFAULT_MIN_SHARE, DEFAULT_MIN_TRACES
 from chainotel_analyzer.api.models import ChainList, Window
+from chainotel_analyzer.api.time_params import MAX_LENGTH, TIME_PATTERN
 
 SCAN_DEFAULT_MAX_TRACES = 5000
 """Traces a scan reads at most by default (a uniform sample by trace-ID hash beyond that)."""
 
 
 class ScanRequest(BaseModel):
-    """Body of ``POST /api/v1/discovery/scan``; every field is optional."""
+    """Body of ``POST /api/v1/discovery/scan``; every field is optional, and typed strictly (``true``
+    is not a number)."""
 
-    since: str | None = Field(None, description="Window start: RFC 3339 or Unix seconds (default: until − 1 h).")
-    until: str | None = Field(None, description="Window end: RFC 3339 or Unix seconds (default: now).")
+    model_config = ConfigDict(strict=True)
+
+    since: str | None = Field(None, max_length=MAX_LENGTH, pattern=TIME_PATTERN,
+                              description="Window start: RFC 3339 or Unix seconds (default: until − 1 h).")  # fmt: skip
+    until: str | None = Field(None, max_length=MAX_LENGTH, pattern=TIME_PATTERN,
+                              description="Window end: RFC 3339 or Unix seconds (default: now).")  # fmt: skip
     min_traces: int = Field(DEFAULT_MIN_TRACES, ge=1, description="Groups with fewer traces are not proposed.")
     min_share: float = Field(
         DEFAULT_MIN_SHARE, gt=0, le=1, description="A service or edge in at least this share of a group's traces is expected."

@@ -15,7 +15,7 @@ router = APIRouter(tags=["health"])
 
 
 class StoreHealth(BaseModel):
-    url: str = Field(description="Store URL, password redacted.")
+    url: str = Field(description="Store URL, password redacted; for chDB only chdb:// (the directory is in the start-up log).")
     reachable: bool
     error: str = Field(description="Why writes fail while unreachable (the store's own error is logged), else ''.")
 
@@ -44,7 +44,11 @@ class HealthResponse(BaseModel):
 
 
 def _redact(url: str) -> str:
+    """``url`` without its password, and for an embedded chDB store without its directory: /health
+    answers unauthenticated, and a server path is for the log (the start-up line names it)."""
     parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        return "chdb://"
     if parts.password:
         netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
         return urlunsplit(parts._replace(netloc=netloc))

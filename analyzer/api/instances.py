@@ -31,6 +31,9 @@ from chainotel_analyzer.api.analytics import window
 from chainotel_analyzer.api.common import known_chain, window_doc
 from chainotel_analyzer.api.chains import analysis
 from chainotel_analyzer.api.deps import get_reader, get_registry
+from chainotel_analyzer.api.errors import error_responses, invalid
+from chainotel_analyzer.api.paths import ChainPath
+from chainotel_analyzer.api.time_params import TimeQuery
 from chainotel_analyzer.api.models import InstanceAnalysisResponse, Window
 from chainotel_analyzer.store.interfaces import ChainRegistry, InstanceQuery, TraceReader
 
@@ -85,18 +88,18 @@ def decode_cursor(cursor: str, filters: InstanceFilters) -> tuple[int, int, tupl
         doc = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         since_ns, until_ns, key, trace_id, fp = int(doc["s"]), int(doc["u"]), int(doc["k"]), str(doc["t"]), doc["f"]
     except (ValueError, KeyError, TypeError):
-        raise HTTPException(422, "cursor: not a cursor from this endpoint; drop it to start at the first page") from None
+        raise invalid(("query", "cursor"), "not a cursor from this endpoint; drop it to start at the first page") from None
     if fp != filters.fingerprint():
-        raise HTTPException(422, "cursor: it was made for other filters; keep the filters while paging, "
-                                 "or drop the cursor to start again")  # fmt: skip
+        raise invalid(("query", "cursor"), "it was made for other filters; keep the filters while paging, "
+                                           "or drop the cursor to start again")  # fmt: skip
     return since_ns, until_ns, (key, trace_id)
 
 
-@router.get("/chains/{chain}/instances", response_model=InstancesResponse)
+@router.get("/chains/{chain}/instances", response_model=InstancesResponse, responses=error_responses(404))
 def chain_instances(
-    chain: str,
-    since: str | None = Query(None, description="RFC 3339 or Unix seconds; default: until - 1 h."),
-    until: str | None = Query(None, description="RFC 3339 or Unix seconds; default: now."),
+    chain: ChainPath,
+    since: TimeQuery = None,
+    until: TimeQuery = None,
     status: Literal["error", "ok", "any"] = Query("any", description="error: some span failed; ok: none did."),
     min_duration_ms: float = Query(0.0, ge=0, le=10**12),
     service: str | None = Query(None, max_length=256, description="Has a span of this service.name."),
@@ -136,7 +139,7 @@ def chain_instances(
 
 
 router.add_api_route(
-    "/analytics/chains/trace/{instance_id}", analysis, methods=["GET"], response_model=InstanceAnalysisResponse,
+    "/analytics/chains/trace/{instance_id}", analysis, methods=["GET"], response_model=InstanceAnalysisResponse, responses=error_responses(404),
     summary="Analysis of one chain instance (the seed scripts' URL)",
     description="The same answer as `GET /api/v1/chains/analysis/{instance_id}`, under the URL the seed "
     "design's scripts call.",

@@ -19,6 +19,7 @@ from chainotel_analyzer.api.analytics import IncludeSynthetic
 from chainotel_analyzer.api.deps import get_monitoring, get_reader, get_registry
 from chainotel_analyzer.api.discovery import chain_drift
 from chainotel_analyzer.api.discovery_models import EdgeTraces, MissingService, ServiceTraces
+from chainotel_analyzer.api.errors import error_responses
 from chainotel_analyzer.monitoring.evaluator import AlertNotFound, AlertNotOpen, alert_from_row
 from chainotel_analyzer.monitoring.metrics import METRICS_WINDOW_S
 from chainotel_analyzer.monitoring.notifier import Links
@@ -95,7 +96,8 @@ def list_alerts(
     return AlertsResponse(alerts=[_model(alert_from_row(r), links) for r in rows])
 
 
-@router.post("/api/v1/alerts/{alert_id}/resolve", response_model=AlertModel, summary="Resolve an alert by hand")
+@router.post("/api/v1/alerts/{alert_id}/resolve", response_model=AlertModel, summary="Resolve an alert by hand",
+             responses=error_responses(404, 409))
 def resolve_alert(
     request: Request,
     body: ResolveRequest,
@@ -177,7 +179,8 @@ def _service_status(error_rate: float) -> str:
     return "healthy" if error_rate <= 0.01 else "degraded" if error_rate <= 0.10 else "unhealthy"
 
 
-@router.get("/api/v1/chains/{chain}/health", response_model=ChainHealthResponse, summary="One chain's health")
+@router.get("/api/v1/chains/{chain}/health", response_model=ChainHealthResponse, summary="One chain's health",
+            responses=error_responses(404))
 def chain_health_view(
     request: Request,
     chain: str = Path(pattern=CHAIN_ID_PATTERN, description="Chain definition ID, e.g. B3."),

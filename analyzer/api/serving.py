@@ -14,7 +14,10 @@ a client that opens a connection and trickles a partial request holds it forever
   ones are closed at once. Idle keep-alive connections are closed by uvicorn's
   ``timeout_keep_alive``.
 - :class:`ConcurrencyLimit` — at most ``http_max_concurrency`` requests in progress (``/health``
-  excepted, so probes answer under load); beyond, ``503`` + ``Retry-After``.
+  excepted, so probes answer under load), and at most ``http_max_body_bytes`` of their bodies
+  (each counted by its ``Content-Length`` from the start, since a body is held whole until it is
+  decoded; without one, by what arrived): beyond, ``503`` + ``Retry-After``, before the body is
+  read. Slow uploads are bounded in bytes while they wait for their body deadline.
 """
 
 from __future__ import annotations
@@ -104,31 +107,64 @@ def guarded_protocol(header_timeout_s: float, body_timeout_s: float, max_connect
 
 
 class ConcurrencyLimit:
-    """ASGI middleware: at most ``limit`` HTTP requests in progress (``exempt`` paths not counted);
-    beyond, ``503`` with ``Retry-After: retry_after_s`` and ``{"detail": ...}``."""
+    """ASGI middleware: at most ``limit`` HTTP requests in progress (``exempt`` paths not counted)
+    and at most ``max_body_bytes`` of their bodies (announced by ``Content-Length``, else received so
+    far; a lone request always passes, its size is ``max_request_bytes``' business); beyond, ``503``
+    with ``Retry-After: retry_after_s`` and ``{"detail": ...}``. A body without ``Content-Length``
+    that grows past the bytes left is cut (the handler sees the client gone)."""
 
-    def __init__(self, app, limit: int, retry_after_s: int, exempt: frozenset[str] = frozenset({"/health"})):
+    def __init__(self, app, limit: int, retry_after_s: int, max_body_bytes: int | None = None,
+                 exempt: frozenset[str] = frozenset({"/health"})):  # fmt: skip
         self.app = app
         self.limit = limit
+        self.max_body_bytes = max_body_bytes
         self.retry_after = str(retry_after_s).encode()
         self.exempt = exempt
         self.active = 0
+        self.body_bytes = 0
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http" or scope["path"] in self.exempt:
             return await self.app(scope, receive, send)
         if self.active >= self.limit:
-            body = json.dumps({"detail": f"{self.limit} requests in progress already; retry later"}).encode()
-            await send({"type": "http.response.start", "status": 503, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                (b"retry-after", self.retry_after)]})  # fmt: skip
-            await send({"type": "http.response.body", "body": body})
-            return
+            return await self._refuse(send, f"{self.limit} requests in progress already; retry later")
+        declared = _content_length(scope)
+        if self.max_body_bytes is not None and self.body_bytes and self.body_bytes + declared > self.max_body_bytes:
+            return await self._refuse(send, f"{self.body_bytes} bytes of request bodies in progress already; retry later")
+        counted = declared
         self.active += 1
+        self.body_bytes += declared
+
+        async def counting_receive():
+            nonlocal counted
+            message = await receive()
+            if declared == 0 and message["type"] == "http.request" and self.max_body_bytes is not None:
+                size = len(message.get("body", b""))
+                if self.body_bytes + size > self.max_body_bytes and self.body_bytes > counted:
+                    return {"type": "http.disconnect"}
+                counted += size
+                self.body_bytes += size
+            return message
+
         try:
-            await self.app(scope, receive, send)
+            await self.app(scope, counting_receive, send)
         finally:
             self.active -= 1
+            self.body_bytes -= counted
+
+    async def _refuse(self, send, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": 503, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", self.retry_after)]})  # fmt: skip
+        await send({"type": "http.response.body", "body": body})
+
+
+def _content_length(scope) -> int:
+    for name, value in scope.get("headers", ()):
+        if name.lower() == b"content-length":
+            return int(value) if value.isdigit() else 0
+    return 0
 
 
 def run(app, settings: AnalyzerSettings, log_level: str) -> None:

@@ -13,6 +13,9 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from decimal import Decimal, localcontext
+from typing import Annotated
+
+from fastapi import Query
 
 from chainotel_analyzer.model.rows import MAX_TIMESTAMP_NS
 
@@ -22,6 +25,27 @@ MAX_LENGTH = 40
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d{1,3})?$")
 _LONG_EXPONENT = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)[eE][+-]?\d{4,}$")
 _MAX_SECONDS = Decimal(MAX_TIMESTAMP_NS) / 10**9
+
+
+_DAY = r"((0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])|(0[13-9]|1[0-2])-(29|30)|(0[13578]|1[02])-31)"
+TIME_PATTERN = (
+    r"^$"
+    r"|^[0-8]?[0-9]{1,9}(\.[0-9]{1,9})?$"
+    r"|^(197[1-9]|19[89][0-9]|2[01][0-9]{2}|22[0-5][0-9]|2260)-" + _DAY
+    + r"[Tt]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$"
+)
+"""The grammar the OpenAPI document gives for a time parameter, and the one the API enforces: empty
+(the endpoint's default), Unix seconds with up to 9 fraction digits, or an RFC 3339 date-time with
+an offset. Every value it matches is a valid time in range (years 1971–2260, and no 29 February,
+which exists in leap years only), so a value that matches is never refused; :func:`parse_time_ns` itself accepts a little more (exponents) for Python callers."""
+
+TIME_DESCRIPTION = "RFC 3339 (`2022-08-22T04:27:03Z`) or Unix seconds (`1661142423.25`); empty: the default."
+
+TimeQuery = Annotated[
+    str | None, Query(max_length=MAX_LENGTH, pattern=TIME_PATTERN, description=TIME_DESCRIPTION)
+]
+"""A ``since``/``until`` query parameter: at most :data:`MAX_LENGTH` characters matching
+:data:`TIME_PATTERN` (else FastAPI's 422 naming it); parse it with :func:`parse_time_ns`."""
 
 
 class TimeParamError(ValueError):

@@ -56,15 +56,25 @@ def _reject_constant(name: str):
                          f"OTLP/JSON writes a non-finite double as the string \"{name}\"")  # fmt: skip
 
 
+def _is_enum_value(value, names: frozenset[str]) -> bool:
+    """Absent, one of ``names``, or an integral number (proto3 enums are open); not ``2.5`` or ``true``,
+    which ``json_format`` would read as another value without a word."""
+    if value is None or (isinstance(value, str) and value in names):
+        return True
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    return isinstance(value, int) or value.is_integer()
+
+
 def _check_enum_names(span: dict) -> None:
-    """Refuse a span kind or status code *name* the proto does not define (numbers pass: proto3 enums are open)."""
+    """Refuse a span kind or status code the proto does not define by name, or that is no integer."""
     kind = span.get("kind")
-    if isinstance(kind, str) and kind not in _SPAN_KIND_NAMES:
+    if not _is_enum_value(kind, _SPAN_KIND_NAMES):
         raise InvalidRequest(f"span {span.get('spanId', span.get('span_id', ''))!r}: kind {kind!r} is not a SpanKind "
                              f"({', '.join(sorted(_SPAN_KIND_NAMES))}) or its number")  # fmt: skip
     status = span.get("status")
     code = status.get("code") if isinstance(status, dict) else None
-    if isinstance(code, str) and code not in _STATUS_CODE_NAMES:
+    if not _is_enum_value(code, _STATUS_CODE_NAMES):
         raise InvalidRequest(f"span {span.get('spanId', span.get('span_id', ''))!r}: status.code {code!r} is not a "
                              f"StatusCode ({', '.join(sorted(_STATUS_CODE_NAMES))}) or its number")  # fmt: skip
 

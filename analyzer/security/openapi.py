@@ -1,17 +1,18 @@
 """The OpenAPI document says what authentication does: a ``bearerAuth`` HTTP bearer scheme, and
 on every operation that needs a scope (:func:`~chainotel_analyzer.security.policy.required_scope`)
-its ``security`` requirement and the ``401`` / ``403`` answers with the ``{"detail": ...}`` body."""
+its ``security`` requirement and the ``401`` / ``403`` answers: the API's ``Error`` body
+(``{"detail": ...}``, :mod:`chainotel_analyzer.api.errors`), or for ``/v1/traces`` a
+``google.rpc.Status`` in the request's content type (``OtlpStatus`` or protobuf)."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 
-from chainotel_analyzer.security.policy import required_scope
+from chainotel_analyzer.security.policy import OTLP_HTTP_PATH, required_scope
 
-_ERROR_SCHEMA = {
-    "title": "AuthError", "type": "object", "required": ["detail"],
-    "properties": {"detail": {"type": "string", "description": "Why, and what to send instead."}},
-}  # fmt: skip
+_ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+_OTLP_STATUS = {"application/json": {"schema": {"$ref": "#/components/schemas/OtlpStatus"}},
+                "application/x-protobuf": {"schema": {"type": "string", "format": "binary"}}}  # fmt: skip
 
 
 def document_security(app: FastAPI, enabled: bool) -> None:
@@ -31,7 +32,6 @@ def document_security(app: FastAPI, enabled: bool) -> None:
                 "type": "http", "scheme": "bearer",
                 "description": "A token of CHAINOTEL_AUTH_FILE; scopes ingest, read, admin (docs/security.md).",
             }  # fmt: skip
-            components.setdefault("schemas", {})["AuthError"] = _ERROR_SCHEMA
             for path, operations in doc.get("paths", {}).items():
                 for method, operation in operations.items():
                     scope = required_scope(method.upper(), path)
@@ -40,7 +40,7 @@ def document_security(app: FastAPI, enabled: bool) -> None:
                     operation["security"] = [{"bearerAuth": []}]
                     operation["description"] = (operation.get("description", "") + f"\n\nNeeds a token with the "
                                                 f"`{scope.value}` scope.").strip()  # fmt: skip
-                    body = {"application/json": {"schema": {"$ref": "#/components/schemas/AuthError"}}}
+                    body = _OTLP_STATUS if path == OTLP_HTTP_PATH else _ERROR
                     responses = operation.setdefault("responses", {})
                     responses.setdefault("401", {"description": "No bearer token, or an unknown one "
                                                  "(WWW-Authenticate: Bearer)", "content": body})  # fmt: skip

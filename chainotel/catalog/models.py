@@ -77,7 +77,7 @@ class MatchRule(BaseModel):
     Example: ``{service: api-gateway, route: "/api/v1/trading/*", method: POST}``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     service: str | None = Field(default=None, min_length=1)
     route: str | None = Field(default=None, min_length=1)
@@ -131,7 +131,7 @@ class Edge(BaseModel):
     In YAML an edge is written ``"caller -> callee"``.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     caller: str = Field(min_length=1)
     callee: str = Field(min_length=1)
@@ -200,12 +200,12 @@ class AlertRules(BaseModel):
     - ``severity`` (default ``warning``): the ``severity`` label sent to Alertmanager.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True, strict=True)
 
     window_s: DurationS = Field(300.0, alias="window", gt=0)
     for_s: DurationS = Field(120.0, alias="for", ge=0)
     keep_firing_for_s: DurationS = Field(60.0, alias="keep_firing_for", ge=0)
-    min_traces: int = Field(1, ge=1)
+    min_traces: int = Field(1, ge=1, strict=True)  # strict: 2.5 or true is no count
     sla_compliance_below: float | None = Field(0.95, gt=0, le=1)
     error_rate_above: float | None = Field(0.05, ge=0, lt=1)
     p95_above_ms: float | None = Field(None, gt=0)
@@ -230,13 +230,13 @@ class Probe(BaseModel):
     - ``interval`` (default ``30s``), ``timeout`` (default ``5s``, at most the interval).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_by_name=True, serialize_by_alias=True, strict=True)
 
     url: str = Field(pattern=r"^(https?|wss?)://[^\s/]+\S*$")
     method: str = Field("GET", pattern=r"^[A-Za-z]+$")
     headers: dict[str, str] = Field(default_factory=dict)
     json_body: Any = Field(None, alias="json")
-    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200], min_length=1)
+    expect_status: list[Annotated[int, Field(ge=100, le=599, strict=True)]] = Field(default_factory=lambda: [200], min_length=1)
     expect_message: str | None = None
     interval_s: DurationS = Field(30.0, alias="interval", gt=0)
     timeout_s: DurationS = Field(5.0, alias="timeout", gt=0)
@@ -291,11 +291,11 @@ class ChainDefinition(BaseModel):
         pydantic.ValidationError: from ``model_validate``; each error's ``loc`` names the field.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     id: str = Field(pattern=CHAIN_ID_PATTERN)
     name: str = Field(min_length=1)
-    category: Category
+    category: Category = Field(strict=False)  # its value, as YAML and JSON write it
     description: str = ""
     match: list[MatchRule] = Field(default_factory=list)
     expected_services: list[str] = Field(default_factory=list)
@@ -303,7 +303,7 @@ class ChainDefinition(BaseModel):
     max_duration_ms: float = Field(gt=0)
     alerts: AlertRules | None = Field(None, exclude_if=_is_none)
     probe: Probe | None = Field(None, exclude_if=_is_none)
-    enabled: bool = True
+    enabled: bool = Field(True, strict=True)  # strict: 0 or "no" is not a switch
 
     @property
     def alert_rules(self) -> AlertRules:

@@ -326,6 +326,8 @@ class Stack:
         env = self.base_env()
         env.update({other.env_key: self.url(other.name) for other in SERVICES})
         env.update(DEMO_SLOW=self.slow, DEMO_ERROR_RATE=str(self.error_rate), DEMO_SEED=str(self.seed))
+        if svc.name == "database-service":  # its SQLite file, relative to the work directory (the cwd)
+            env["DEMO_DB_PATH"] = "trading.db"
         if self.mode != "none":
             env.update(
                 OTEL_SERVICE_NAME=svc.name,
@@ -336,6 +338,11 @@ class Stack:
                 OTEL_EXPORTER_OTLP_ENDPOINT=self.otlp_endpoint or self.analyzer_url,
                 OTEL_BSP_SCHEDULE_DELAY="200",
             )
+            if svc.name == "ai-provider":
+                # The openai client's own HTTP transport (httpx2) left untraced: its span, under the
+                # model call's gen_ai span, names no peer, so the model's time would be charged to
+                # ai-provider instead of the model call (the demo's other calls use httpx, still traced).
+                env["OTEL_PYTHON_DISABLED_INSTRUMENTATIONS"] = "httpx2"
         if self.mode == "chainotel":
             env.update(OTEL_PYTHON_DISTRO="chainotel", OTEL_PYTHON_CONFIGURATOR="chainotel")
         env.update(self.extra_env)

@@ -58,9 +58,11 @@ def test_chain_registry_crud(api):
     assert api.delete("/api/v1/chains/E9").status_code == 204
     assert api.get("/api/v1/chains/E9").status_code == 404
     assert api.delete("/api/v1/chains/E9").status_code == 404
-    # values are bound parameters: a quote in a path is just an unknown chain, the registry is intact
-    assert api.get("/api/v1/chains/A1' OR '1'='1").status_code == 404
-    assert api.delete("/api/v1/chains/A1' OR '1'='1").status_code == 404
+    # a chain path that is no chain ID is refused by its pattern; a free-form path value is a bound
+    # parameter: a quote in it is just an unknown service; the registry is intact
+    assert api.get("/api/v1/chains/A1' OR '1'='1").status_code == 422
+    assert api.delete("/api/v1/chains/A1' OR '1'='1").status_code == 422
+    assert api.get("/api/v1/analytics/services/x' OR '1'='1/impact").status_code == 404
     assert len(api.get("/api/v1/chains").json()["chains"]) == len(chains)
 
 

@@ -65,7 +65,7 @@ class Watched:
 
     def close(self) -> None:
         self.page.close()
-        assert self.problems == []
+        assert self.problems == [], self.problems
 
 
 @pytest.fixture

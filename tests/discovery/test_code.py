@@ -29,7 +29,7 @@ def _by_entry(doc: dict) -> dict:
 
 def test_examples_give_the_demo_flows_as_their_traffic_does():
     doc = scan_source(ROOT / "examples")
-    assert doc["libraries"] == ["demo_service.py"] and doc["compose"] == str(ROOT / "docker-compose.yml")
+    assert doc["libraries"] == ["demo_service.py", "model_endpoint.py"] and doc["compose"] == str(ROOT / "docker-compose.yml")
     catalog = default_catalog()
     found = {}
     for p in doc["proposals"]:

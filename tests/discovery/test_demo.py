@@ -35,10 +35,11 @@ def scan(tmp_path_factory):
         with httpx.Client(base_url=stack.analyzer_url, timeout=60) as client:
             deadline = time.monotonic() + 60
             body: dict = {}
-            while time.monotonic() < deadline:  # until every flow's spans are stored
+            while time.monotonic() < deadline:  # until every flow's spans are stored, downstream ones too
                 body = client.post("/api/v1/discovery/scan", json={"since": str(since)}).json()
                 got = _by_chain(body)
-                if all(c in got and got[c]["traces"] >= n for c, n in sent.items()):
+                if all(c in got and got[c]["traces"] >= n and set(got[c]["definition"]["expected_services"]) >= DEMO_FLOWS[c][0]
+                       for c, n in sent.items()):  # fmt: skip
                     break
                 time.sleep(0.5)
             yield sent, body

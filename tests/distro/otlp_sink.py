@@ -65,6 +65,7 @@ class OtlpSink:
                             "parent_span_id": int.from_bytes(s.parent_span_id, "big") if s.parent_span_id else 0,
                             "name": s.name,
                             "kind": s.kind,
+                            "status": s.status.code,
                             "attributes": _attrs(s.attributes),
                             "links": [
                                 {

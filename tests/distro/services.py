@@ -65,7 +65,7 @@ class Service:
         self._log.close()
 
 
-STACK_INSTRUMENTATIONS = "sqlalchemy,redis,requests,openai,httpx2"
+STACK_INSTRUMENTATIONS = "sqlalchemy,redis,requests,openai,httpx2,websockets"
 """Instrumentations the test environment has for the integration tests' libraries; left out of the
 other services (loading them, the OpenAI client above all, slows every start-up)."""
 

@@ -2,12 +2,15 @@
 of a chain's trace — database (SQLAlchemy on SQLite and on a real PostgreSQL), cache (a real
 Redis), outgoing HTTP (``requests``) and model calls (the OpenAI client, instrumented by
 ``opentelemetry-instrumentation-openai-v2``, against a local OpenAI-compatible server) — carries
-the chain attributes. Spans are exported over OTLP/HTTP to the test's sink."""
+the chain attributes; the ``aiohttp`` client, whose instrumentation is not published for the
+pinned OpenTelemetry version, is named at start-up as skipped and why. Spans are exported over
+OTLP/HTTP to the test's sink."""
 
 from __future__ import annotations
 
 import uuid
 from contextlib import ExitStack
+from importlib.metadata import version
 
 import httpx
 import pytest
@@ -132,3 +135,79 @@ def test_openai_client_model_call_is_a_tagged_d_chain_span(stack, sink):
     assert call["attributes"].get("gen_ai.usage.output_tokens") == 1
     assert_all_tagged(spans, chain, "D2")
     assert {s["attributes"][attr.CHAIN_CATEGORY] for s in spans} == {"ai_ml_processing"}
+
+
+def test_aiohttp_client_without_its_instrumentation_is_named_at_start_up_and_why(stack, sink):
+    """No opentelemetry-instrumentation-aiohttp-client is published for the pinned
+    opentelemetry-instrumentation (docs/distro.md): the start-up line says so, and an aiohttp call
+    indeed leaves without trace context — the hop the line warns about."""
+    (line,) = [l for l in stack.log().splitlines() if l.startswith("chainotel: instrumentations loaded:")]
+    skipped = line.split("; skipped: ", 1)[1]
+    wanted = f"opentelemetry-instrumentation-aiohttp-client=={version('opentelemetry-instrumentation')}"
+    assert f"aiohttp-client (aiohttp {version('aiohttp')} is installed, its instrumentation {wanted} is not)" in skipped, line
+    assert "pydantic" not in skipped  # the distro's own dependencies are not the service's libraries
+
+    chain = uuid.uuid4()
+    response = httpx.get(f"{stack.url}/api/v1/trading/aiohttp", headers={"X-Chain-ID": str(chain)}, timeout=30)
+    assert response.status_code == 200, response.text
+    received = response.json()["backend"]["headers"]
+    assert "traceparent" not in received and "x-chain-id" not in received, received
+    spans = sink.wait_trace(chain.int, lambda sp: any(s["kind"] == SERVER for s in sp))
+    assert not [s for s in spans if s["kind"] == CLIENT], spans  # no span for the aiohttp call
+    assert_all_tagged(spans, chain)  # the service's own spans still carry the chain
+
+
+def _ws_spans(spans, name):
+    return [s for s in spans if s["name"] == name and s["service"] == "test-gateway"]
+
+
+def test_websockets_client_carries_the_chain_on_the_handshake_with_spans_per_connect_and_message(stack, sink):
+    """chainotel's own instrumentation of the websockets client (entry point ``websockets``):
+    the handshake carries traceparent, baggage and X-Chain-ID; one CLIENT span per connect and
+    per message, the server's connection span under the connect span, all tagged."""
+    (line,) = [l for l in stack.log().splitlines() if l.startswith("chainotel: instrumentations loaded:")]
+    assert "websockets" in line.split("; skipped: ")[0].split(": ", 1)[1].split(", "), line
+
+    def complete(sp):
+        return (len(_ws_spans(sp, "websocket connect")) == 1 and len(_ws_spans(sp, "websocket send")) == 2
+                and len(_ws_spans(sp, "websocket receive")) == 2
+                and any(s["kind"] == SERVER and s["service"] == "test-backend" for s in sp))
+
+    chain = uuid.uuid4()
+    response = httpx.get(f"{stack.url}/api/v1/trading/websocket", headers={"X-Chain-ID": str(chain)}, timeout=30)
+    assert response.status_code == 200, response.text
+    replies = response.json()["replies"]
+    assert [r["symbol"] for r in replies] == ["ACME", "INIT"]
+    handshake = replies[0]["handshake"]
+    assert handshake["x-chain-id"] == str(chain)
+    assert handshake["traceparent"].split("-")[1] == chain.hex
+    assert "chain.id=B3" in handshake["baggage"]
+
+    spans = sink.wait_trace(chain.int, complete)
+    assert complete(spans), [(s["service"], s["name"]) for s in spans]
+    (connect,) = _ws_spans(spans, "websocket connect")
+    assert connect["kind"] == CLIENT
+    assert connect["attributes"]["http.response.status_code"] == 101
+    assert connect["attributes"]["server.address"] == "127.0.0.1"
+    assert connect["attributes"]["url.full"].endswith("/ws/quotes?token=REDACTED")  # no secret in the span
+    assert int(handshake["traceparent"].split("-")[2], 16) == connect["span_id"]
+    (server,) = [s for s in spans if s["kind"] == SERVER and s["service"] == "test-backend"]
+    assert server["parent_span_id"] == connect["span_id"]  # the connection hangs under the connect span
+    messages = _ws_spans(spans, "websocket send") + _ws_spans(spans, "websocket receive")
+    assert {m["kind"] for m in messages} == {CLIENT}
+    assert {m["attributes"].get("websocket.message.type") for m in messages} == {"text"}
+    assert {m["parent_span_id"] for m in messages} == {connect["parent_span_id"]}  # the request's span
+    assert_all_tagged(spans, chain)  # gateway and backend, connection and message spans
+
+
+def test_websockets_client_failure_reaches_the_app_unchanged_and_is_recorded(stack, sink):
+    chain = uuid.uuid4()
+    response = httpx.get(f"{stack.url}/api/v1/trading/websocket-refused", headers={"X-Chain-ID": str(chain)}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert response.json() == {"error": "InvalidStatus", "status": 403}  # the library's exception, as without tracing
+    spans = sink.wait_trace(chain.int, lambda sp: bool(_ws_spans(sp, "websocket connect")))
+    (connect,) = _ws_spans(spans, "websocket connect")
+    assert connect["status"] == 2  # ERROR
+    assert connect["attributes"]["http.response.status_code"] == 403
+    assert connect["attributes"]["error.type"] == "InvalidStatus"
+    assert_all_tagged(spans, chain)

@@ -98,3 +98,25 @@ def test_health_overview_lists_the_demo_chains(demo_run, api):
         assert chains[chain]["status"] != "no_data"
     # 200 ms injected into ai-provider against A2's SLA: latency is visible in its p50
     assert chains["A2"]["p50_ms"] >= 200
+
+
+@pytest.mark.parametrize("flow, service, operation, peer", [
+    ("trading-order", "database-service", "INSERT ", "sqlite"),  # SQLAlchemy on SQLite
+    ("ai-decision", "ai-provider", "chat demo-trader", "openai"),  # the openai client's model call
+])
+def test_database_and_model_calls_are_client_spans_on_the_critical_path(demo_run, api, flow, service, operation, peer):
+    _, results, since = demo_run
+    r = next(x for x in results if x.flow == flow and x.ok)
+    calls = [e for e in _events(api, r.chain_id)["events"]
+             if e["service_name"] == service and e["span_kind"] == "client" and e["peer_service"] == peer]
+    assert calls, f"no {peer} client span in {service}"
+    attributes = calls[0]["span_attributes"]
+    assert attributes.get("db.system") == "sqlite" if peer == "sqlite" else attributes.get("gen_ai.request.model") == "demo-trader"
+    doc = api.get(f"/api/v1/traces/{r.chain_id}/critical-path").json()
+    on_path = [s for s in doc["roots"][0]["sections"] if s["service"] == service and s["operation"].startswith(operation)]
+    assert on_path, [(s["service"], s["operation"]) for s in doc["roots"][0]["sections"]]
+    if peer == "openai":  # the whole model call (20 ms at the demo's model endpoint) is on the path
+        assert sum(s["end_unix_nano"] - s["start_unix_nano"] for s in on_path) >= 20_000_000, on_path
+    # the bottleneck ranking charges the call to its peer, named from db.system / gen_ai.provider.name
+    ranking = api.get("/api/v1/analytics/bottlenecks", params={"since": since, "chain": r.chain}).json()["ranking"]
+    assert peer in {row["service"] for row in ranking}, ranking

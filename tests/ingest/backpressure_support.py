@@ -36,3 +36,18 @@ def served(settings) -> Iterator[object]:
         server.should_exit = True
         thread.join(30)
         runtime.close()  # idempotent: the app's lifespan closed it already
+
+
+def hold_inserts(runtime) -> tuple[threading.Event, threading.Event]:
+    """Make the writer of ``runtime`` (from :func:`served`) wait in each INSERT until released:
+    returns ``(inserting, release)`` — set when an INSERT has started; set it to let them through."""
+    client = runtime.writer._client
+    real_insert, inserting, release = client.insert_arrow, threading.Event(), threading.Event()
+
+    def held_insert(*args, **kwargs):
+        inserting.set()
+        assert release.wait(60)
+        return real_insert(*args, **kwargs)
+
+    client.insert_arrow = held_insert
+    return inserting, release

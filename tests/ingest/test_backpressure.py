@@ -20,7 +20,7 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 
 from tests.ingest.conftest import open_db
-from tests.ingest.backpressure_support import served
+from tests.ingest.backpressure_support import hold_inserts, served
 from tests.processes import decoder_pids
 from tests.ingest.otlp_data import request
 
@@ -54,16 +54,7 @@ def test_full_queue_gives_503_and_unavailable(tmp_path):
         queue_max_spans=10, batch_max_wait_s=0, retry_after_s=2,
     )  # fmt: skip
     with served(settings) as runtime:
-        client = runtime.writer._client
-        real_insert = client.insert_arrow
-        inserting, release = threading.Event(), threading.Event()
-
-        def held_insert(*args, **kwargs):
-            inserting.set()
-            assert release.wait(60)
-            return real_insert(*args, **kwargs)
-
-        client.insert_arrow = held_insert
+        inserting, release = hold_inserts(runtime)
         url = runtime.http + "/v1/traces"
         answers: list[httpx.Response] = []
 

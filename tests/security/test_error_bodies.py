@@ -32,3 +32,14 @@ def test_a_failing_store_answers_503_without_its_error(tmp_path, caplog):
         assert health.status_code == 503 and health.headers["retry-after"] == "4"
         assert SECRET_PATH not in health.text and "DB::Exception" not in health.text
     assert SECRET_PATH in caplog.text  # the operator still sees it
+
+
+def test_health_names_no_server_path(tmp_path):
+    from chainotel_analyzer.settings import AnalyzerSettings
+
+    data_dir = tmp_path / "private-data-dir"
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{data_dir}", grpc_port=-1, decode_workers=0)
+    with served(settings) as runtime:
+        health = httpx.get(runtime.http + "/health", timeout=30)
+        assert health.status_code == 200 and health.json()["store"]["url"] == "chdb://"
+        assert str(data_dir) not in health.text

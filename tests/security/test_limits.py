@@ -191,3 +191,83 @@ def test_health_stays_fast_while_a_huge_parameter_is_refused(analyzer):
     for t in threads:
         t.join(30)
     assert errors == []
+
+
+def test_a_full_queue_is_answered_before_the_body_is_read(tmp_path):
+    """Under a 503 storm useful throughput halved because a full queue was found only after the
+    body had been read and decoded. Now the 503 comes as soon as the headers are in: here to a
+    request that announces 8 MiB and never sends a byte of it."""
+    from chainotel_analyzer.settings import AnalyzerSettings
+    from tests.ingest.backpressure_support import hold_inserts, served
+
+    settings = AnalyzerSettings(clickhouse_url=f"chdb://{tmp_path / 'db'}", grpc_port=-1, decode_workers=0,
+                                queue_max_spans=4, batch_max_wait_s=0, retry_after_s=2)  # fmt: skip
+    with served(settings) as runtime:
+        inserting, release = hold_inserts(runtime)
+        url = runtime.http + "/v1/traces"
+        senders = [threading.Thread(target=httpx.post, args=(url,), kwargs={
+            "content": request(1, n).SerializeToString(), "headers": PROTOBUF, "timeout": 60}) for n in (1, 4)]  # fmt: skip
+        senders[0].start()
+        try:
+            assert inserting.wait(30)  # the first INSERT is held; the next 4 spans fill the queue
+            senders[1].start()
+            deadline = time.monotonic() + 30
+            while runtime.writer.queue_depth < 4 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            port = int(runtime.http.rsplit(":", 1)[1])
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+                s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                          b"Content-Length: 8388608\r\n\r\n")  # the body never comes
+                answer = s.recv(4096)  # within the socket timeout, well before any body deadline
+            assert answer.startswith(b"HTTP/1.1 503") and b"retry-after: 2" in answer.lower(), answer[:300]
+        finally:
+            release.set()
+            for sender in senders:
+                sender.join(60)
+
+
+def test_stalled_uploads_stay_within_the_memory_budget(tmp_path):
+    """100 uploads of 15 MiB stalled before their last byte added 1.8 GiB that was never returned
+    (and the k8s pod has 2 GiB). Now the body deadline cuts them: the process tree stays within
+    the budget while they hang, gives most of it back once they are cut, and /health answers."""
+    uploads, size, sent = 100, 15 * 1024**2, 14 * 1024**2
+    with running(tmp_path / "db", {"CHAINOTEL_HTTP_BODY_TIMEOUT_S": "3"}, grpc=False) as a:
+        base = tree_rss_bytes(a.proc.pid)
+        peak, stop = [base], threading.Event()
+
+        def sample():
+            while not stop.wait(0.2):
+                peak.append(tree_rss_bytes(a.proc.pid))
+
+        sampler = threading.Thread(target=sample)
+        sampler.start()
+        socks, chunk = [], b"\0" * 1024**2
+        try:
+            for _ in range(uploads):
+                s = socket.create_connection(("127.0.0.1", a.http_port), timeout=30)
+                s.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                          b"Content-Length: %d\r\n\r\n" % size)  # fmt: skip
+                try:
+                    for _ in range(sent // len(chunk)):
+                        s.sendall(chunk)
+                except OSError:  # already cut by the body deadline
+                    pass
+                socks.append(s)
+            assert httpx.get(a.http + "/health", timeout=10).status_code == 200
+            deadline = time.monotonic() + 30  # every upload cut by the 3 s body deadline
+            for s in socks:
+                s.settimeout(max(0.1, deadline - time.monotonic()))
+                try:
+                    s.recv(4096)
+                except OSError:
+                    pass
+            time.sleep(1)
+            after = tree_rss_bytes(a.proc.pid)
+        finally:
+            stop.set()
+            sampler.join(10)
+            for s in socks:
+                s.close()
+        assert max(peak) < MEMORY_BUDGET_BYTES, f"peak {max(peak) >> 20} MiB, base {base >> 20} MiB"
+        assert after - base < 512 * 1024**2, f"{(after - base) >> 20} MiB kept after the uploads were cut"
+        assert httpx.get(a.http + "/health", timeout=10).status_code == 200

@@ -22,6 +22,9 @@ def body(**span_fields) -> dict:
 @pytest.mark.parametrize("fields, reason", [
     ({"kind": "SPAN_KIND_BOGUS"}, "kind 'SPAN_KIND_BOGUS' is not a SpanKind"),
     ({"status": {"code": "STATUS_CODE_FINE"}}, "status.code 'STATUS_CODE_FINE' is not a StatusCode"),
+    ({"kind": 2.5}, "kind 2.5 is not a SpanKind"),  # read as 2 before
+    ({"kind": True}, "kind True is not a SpanKind"),
+    ({"status": {"code": "NaN"}}, "status.code 'NaN' is not a StatusCode"),
 ])  # fmt: skip
 def test_unknown_enum_names_are_refused(fields, reason):
     with pytest.raises(InvalidRequest, match=reason):
@@ -45,11 +48,25 @@ def test_nan_literals_are_refused_even_in_ignored_fields(literal):
     assert parse_request(json.dumps(ok)).resource_spans[0].scope_spans[0].spans[0].attributes[0].value.double_value != 0
 
 
+@pytest.mark.parametrize("fields, field", [
+    ({"startTimeUnixNano": "NaN"}, "startTimeUnixNano"),
+    ({"droppedAttributesCount": "NaN"}, "droppedAttributesCount"),
+    ({"attributes": [{"key": "n", "value": {"intValue": "NaN"}}]}, "intValue"),
+    ({"events": [{"name": "e", "timeUnixNano": "Infinity"}]}, "timeUnixNano"),
+])  # fmt: skip
+def test_nan_where_an_integer_is_required_names_the_field(fields, field):
+    with pytest.raises(InvalidRequest, match=field):
+        parse_request(json.dumps(body(**fields)))
+
+
 def test_receiver_answers_400_with_the_reason(tmp_path):
     with serve(tmp_path / "db") as http:
         r = http.post("/v1/traces", content=json.dumps(body(kind="SPAN_KIND_BOGUS")),
                       headers={"Content-Type": "application/json"})  # fmt: skip
         assert r.status_code == 400 and "SPAN_KIND_BOGUS" in r.json()["message"]
+        r = http.post("/v1/traces", content=json.dumps(body(startTimeUnixNano="NaN")),
+                      headers={"Content-Type": "application/json"})  # fmt: skip
+        assert r.status_code == 400 and "startTimeUnixNano" in r.json()["message"]
         r = http.post("/v1/traces", content=json.dumps(body(kind="SPAN_KIND_SERVER")),
                       headers={"Content-Type": "application/json"})  # fmt: skip
         assert r.status_code == 200

@@ -1,9 +1,11 @@
 """Test fixture: a service using a whole stack — SQLAlchemy (SQLite, PostgreSQL), Redis,
-``requests`` and the OpenAI client — with plain library code; it imports nothing from chainotel.
+``requests``, the ``aiohttp`` client, the ``websockets`` client and the OpenAI client — with plain
+library code; it imports nothing from chainotel.
 
 Each route is one request of the test catalog's B3 (``/api/v1/trading/*``) or D2
 (``/api/v1/ai/*``) chain. Handlers are sync (``def``), so FastAPI runs them in its thread pool:
-the calls' spans start on another thread than the server span. Configured by env:
+the calls' spans start on another thread than the server span (the aiohttp one is async, as the
+library is). Configured by env:
 ``STACK_SQLITE_PATH``, ``STACK_POSTGRES_URL``, ``STACK_REDIS_URL``, ``BACKEND_URL``,
 ``OPENAI_BASE_URL`` (read by the OpenAI client itself).
 """
@@ -62,6 +64,44 @@ def downstream():
     import requests
 
     return {"backend": requests.get(f"{os.environ['BACKEND_URL']}/orders", timeout=10).json()}
+
+
+@app.get("/api/v1/trading/aiohttp")
+async def downstream_aiohttp():
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{os.environ['BACKEND_URL']}/orders", timeout=aiohttp.ClientTimeout(total=10)) as reply:
+            return {"backend": await reply.json()}
+
+
+def _ws_url(path: str) -> str:
+    return os.environ["BACKEND_URL"].replace("http://", "ws://", 1) + path
+
+
+@app.get("/api/v1/trading/websocket")
+async def stream():
+    import json
+
+    from websockets.asyncio.client import connect
+
+    replies = []
+    async with connect(_ws_url("/ws/quotes?token=secret"), open_timeout=10, close_timeout=5) as ws:
+        for symbol in ("ACME", "INIT"):
+            await ws.send(symbol)
+            replies.append(json.loads(await ws.recv()))
+    return {"replies": replies}
+
+
+@app.get("/api/v1/trading/websocket-refused")
+async def stream_refused():
+    from websockets.asyncio.client import connect
+
+    try:
+        async with connect(_ws_url("/ws/no-such-stream"), open_timeout=10):
+            return {"error": ""}
+    except Exception as exc:  # the library's own exception reaches the application unchanged
+        return {"error": type(exc).__name__, "status": getattr(getattr(exc, "response", None), "status_code", None)}
 
 
 @app.get("/api/v1/ai/decision")
