@@ -13,7 +13,8 @@
    three start attributes (as instrumentation spans have, e.g. an HTTP client span), and traces
    that match no rule. ``--baseline-rev REV`` also measures the processor and sampler of a git
    revision (e.g. ``main``, in its only mode: full) in the same run, for before/after figures;
-   ``--breakdown`` measures, in the same way, what four constant attributes (full) and one
+   ``--breakdown`` measures, in the same way and for the trace, its entry span alone and its
+   children alone, what four constant attributes (full) and one
    (``chain.id``: minimal's children) added at creation and one empty span processor cost the SDK,
    the parts of the figure chainotel cannot avoid on public API.
 2. **Requests/s** of the two-service fixture app (``tests/distro/apps``: gateway → backend over
@@ -239,31 +240,65 @@ def _constant_tracer(service: str, attributes: dict | None = None):
     return provider.get_tracer("bench")
 
 
-def breakdown(rounds: int = 15, traces: int = 500) -> dict[str, float]:
-    """Seconds added per span, against the plain SDK in the same rounds, by: four constant
-    attributes added at creation ("attributes"), one (``chain.id``, "attribute"), one empty span
-    processor ("empty processor"), and the chain processor and sampler ("chainotel", "chainotel
-    minimal"); traces of the matched shape, children without start attributes."""
+def _entry_spans(tracer, count: int, route: str, child_attributes: dict | None = None) -> int:
+    """``count`` traces of the server span alone (the entry span); returns the span count."""
+    attrs = {"http.route": route, "http.request.method": "POST"}
+    for _ in range(count):
+        with tracer.start_as_current_span("POST " + route, kind=SpanKind.SERVER, attributes=attrs):
+            pass
+    return count
+
+
+def _child_spans(tracer, count: int, route: str, child_attributes: dict | None = None) -> int:
+    """``count`` children (started with ``child_attributes``) of one server span; returns ``count``
+    (the one server span is counted in the time, 1/``count`` of it)."""
+    with tracer.start_as_current_span("POST " + route, kind=SpanKind.SERVER,
+                                      attributes={"http.route": route, "http.request.method": "POST"}):  # fmt: skip
+        for _ in range(count):
+            with tracer.start_as_current_span("child", attributes=child_attributes):
+                pass
+    return count
+
+
+BREAKDOWN_SHAPES = {
+    "trace (1 server + 9 children)": (_run_traces, None),
+    "entry (server) span alone": (_entry_spans, None),
+    "child span": (_child_spans, None),
+    "child span with 3 start attributes": (_child_spans, CHILD_ATTRIBUTES),
+}
+"""What :func:`breakdown` measures: name → (span loop, child start attributes)."""
+
+
+def breakdown(rounds: int = 15, traces: int = 500) -> dict[str, dict[str, float]]:
+    """Seconds added per span, against the plain SDK in the same rounds, for each of
+    :data:`BREAKDOWN_SHAPES` (matched chain), by: four constant attributes added at creation
+    ("attributes"), one (``chain.id``, "attribute"), one empty span processor ("empty processor"),
+    and the chain processor and sampler ("chainotel", "chainotel minimal"); ``"sdk"``: the plain
+    SDK's own seconds per span."""
     service, route = "api-gateway", "/api/v1/trading/orders"
-    chain = ChainSpanProcessor(default_catalog())
-    minimal = ChainSpanProcessor(default_catalog(), span_attributes="minimal")
-    tracers = {
-        "sdk": _tracer(None, service),
-        "attributes": _constant_tracer(service),
-        "attribute": _constant_tracer(service, {"chain.id": "B3"}),
-        "empty processor": _tracer(SpanProcessor(), service),
-        "chainotel": _tracer(chain, service, chain),
-        "chainotel minimal": _tracer(minimal, service, minimal),
-    }
-    for tracer in tracers.values():
-        _run_traces(tracer, 200, route)
-    best = dict.fromkeys(tracers, float("inf"))
-    for _ in range(rounds):
-        for key, tracer in tracers.items():
-            t = time.process_time()
-            n = _run_traces(tracer, traces, route)
-            best[key] = min(best[key], (time.process_time() - t) / n)
-    return {key: best[key] - best["sdk"] for key in tracers if key != "sdk"} | {"sdk": best["sdk"]}
+    out = {}
+    for shape, (run, child_attributes) in BREAKDOWN_SHAPES.items():
+        chain = ChainSpanProcessor(default_catalog())
+        minimal = ChainSpanProcessor(default_catalog(), span_attributes="minimal")
+        tracers = {
+            "sdk": _tracer(None, service),
+            "attributes": _constant_tracer(service),
+            "attribute": _constant_tracer(service, {"chain.id": "B3"}),
+            "empty processor": _tracer(SpanProcessor(), service),
+            "chainotel": _tracer(chain, service, chain),
+            "chainotel minimal": _tracer(minimal, service, minimal),
+        }
+        count = traces if run is _run_traces else traces * (CHILDREN + 1)
+        for tracer in tracers.values():
+            run(tracer, count // 3, route, child_attributes)  # warm-up
+        best = dict.fromkeys(tracers, float("inf"))
+        for _ in range(rounds):
+            for key, tracer in tracers.items():
+                t = time.process_time()
+                n = run(tracer, count, route, child_attributes)
+                best[key] = min(best[key], (time.process_time() - t) / n)
+        out[shape] = {key: best[key] - best["sdk"] for key in tracers if key != "sdk"} | {"sdk": best["sdk"]}
+    return out
 
 
 # --- two-service app ------------------------------------------------------------------------------
@@ -401,12 +436,14 @@ def main() -> None:
                 f"{added / f['sdk']:.1%} | {'met' if ok else 'NOT met'} | {f[key + ' inside'] * 1e6:.2f} |"
             )
     if args.breakdown:
-        parts = breakdown()
-        print(f"\nWhere it goes (matched, children without start attributes; SDK alone {parts['sdk'] * 1e6:.2f} µs/span): "
-              f"four constant attributes at creation {parts['attributes'] * 1e6:+.2f} µs/span, one (chain.id) "
-              f"{parts['attribute'] * 1e6:+.2f} µs/span, one empty span processor {parts['empty processor'] * 1e6:+.2f} "
-              f"µs/span; chainotel full {parts['chainotel'] * 1e6:+.2f} µs/span, minimal "
-              f"{parts['chainotel minimal'] * 1e6:+.2f} µs/span")
+        print("\n### Where it goes: µs added per span against the SDK alone, same rounds (matched chain)\n")
+        print("| span | SDK alone µs | four constant attributes | one (chain.id) | one empty span processor | "
+              "chainotel, full | chainotel, minimal |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for shape, parts in breakdown().items():
+            cells = " | ".join(f"{parts[k] * 1e6:+.2f}" for k in
+                               ("attributes", "attribute", "empty processor", "chainotel", "chainotel minimal"))  # fmt: skip
+            print(f"| {shape} | {parts['sdk'] * 1e6:.2f} | {cells} |")
     if args.skip_http:
         return
     print(f"\n### Two-service app (gateway → backend): {args.requests} requests, concurrency {args.concurrency}\n")
