@@ -40,15 +40,18 @@ How the attributes get onto a span — public SDK API only:
   lock and per-value checks).
 - The sampler tells :meth:`~ChainSpanProcessor.on_start` (same thread, right after
   ``should_sample``) what it did through :data:`tagged_at_creation`: for a span it tagged,
-  ``on_start`` returns after one comparison; for a local root it matched, ``on_start`` records the
-  decision in the table.
+  ``on_start`` returns after one comparison; a local root of a trace new to the table that the
+  SDK will record the sampler also counts in the table itself
+  (:meth:`~ChainSpanProcessor.open_local_root`, deciding the trace when it matched), so
+  ``on_start`` only reads the hand-off (and writes the ``X-Chain-ID`` attributes).
 - Any span the sampler did not tag gets them through ``span.set_attributes`` in ``on_start``: the
   first span a ``span_name`` rule matches, and every span when there is no ``ChainSampler`` (a
   tracer provider that is not the SDK's, a tracer holding an older sampler, a wrapped sampler
   that returns attributes of its own).
 
-Thread safety: the decision table is changed only under a lock (local roots starting and ending,
-a trace being decided by a later span). The per-span path reads it without the lock: one
+Thread safety: the decision table is changed only under a lock (local roots starting — in the
+sampler or in ``on_start`` — and ending, a trace being decided by a later span): the count of open
+local roots is read, changed and tested, which no single dict operation does atomically. The per-span path reads it without the lock: one
 ``dict.get`` and the read of an attribute that is set once, to a complete dict. The sampler's
 matching of local roots fills the rule caches without the lock, by single dict operations (atomic
 under the GIL); two threads starting local roots of one trace compute the same attributes.
@@ -95,8 +98,9 @@ class _Handoff(threading.local):
 
     Attributes:
         trace_id: trace ID (128-bit ``int``) of the span the sampler gave the chain attributes; 0: none.
-        root_trace_id: trace ID of the local root the sampler looked up the chain for; 0: none.
-        root_chain: the chain attributes it found for that local root (``None``: no chain).
+        root_trace_id: trace ID of the local root the sampler matched and counted in the decision
+            table (:meth:`ChainSpanProcessor.open_local_root`); 0: none.
+        root_chain: the chain attributes that local root must carry (``None``: undecided trace).
     """
 
     trace_id = 0
@@ -228,18 +232,20 @@ class ChainSpanProcessor(SpanProcessor):
                             self._try_span_rules(span, decision)
                 return
             trace_id = span.context.trace_id
-            looked_up = handoff.root_trace_id == trace_id
-            if handoff.root_trace_id:
-                handoff.root_trace_id = 0
             context = parent_context if parent_context is not None else get_current()
             info = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
             if info is not None:
                 self._record_incoming(span, info)
-            if self.catalog is not None:
-                chain = handoff.root_chain if looked_up else _MISSING
+            if handoff.root_trace_id == trace_id:  # ChainSampler matched and counted it: the entry fast path
+                handoff.root_trace_id = 0
+                chain = handoff.root_chain
                 handoff.root_chain = None
+                if chain is not None and tagged != trace_id:  # the delegate dropped the chain attributes
+                    span.set_attributes(chain)
+                return
+            if self.catalog is not None:
                 with self._lock:
-                    self._start_local_root(span, context, tagged == trace_id, chain)
+                    self._start_local_root(span, context, tagged == trace_id)
         except Exception:  # noqa: BLE001 - never break the instrumented application
             self._warn_once()
 
@@ -278,10 +284,8 @@ class ChainSpanProcessor(SpanProcessor):
         return True
 
     # -- internals (called with the lock held) -----------------------------------------------------
-    def _start_local_root(self, span: Span, context: Context, tagged: bool, chain: object) -> None:
-        """Count the local root; tag it unless the sampler did (``tagged``); decide if undecided.
-        ``chain``: what the sampler found for this span (attributes or ``None``), ``_MISSING`` when
-        it did not look."""
+    def _start_local_root(self, span: Span, context: Context, tagged: bool) -> None:
+        """Count the local root; tag it unless the sampler did (``tagged``); decide if undecided."""
         trace_id = span.context.trace_id
         decision = self.decisions.get(trace_id)
         if decision is not None:  # another local root of a trace this process already knows
@@ -290,21 +294,52 @@ class ChainSpanProcessor(SpanProcessor):
                 if not tagged:
                     span.set_attributes(decision.root_attributes)
                 return
-            rules = self.rules_for(span.resource) if chain is _MISSING else None
+            rules = self.rules_for(span.resource)
         else:
             rules = self.rules_for(span.resource)
             if rules is None:  # tagging switched off meanwhile
                 return
-            if len(self.decisions) >= self.max_traces:
-                del self.decisions[next(iter(self.decisions))]
-            decision = TraceDecision(rules)
-            self.decisions[trace_id] = decision
-        if chain is _MISSING:  # no ChainSampler looked: match here
-            chain = self.root_chain(rules, span.name, span.attributes, context, trace_id)
+            decision = self._add_decision(trace_id, rules)
+        chain = self.root_chain(rules, span.name, span.attributes, context, trace_id)
         if chain is not None:
             self._publish(decision, chain)
             if not tagged:
                 span.set_attributes(chain)
+
+    def open_local_root(self, trace_id: int, rules: _Rules | None, chain: dict | None) -> dict | None:
+        """Count a local root of trace ``trace_id`` (128-bit ``int``) that
+        :class:`chainotel.sampler.ChainSampler` matched to ``chain`` (:meth:`root_chain`'s answer)
+        and whose span the SDK is about to record, deciding the trace by ``chain`` if undecided —
+        what :meth:`on_start` does for a local root, done once, by the sampler, before the span
+        exists (:meth:`on_start` then only reads the hand-off). ``rules``: the service's rules;
+        ``None`` (tagging off) counts nothing.
+
+        Returns:
+            the chain attributes the local root must carry (the trace's ``root_attributes``), or
+            ``None`` when the trace is undecided. Never raises.
+        """
+        if rules is None:
+            return None
+        try:
+            with self._lock:
+                decision = self.decisions.get(trace_id)
+                if decision is None:
+                    decision = self._add_decision(trace_id, rules)
+                else:  # another thread opened a local root of this trace meanwhile
+                    decision.open += 1
+                if chain is not None and decision.root_attributes is None:
+                    self._publish(decision, chain)
+                return decision.root_attributes
+        except Exception:  # noqa: BLE001 - never break the instrumented application
+            self._warn_once()
+            return None
+
+    def _add_decision(self, trace_id: int, rules: _Rules) -> TraceDecision:
+        """A new, undecided entry for ``trace_id`` with one open local root (oldest dropped when full)."""
+        if len(self.decisions) >= self.max_traces:
+            del self.decisions[next(iter(self.decisions))]
+        decision = self.decisions[trace_id] = TraceDecision(rules)
+        return decision
 
     def _publish(self, decision: TraceDecision, chain: dict) -> None:
         """Record ``chain`` (a local root's attributes) as ``decision``'s: ``root_attributes``

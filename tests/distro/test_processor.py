@@ -383,3 +383,42 @@ def test_children_keep_the_sampling_and_trace_state_the_configured_sampler_gives
             assert span.attributes.get(attr.CHAIN_ID) == chain, name
         assert spans["with attributes"].attributes["k"] == "v"
         assert not processor.decisions
+
+
+def test_entry_spans_keep_the_sampling_and_trace_state_the_configured_sampler_gives():
+    """ChainSampler answers for local roots itself when the configured sampler is the SDK's
+    ParentBased with AlwaysOn for them; the answer must be the one ParentBased gives, and a local
+    root it does not record leaves nothing in the decision table."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, DEFAULT_ON, ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.span import TraceState
+
+    from chainotel.sampler import samples_local_roots
+
+    assert samples_local_roots(DEFAULT_ON) == (True, True)
+    assert samples_local_roots(ParentBased(TraceIdRatioBased(0.5))) == (False, True)
+    assert samples_local_roots(ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF)) == (True, False)
+    assert samples_local_roots(ParentBased(ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF))) == (False, True)
+    assert samples_local_roots(ALWAYS_ON) == (False, False)
+
+    state = TraceState([("vendor", "x1")])
+    for sampler in (DEFAULT_ON, ParentBased(TraceIdRatioBased(1.0)), ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_ON)):
+        for route, chain in (("/trade", "B3"), ("/other", None)):
+            exporter = InMemorySpanExporter()
+            processor = ChainSpanProcessor(CATALOG)
+            tracer = make_provider(processor, exporter, sampler=sampler).get_tracer("t")
+            for flags in (trace.TraceFlags.SAMPLED, trace.TraceFlags.DEFAULT):
+                remote = trace.SpanContext(0xABC + flags, 0x1, is_remote=True, trace_flags=trace.TraceFlags(flags),
+                                           trace_state=state)
+                ctx = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+                with tracer.start_as_current_span("remote", context=ctx, kind=SpanKind.SERVER,
+                                                  attributes={"http.route": route}) as span:
+                    assert span.is_recording() == (flags == trace.TraceFlags.SAMPLED)
+                    assert len(processor.decisions) == (1 if span.is_recording() else 0)
+            with tracer.start_as_current_span("root", kind=SpanKind.SERVER, attributes={"http.route": route}):
+                pass
+            spans = by_name(exporter)
+            assert set(spans) == {"remote", "root"}
+            assert spans["remote"].context.trace_state == state and spans["remote"].context.trace_flags.sampled
+            assert not spans["root"].context.trace_state and spans["root"].context.trace_flags.sampled
+            assert {s.attributes.get(attr.CHAIN_ID) for s in spans.values()} == {chain}
+            assert not processor.decisions
