@@ -83,6 +83,7 @@ __all__ = ["SPAN_ATTRIBUTE_MODES", "ChainSpanProcessor", "TraceDecision", "tagge
 _logger = logging.getLogger(__name__)
 
 _SERVICE_NAME = "service.name"
+_HTTP_ROUTE, _HTTP_METHOD = "http.route", "http.request.method"  # what server spans have (semantic conventions)
 _chain_id_re = re.compile(CHAIN_ID_PATTERN)
 
 SPAN_ATTRIBUTE_MODES = ("full", "minimal")
@@ -117,7 +118,8 @@ class _Rules:
     ``span_name`` (the only ones tried at later spans of an undecided trace).
 
     Two bounded caches (cleared when full) keep repeated work off the per-span path: ``cache``,
-    the static chain attributes (or ``None``) per :meth:`Catalog.span_key` of a local root, and
+    the static chain attributes (or ``None``) per :meth:`Catalog.span_key` of a local root (per span
+    name, ``http.route`` and ``http.request.method`` as given when the span has both), and
     ``unmatched_names``, the span names that match no ``span_name`` pattern (span names have low
     cardinality by the OpenTelemetry conventions, so most later spans of an undecided trace cost
     one set lookup). Both are changed by single dict and set operations (atomic under the GIL), also
@@ -167,9 +169,9 @@ class TraceDecision:
 
     __slots__ = ("attributes", "open", "root_attributes", "rules", "sampling_result")
 
-    def __init__(self, rules: _Rules):
-        self.attributes: dict[str, str] | None = None
-        self.root_attributes: dict[str, str] | None = None
+    def __init__(self, rules: _Rules, root_attributes: dict | None = None, attributes: dict | None = None):
+        self.attributes: dict[str, str] | None = attributes
+        self.root_attributes: dict[str, str] | None = root_attributes
         self.rules = rules
         self.open = 1
         self.sampling_result = None
@@ -205,6 +207,7 @@ class ChainSpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._rules_by_resource: dict[int, _Rules] = {}
         self._static_attributes: dict[str, dict[str, str] | None] = {}
+        self._chain_id_only: dict[str, dict[str, str]] = {}  # minimal mode: chain.id → {chain.id: …}
         self._last_rules: _Rules | None = None  # rules of the last resource seen (usually the only one)
         self._warned = False
 
@@ -321,12 +324,16 @@ class ChainSpanProcessor(SpanProcessor):
         if rules is None:
             return None
         try:
+            others = chain if chain is None or not self._minimal else self.span_attributes_of(chain)
+            decisions = self.decisions
             with self._lock:
-                decision = self.decisions.get(trace_id)
-                if decision is None:
-                    decision = self._add_decision(trace_id, rules)
-                else:  # another thread opened a local root of this trace meanwhile
-                    decision.open += 1
+                decision = decisions.get(trace_id)
+                if decision is None:  # (what _add_decision and _publish do, inlined on the entry path)
+                    if len(decisions) >= self.max_traces:
+                        del decisions[next(iter(decisions))]
+                    decisions[trace_id] = TraceDecision(rules, chain, others)
+                    return chain
+                decision.open += 1  # another thread opened a local root of this trace meanwhile
                 if chain is not None and decision.root_attributes is None:
                     self._publish(decision, chain)
                 return decision.root_attributes
@@ -353,10 +360,15 @@ class ChainSpanProcessor(SpanProcessor):
         ``minimal`` mode."""
         if not self._minimal:
             return chain
-        out = {attr.CHAIN_ID: chain[attr.CHAIN_ID]}
+        chain_id = chain[attr.CHAIN_ID]
         synthetic = chain.get(attr.CHAIN_SYNTHETIC)
         if synthetic is not None:
-            out[attr.CHAIN_SYNTHETIC] = synthetic
+            return {attr.CHAIN_ID: chain_id, attr.CHAIN_SYNTHETIC: synthetic}
+        out = self._chain_id_only.get(chain_id)  # one read-only dict per chain, shared by its traces
+        if out is None:
+            out = {attr.CHAIN_ID: chain_id}
+            if len(self._chain_id_only) < 1024:  # bounded as _static_attributes
+                self._chain_id_only[chain_id] = out
         return out
 
     def root_chain(
@@ -372,17 +384,24 @@ class ChainSpanProcessor(SpanProcessor):
         changed by single dict operations, atomic under the GIL; a lost cache entry costs one
         rule scan."""
         entries = baggage.get_all(context)
-        upstream = entries.get(attr.BAGGAGE_CHAIN_ID)
+        upstream = entries.get(attr.BAGGAGE_CHAIN_ID) if entries else None
         if upstream is not None and isinstance(upstream, str) and _chain_id_re.match(upstream):
             static = self._static_attributes_for(upstream)
         elif rules is None:
             return None
         else:
-            key = Catalog.span_key(name, attributes or _EMPTY)
+            if attributes:
+                route, method = attributes.get(_HTTP_ROUTE), attributes.get(_HTTP_METHOD)
+            else:
+                route = method = None
+            if route is not None and method is not None:  # as given (span_key's result is a function of it)
+                key = (name, route, method)
+            else:
+                key = Catalog.span_key(name, attributes or _EMPTY)
             cache = rules.cache
             static = cache.get(key, _MISSING)
             if static is _MISSING:
-                matched = Catalog.match_key(rules.all, key)
+                matched = Catalog.match_key(rules.all, Catalog.span_key(name, attributes or _EMPTY))
                 static = None if matched is None else self._static_attributes_for(matched.id)
                 if len(cache) >= rules.CACHE_SIZE:
                     cache.clear()
@@ -391,7 +410,7 @@ class ChainSpanProcessor(SpanProcessor):
             return None
         chain = dict(static)
         chain[attr.CHAIN_INSTANCE_ID] = format_instance_id(trace_id)
-        if entries.get(attr.BAGGAGE_SYNTHETIC) == "true":  # a synthetic probe's trace
+        if entries and entries.get(attr.BAGGAGE_SYNTHETIC) == "true":  # a synthetic probe's trace
             chain[attr.CHAIN_SYNTHETIC] = True
         return chain
 

@@ -422,3 +422,31 @@ def test_entry_spans_keep_the_sampling_and_trace_state_the_configured_sampler_gi
             assert not spans["root"].context.trace_state and spans["root"].context.trace_flags.sampled
             assert {s.attributes.get(attr.CHAIN_ID) for s in spans.values()} == {chain}
             assert not processor.decisions
+
+
+@pytest.mark.parametrize("chain_sampler", [True, False], ids=["with-sampler", "processor-only"])
+def test_entry_span_match_cache_keeps_the_rules_method_and_route_fallbacks(chain_sampler):
+    """Local roots are matched once per (span name, route, method) as the span gives them; the
+    rule still sees the method upper-cased and ``url.path`` standing in for a missing route."""
+    catalog = parse_catalog(
+        """
+chains:
+  - {id: B3, name: Trading, category: service_communication, max_duration_ms: 1,
+     match: [{service: svc, route: "/trade*", method: POST}]}
+""",
+        "test",
+    )
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(catalog)
+    tracer = make_provider(processor, exporter, chain_sampler).get_tracer("t")
+    cases = [({"http.route": "/trade", "http.request.method": "post"}, "B3"),
+             ({"http.route": "/trade", "http.request.method": "GET"}, None),
+             ({"http.route": "/trade", "http.request.method": "post"}, "B3"),
+             ({"url.path": "/trade/1", "http.request.method": "POST"}, "B3"),
+             ({"http.route": "/trade", "http.method": "POST"}, "B3"),
+             ({"http.route": "/trade"}, None)]
+    for attributes, _ in cases:
+        with tracer.start_as_current_span("entry", kind=SpanKind.SERVER, attributes=attributes):
+            pass
+    assert [s.attributes.get(attr.CHAIN_ID) for s in exporter.get_finished_spans()] == [c for _, c in cases]
+    assert not processor.decisions
