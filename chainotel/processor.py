@@ -293,17 +293,16 @@ class ChainSpanProcessor(SpanProcessor):
         decision = self.decisions.get(trace_id)
         if decision is not None:  # another local root of a trace this process already knows
             decision.open += 1
-            if decision.root_attributes is not None:
-                if not tagged:
-                    span.set_attributes(decision.root_attributes)
-                return
-            rules = self.rules_for(span.resource)
         else:
             rules = self.rules_for(span.resource)
             if rules is None:  # tagging switched off meanwhile
                 return
-            decision = self._add_decision(trace_id, rules)
-        chain = self.root_chain(rules, span.name, span.attributes, context, trace_id)
+            decision = self._add_decision(trace_id, TraceDecision(rules))
+        if decision.root_attributes is not None:
+            if not tagged:
+                span.set_attributes(decision.root_attributes)
+            return
+        chain = self.root_chain(self.rules_for(span.resource), span.name, span.attributes, context, trace_id)
         if chain is not None:
             self._publish(decision, chain)
             if not tagged:
@@ -325,27 +324,41 @@ class ChainSpanProcessor(SpanProcessor):
             return None
         try:
             others = chain if chain is None or not self._minimal else self.span_attributes_of(chain)
-            decisions = self.decisions
+            fresh = TraceDecision(rules, chain, others)
+            # The usual case, a trace new here, without the lock: setdefault is one atomic dict
+            # operation that only adds a complete entry (open == 1) for an absent trace and never
+            # changes one in the table. Every other change (counting a known trace's local root,
+            # deciding one, on_end's count down and delete, eviction) stays under the lock, and
+            # entries are only removed under it, so on_end cannot remove the entry between an
+            # increment and its check; the threaded test in tests/distro/test_processor.py forces
+            # thread switches inside these sequences.
+            if len(self.decisions) < self.max_traces and self.decisions.setdefault(trace_id, fresh) is fresh:
+                return chain
             with self._lock:
-                decision = decisions.get(trace_id)
-                if decision is None:  # (what _add_decision and _publish do, inlined on the entry path)
-                    if len(decisions) >= self.max_traces:
-                        del decisions[next(iter(decisions))]
-                    decisions[trace_id] = TraceDecision(rules, chain, others)
-                    return chain
-                decision.open += 1  # another thread opened a local root of this trace meanwhile
-                if chain is not None and decision.root_attributes is None:
+                decision = self._add_decision(trace_id, fresh)
+                if decision is not fresh and chain is not None and decision.root_attributes is None:
                     self._publish(decision, chain)
                 return decision.root_attributes
         except Exception:  # noqa: BLE001 - never break the instrumented application
             self._warn_once()
             return None
 
-    def _add_decision(self, trace_id: int, rules: _Rules) -> TraceDecision:
-        """A new, undecided entry for ``trace_id`` with one open local root (oldest dropped when full)."""
-        if len(self.decisions) >= self.max_traces:
-            del self.decisions[next(iter(self.decisions))]
-        decision = self.decisions[trace_id] = TraceDecision(rules)
+    def _add_decision(self, trace_id: int, fresh: TraceDecision) -> TraceDecision:
+        """The entry for ``trace_id`` after counting one more open local root: ``fresh`` (one open
+        local root), added when the trace is new (the oldest entry dropped when the table is full),
+        else the entry already there, its count raised. Called with the lock held."""
+        decisions = self.decisions
+        decision = decisions.get(trace_id)
+        if decision is None:
+            if len(decisions) >= self.max_traces:
+                try:
+                    del decisions[next(iter(decisions))]
+                except (KeyError, RuntimeError, StopIteration):  # a lock-free add meanwhile: drop one later
+                    pass
+            decision = decisions.setdefault(trace_id, fresh)  # a lock-free add may have come first
+            if decision is fresh:
+                return fresh
+        decision.open += 1
         return decision
 
     def _publish(self, decision: TraceDecision, chain: dict) -> None:

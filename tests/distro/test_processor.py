@@ -201,6 +201,20 @@ class SwitchingDict(dict):
         return value
 
 
+def run_threads(work, threads: int) -> None:
+    """``work(k)`` on ``threads`` threads at once, thread switches every 10 µs (bounded: 60 s each)."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+    finally:
+        sys.setswitchinterval(switch)
+
+
 @pytest.mark.parametrize("mode", ["full", "minimal"])
 @pytest.mark.parametrize("sampler", [True, False], ids=["with-sampler", "processor-only"])
 def test_concurrent_local_roots_of_one_trace_from_many_threads(sampler, mode):
@@ -230,16 +244,7 @@ def test_concurrent_local_roots_of_one_trace_from_many_threads(sampler, mode):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(60)
-    finally:
-        sys.setswitchinterval(switch)
+    run_threads(work, threads)
     assert not errors
     spans = exporter.get_finished_spans()
     assert len(spans) == threads * rounds * 2
@@ -449,4 +454,46 @@ chains:
         with tracer.start_as_current_span("entry", kind=SpanKind.SERVER, attributes=attributes):
             pass
     assert [s.attributes.get(attr.CHAIN_ID) for s in exporter.get_finished_spans()] == [c for _, c in cases]
+    assert not processor.decisions
+
+
+@pytest.mark.parametrize("sampler", [True, False], ids=["with-sampler", "processor-only"])
+def test_local_roots_opened_at_once_are_all_counted(sampler):
+    """Local roots of one trace opened by many threads at once (thread switches forced inside the
+    table's lookups) are each counted: when half of them have ended, the trace is still known, so
+    the spans the others start afterwards are tagged; and nothing is left behind."""
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(CATALOG, max_traces=64)
+    processor.decisions = SwitchingDict()
+    tracer = make_provider(processor, exporter, sampler).get_tracer("t")
+    threads, rounds = 8, 20
+    opened, halved = threading.Barrier(threads), threading.Barrier(threads)
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(rounds):
+                remote = trace.SpanContext(0x2000 + i, 0x100 + k, is_remote=True,
+                                           trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+                ctx = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+                opened.wait()
+                span = tracer.start_span("GET /trade", context=ctx, kind=SpanKind.SERVER,
+                                         attributes={"http.route": "/trade"})
+                opened.wait()  # every local root of the trace is open
+                if k % 2:
+                    span.end()
+                halved.wait()  # half of them have ended
+                if not k % 2:
+                    with tracer.start_as_current_span("late child", context=trace.set_span_in_context(span)):
+                        pass
+                    span.end()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    run_threads(work, threads)
+    assert not errors
+    late = [s for s in exporter.get_finished_spans() if s.name == "late child"]
+    assert len(late) == threads // 2 * rounds
+    untagged = [s for s in late if s.attributes.get(attr.CHAIN_ID) != "B3"]
+    assert not untagged, f"{len(untagged)} of {len(late)} spans started after half the local roots ended untagged"
     assert not processor.decisions
