@@ -198,7 +198,7 @@ class ClickHouseTraceReader:
         """The stored spans of trace ``trace_id`` (32 lowercase hex) with their resource and scope, in
         time order; ``[]`` if unknown."""
         rows = self._query(
-            f"SELECT {OTLP_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} ORDER BY timestamp, request_id",
+            f"SELECT {OTLP_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} ORDER BY timestamp, span_id",
             parameters={"trace_id": trace_id},
             column_formats={"span_otlp": "bytes", "resource_otlp": "bytes", "scope_otlp": "bytes"},
         ).result_rows
@@ -289,7 +289,7 @@ class ClickHouseTraceReader:
         if not trace_ids or not keys:
             return {}
         rows = self._query(
-            "SELECT request_id, mapFilter((k, v) -> has({keys:Array(String)}, k), span_attributes) AS attrs"
+            "SELECT span_id, mapFilter((k, v) -> has({keys:Array(String)}, k), span_attributes) AS attrs"
             " FROM chain_history WHERE trace_id IN {ids:Array(String)} AND notEmpty(attrs)",
             parameters={"ids": list(trace_ids), "keys": list(keys)},
         ).result_rows
