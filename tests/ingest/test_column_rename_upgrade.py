@@ -81,7 +81,7 @@ def test_rename_keeps_the_rows_and_the_views_fill_again(tmp_path, monkeypatch, c
 
         for statement in next(m for m in every if m.version == RENAMED_IN).statements[:cut]:
             store.client.command(statement)  # a start that stopped there
-        assert migrations.migrate(store.client) == [RENAMED_IN]
+        assert RENAMED_IN in migrations.migrate(store.client)
         assert migrations.migrate(store.client) == []
 
         columns = dict(store.client.query(
