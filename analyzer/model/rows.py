@@ -152,13 +152,17 @@ span_from_row = Span._make
 """A :class:`Span` from one result row of ``SELECT`` :data:`SPAN_SELECT`."""
 
 EVENT_SELECT = (
-    "toString(instance_id) AS instance_id, trace_id, span_id, parent_span_id, service_name, operation, "
+    "instance_id, trace_id, span_id, parent_span_id, service_name, operation, "
     "span_kind, event_type, "
     "toUnixTimestamp64Nano(timestamp) AS start_unix_nano, duration_ns, endpoint, user_id, chain, category, "
     "status_code, status_message, error_context, peer_service, span_attributes, resource_attributes, span_otlp"
 )
-"""The ``chain_history`` columns a trace's event list shows (all but the ingest bookkeeping; ``instance_id`` as
-its UUID text) and the stored span (``span_otlp``, shown as its events and links)."""
+"""The ``chain_history`` columns a trace's event list shows (all but the ingest bookkeeping) and the stored span
+(``span_otlp``, shown as its events and links); read with :data:`EVENT_FORMATS`."""
+
+EVENT_FORMATS = {"instance_id": "string", "span_otlp": "bytes"}
+"""clickhouse-connect ``column_formats`` of :data:`EVENT_SELECT`: ``instance_id`` as its UUID text
+(``01234567-89ab-cdef-0123-456789abcdef``), ``span_otlp`` as the protobuf bytes."""
 
 OTLP_SELECT = (
     "span_otlp, resource_otlp, scope_otlp, trace_id, span_id, parent_span_id, toString(operation), "

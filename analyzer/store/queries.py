@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 from chainotel.catalog import Catalog
 
 from chainotel_analyzer.model.otlp_trace import StoredSpan, span_details
-from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, OTLP_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
+from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_FORMATS, EVENT_SELECT, OTLP_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
 from chainotel_analyzer.model.span import Span, group_by_trace
 from chainotel_analyzer.store.catalog import seed_definitions
 from chainotel_analyzer.store.definitions import insert_definition_row
@@ -184,7 +184,7 @@ class ClickHouseTraceReader:
             f"SELECT {EVENT_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} "
             "ORDER BY timestamp, span_id",
             parameters={"trace_id": trace_id},
-            column_formats={"span_otlp": "bytes"},
+            column_formats=EVENT_FORMATS,
         )
         out = []
         for row in result.named_results():
