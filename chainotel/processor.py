@@ -99,14 +99,15 @@ class _Handoff(threading.local):
 
     Attributes:
         trace_id: trace ID (128-bit ``int``) of the span the sampler gave the chain attributes; 0: none.
-        root_trace_id: trace ID of the local root the sampler matched and counted in the decision
-            table (:meth:`ChainSpanProcessor.open_local_root`); 0: none.
-        root_chain: the chain attributes that local root must carry (``None``: undecided trace).
+        root: ``(trace ID, chain attributes, incoming)`` of the local root the sampler matched and
+            counted in the decision table (:meth:`ChainSpanProcessor.open_local_root`): the
+            attributes it must carry (``None``: undecided trace) and the
+            :class:`~chainotel.propagator.IncomingChain` of its parent context (or ``None``);
+            ``None``: no such span. One tuple: one read and one reset per local root.
     """
 
     trace_id = 0
-    root_trace_id = 0
-    root_chain: dict | None = None
+    root: tuple[int, dict | None, IncomingChain | None] | None = None
 
 
 tagged_at_creation = _Handoff()
@@ -235,17 +236,20 @@ class ChainSpanProcessor(SpanProcessor):
                             self._try_span_rules(span, decision)
                 return
             trace_id = span.context.trace_id
+            root = handoff.root
+            if root is not None:
+                handoff.root = None
+                if root[0] == trace_id:  # ChainSampler matched and counted it: the entry fast path
+                    _, chain, info = root
+                    if info is not None:
+                        self._record_incoming(span, info)
+                    if chain is not None and tagged != trace_id:  # the delegate dropped the chain attributes
+                        span.set_attributes(chain)
+                    return
             context = parent_context if parent_context is not None else get_current()
             info = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
             if info is not None:
                 self._record_incoming(span, info)
-            if handoff.root_trace_id == trace_id:  # ChainSampler matched and counted it: the entry fast path
-                handoff.root_trace_id = 0
-                chain = handoff.root_chain
-                handoff.root_chain = None
-                if chain is not None and tagged != trace_id:  # the delegate dropped the chain attributes
-                    span.set_attributes(chain)
-                return
             if self.catalog is not None:
                 with self._lock:
                     self._start_local_root(span, context, tagged == trace_id)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
@@ -40,6 +40,7 @@ from opentelemetry.util.types import Attributes
 
 from chainotel.attributes import CHAIN_ID as _CHAIN_ID
 from chainotel.processor import ChainSpanProcessor, tagged_at_creation
+from chainotel.propagator import INCOMING_CHAIN_KEY
 
 __all__ = ["ChainSampler", "install", "samples_local_roots", "samples_sampled_local_children"]
 
@@ -103,12 +104,13 @@ class ChainSampler(Sampler):
         """A span of a trace with no open local root here: if it is a local root, match it, count
         it in the processor's table when it will be recorded and hand the outcome to ``on_start``;
         else the delegate's plain answer."""
-        parent = get_current_span(parent_context).get_span_context()
+        context = parent_context if parent_context is not None else get_current()  # the one on_start gets
+        parent = get_current_span(context).get_span_context()
         if self._resource is None or (parent.is_valid and not parent.is_remote):
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
         processor = self._processor
         rules = processor.rules_for(self._resource)
-        chain = processor.root_chain(rules, name, attributes, parent_context, trace_id)
+        chain = processor.root_chain(rules, name, attributes, context, trace_id)
         merged = attributes if chain is None else {**attributes, **chain} if attributes else chain
         if parent.is_valid:  # a remote parent
             built, parent_state = self._samples_remote_sampled and parent.trace_flags.sampled, parent.trace_state
@@ -122,9 +124,8 @@ class ChainSampler(Sampler):
             return result
         if chain is not None and _CHAIN_ID in result.attributes:  # kept by the delegate
             tagged_at_creation.trace_id = trace_id
-        handoff = tagged_at_creation
-        handoff.root_chain = processor.open_local_root(trace_id, rules, chain)
-        handoff.root_trace_id = trace_id
+        incoming = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
+        tagged_at_creation.root = (trace_id, processor.open_local_root(trace_id, rules, chain), incoming)
         return result
 
     def _ask_with(self, chain, parent_context, trace_id, name, kind, attributes, links, trace_state) -> SamplingResult:
