@@ -84,6 +84,7 @@ _logger = logging.getLogger(__name__)
 
 _SERVICE_NAME = "service.name"
 _HTTP_ROUTE, _HTTP_METHOD = "http.route", "http.request.method"  # what server spans have (semantic conventions)
+_CHAIN_ID, _CHAIN_SYNTHETIC = attr.CHAIN_ID, attr.CHAIN_SYNTHETIC
 _chain_id_re = re.compile(CHAIN_ID_PATTERN)
 
 SPAN_ATTRIBUTE_MODES = ("full", "minimal")
@@ -327,7 +328,12 @@ class ChainSpanProcessor(SpanProcessor):
         if rules is None:
             return None
         try:
-            others = chain if chain is None or not self._minimal else self.span_attributes_of(chain)
+            if chain is None or not self._minimal:
+                others = chain
+            else:  # minimal: the shared {chain.id: …} of the chain, looked up here without a call
+                others = None if _CHAIN_SYNTHETIC in chain else self._chain_id_only.get(chain[_CHAIN_ID])
+                if others is None:
+                    others = self.span_attributes_of(chain)
             fresh = TraceDecision(rules, chain, others)
             # The usual case, a trace new here, without the lock: setdefault is one atomic dict
             # operation that only adds a complete entry (open == 1) for an absent trace and never
@@ -425,8 +431,7 @@ class ChainSpanProcessor(SpanProcessor):
                 cache[key] = static
         if static is None:
             return None
-        chain = dict(static)
-        chain[attr.CHAIN_INSTANCE_ID] = format_instance_id(trace_id)
+        chain = {**static, attr.CHAIN_INSTANCE_ID: format_instance_id(trace_id)}
         if entries and entries.get(attr.BAGGAGE_SYNTHETIC) == "true":  # a synthetic probe's trace
             chain[attr.CHAIN_SYNTHETIC] = True
         return chain

@@ -118,12 +118,14 @@ class ChainSampler(Sampler):
             built, parent_state = self._samples_roots, None
         if built:  # what the delegate answers, built here (see samples_local_roots)
             result = SamplingResult(_SAMPLE, merged, parent_state)
+            if chain is not None:
+                tagged_at_creation.trace_id = trace_id
         else:
             result = self.delegate.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
-        if result.decision is _DROP:  # no span is recorded: nothing to count
-            return result
-        if chain is not None and _CHAIN_ID in result.attributes:  # kept by the delegate
-            tagged_at_creation.trace_id = trace_id
+            if result.decision is _DROP:  # no span is recorded: nothing to count
+                return result
+            if chain is not None and _CHAIN_ID in result.attributes:  # kept by the delegate
+                tagged_at_creation.trace_id = trace_id
         incoming = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
         tagged_at_creation.root = (trace_id, processor.open_local_root(trace_id, rules, chain), incoming)
         return result
