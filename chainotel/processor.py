@@ -49,9 +49,12 @@ How the attributes get onto a span — public SDK API only:
   tracer provider that is not the SDK's, a tracer holding an older sampler, a wrapped sampler
   that returns attributes of its own).
 
-Thread safety: the decision table is changed only under a lock (local roots starting — in the
-sampler or in ``on_start`` — and ending, a trace being decided by a later span): the count of open
-local roots is read, changed and tested, which no single dict operation does atomically. The per-span path reads it without the lock: one
+Thread safety: the decision table's entries are changed only under a lock (local roots starting —
+in the sampler or in ``on_start`` — and ending, a trace being decided by a later span): the count
+of open local roots is read, changed and tested, which no single dict operation does atomically.
+The one change without it is adding a new trace's complete entry by one ``dict.setdefault``
+(atomic under the GIL), which never changes an entry already there; entries are removed only under
+the lock. The per-span path reads the table without the lock: one
 ``dict.get`` and the read of an attribute that is set once, to a complete dict. The sampler's
 matching of local roots fills the rule caches without the lock, by single dict operations (atomic
 under the GIL); two threads starting local roots of one trace compute the same attributes.
@@ -159,8 +162,8 @@ class TraceDecision:
         attributes: the chain attributes every new span of the trace that is not a local root gets
             (``chain.id``, ``chain.category``, ``chain.name`` when known, ``chain.instance_id``;
             ``chain.id`` alone in ``minimal`` mode; ``chain.synthetic`` in both); ``None`` while
-            undecided. Set once, under the processor's lock, after ``root_attributes``; never
-            changed afterwards.
+            undecided. Set once — when the entry is created, or under the processor's lock after
+            ``root_attributes`` — and never changed afterwards.
         root_attributes: the chain attributes a local root of the trace gets (all four); the same
             object as ``attributes`` in ``full`` mode. ``None`` while undecided.
         rules: the service's rules (their ``span_name`` rules are tried while undecided).
@@ -216,7 +219,7 @@ class ChainSpanProcessor(SpanProcessor):
     # -- SpanProcessor ---------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Tag ``span`` if its trace is decided and the sampler did not; at a local root, decide
-        (or record what the sampler decided). Never raises."""
+        (or only read what the sampler counted and decided). Never raises."""
         try:
             handoff = tagged_at_creation
             tagged = handoff.trace_id

@@ -21,8 +21,8 @@ sampler is the SDK's ``ParentBased`` with ``AlwaysOn`` for sampled local parents
 answer for a child of a sampled local span is built here without asking it
 (:func:`samples_sampled_local_children`); the same for a local root when it has ``AlwaysOn`` for
 spans without a parent or with a sampled remote parent (:func:`samples_local_roots`). Installed by
-the chainotel configurator (:func:`install`); never raises into the application (on an internal error the wrapped sampler is
-asked with the original arguments, and the processor tags the span).
+the chainotel configurator (:func:`install`); never raises into the application (on an internal
+error the wrapped sampler is asked with the original arguments, and the processor tags the span).
 """
 
 from __future__ import annotations
@@ -108,6 +108,7 @@ class ChainSampler(Sampler):
         parent = get_current_span(context).get_span_context()
         if self._resource is None or (parent.is_valid and not parent.is_remote):
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        incoming = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict (read before anything is counted)
         processor = self._processor
         rules = processor.rules_for(self._resource)
         chain = processor.root_chain(rules, name, attributes, context, trace_id)
@@ -126,7 +127,6 @@ class ChainSampler(Sampler):
                 return result
             if chain is not None and _CHAIN_ID in result.attributes:  # kept by the delegate
                 tagged_at_creation.trace_id = trace_id
-        incoming = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
         tagged_at_creation.root = (trace_id, processor.open_local_root(trace_id, rules, chain), incoming)
         return result
 
