@@ -7,9 +7,12 @@ reason.
 Each page calls the API route functions in-process (so a page shows what the API says) and the
 chart helpers of :mod:`.charts`; the chain page reads its window once and runs the analysis
 functions (the API's bottleneck, critical-path, graph and recommendation endpoints are made of)
-over one critical-path analysis per trace, instead of one per section, while its other sections'
-reads (series, baseline, anomalies, instances) run at the same time (:mod:`.fanout`). The overview
-takes the health figures and its sparklines from one read of the per-trace index.
+over one critical-path analysis and one attribution of call hops per trace, instead of one per
+section, computing only what it shows (the per-operation critical path, not the call paths), while
+its other sections' reads (series, baseline, anomalies, instances) run at the same time
+(:mod:`.fanout`). The overview takes the health figures and its sparklines from one read of the
+per-trace index. Both are sent in two parts (:func:`_streamed`): what is known before the store
+answers goes out first.
 """
 
 from __future__ import annotations
@@ -27,11 +30,12 @@ from markupsafe import escape
 
 from chainotel.ids import InvalidInstanceId, format_instance_id, parse_instance_id
 
-from chainotel_analyzer.analysis.aggregate import chain_critical_path
-from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.aggregate import chain_operations
+from chainotel_analyzer.analysis.attribution import attribute, critical_by_operation
+from chainotel_analyzer.analysis.bottlenecks import group_contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
-from chainotel_analyzer.analysis.recommendations import recommend
+from chainotel_analyzer.analysis.recommendations import recommend_attributed
 from chainotel_analyzer.api import analytics as api
 from chainotel_analyzer.api.chains import critical_path, trace_document
 from chainotel_analyzer.api.common import known_chain
@@ -261,14 +265,17 @@ def chain_page(
         chain_instances, chain, s, u, status, min_ms, service or None, user_id or None, order, INSTANCE_PAGE,
         cursor or None, reader, registry,
     )  # fmt: skip
-    # each trace of the window (and of the baseline) analysed once, for every section below
+    # each trace of the window analysed and attributed (call hops) once, for every section below;
+    # the baseline's traces only as far as the ranking needs
     traces, window = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
     results = [analyze_trace(t) for t in window.values()]
+    attributed = [attribute(r) for r in results]
+    by_operation = [a.by_operation for a in attributed]
     base_traces, base_window = base_f.result() if base_f else (0, {})
-    base_results = [analyze_trace(t) for t in base_window.values()] if base_tr else None
-    ranking = rank_bottlenecks(contributions(results, group_by),
-                               contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
-    by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
+    base_ops = [critical_by_operation(analyze_trace(t)) for t in base_window.values()] if base_tr else None
+    ranking = rank_bottlenecks(group_contributions(by_operation, group_by),
+                               group_contributions(base_ops, group_by) if base_tr else None, group_by, 20)  # fmt: skip
+    by_service = ranking if group_by == "service" else rank_bottlenecks(group_contributions(by_operation), None, "service")
     share = {e.service: e.share for e in by_service.ranking}
 
     series = series_f.result()
@@ -300,9 +307,9 @@ def chain_page(
     )  # fmt: skip
 
     def below_the_fold() -> dict:
-        crit = chain_critical_path(results)
+        crit = chain_operations(results)  # the page shows the per-operation table, not the call paths
         graph = dependency_graph(window.values())
-        recs = recommend(results, sla)
+        recs = recommend_attributed(attributed, sla)
         nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
         graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
             "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
