@@ -116,3 +116,28 @@ def test_failure_notice_says_what_the_api_would_without_internals():
     assert "the store is unreachable; retry later" in failure_notice(OperationalError("http://10.0.0.1:8123 refused"))
     internal = failure_notice(RuntimeError("SELECT secret FROM x"))
     assert "internal error" in internal and "secret" not in internal and 'role="alert"' in internal
+
+
+def test_a_streamed_page_whose_second_part_fails_says_so_and_ends():
+    import asyncio
+
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from chainotel_analyzer.api.console.pages import _streamed
+    from chainotel_analyzer.api.console.timerange import form_time
+
+    def store_gone():
+        raise OperationalError("connection refused")
+
+    tr = TimeRange.from_query("1h", None, None, NOW)
+    top = dict(title="Chains", path="/ui/", tr=tr, base_params={}, headers=[], category=None, refresh=0,
+               form_time=form_time, range_query="range=1h")  # fmt: skip
+    response = _streamed("overview.html", top, store_gone)
+
+    async def body():
+        return [chunk async for chunk in response.body_iterator]
+
+    head, failed, tail = asyncio.run(body())
+    assert response.status_code == 200 and "<h1>Chains</h1>" in head and "<!--chainotel:rest-->" not in head + tail
+    assert 'role="alert"' in failed and "the store is unreachable; retry later" in failed
+    assert tail.rstrip().endswith("</html>")
