@@ -104,8 +104,10 @@ _LOOKUP_SQL = (
     "GROUP BY request_digest"
 )
 _PENDING_SQL = (
-    "SELECT DISTINCT insert_batch FROM (SELECT insert_batch, max(state) AS s FROM chain_request_log "
-    "WHERE logged_at >= now() - toIntervalSecond({w:UInt32}) GROUP BY request_digest, insert_batch) WHERE s = 0"
+    "SELECT insert_batch, max(age) FROM (SELECT insert_batch, max(state) AS s, "
+    "dateDiff('second', min(logged_at), now()) AS age FROM chain_request_log "
+    "WHERE logged_at >= now() - toIntervalSecond({w:UInt32}) GROUP BY request_digest, insert_batch) "
+    "WHERE s = 0 GROUP BY insert_batch"
 )
 _BATCH_ROWS_SQL = (
     f"SELECT {', '.join(_HISTORY_COLUMNS)} FROM chain_history WHERE insert_batch IN {{b:Array(UInt64)}} "
@@ -487,9 +489,14 @@ class SpanWriter:
         """The span INSERT of ``table`` (rows of ``batch``) with the batch's token; ``new``: rows
         not stored before (counted in :attr:`spans_written`)."""
         started = time.perf_counter()
+        # One Arrow record batch per INSERT, however the table is chunked (one chunk per request when
+        # built, however ClickHouse returns it when read back): ClickHouse derives the IDs of the
+        # blocks it deduplicates from the token *and* the chunks of the input, so a batch completed
+        # from rows read back would not be recognised as the batch it is.
         self._client.insert_arrow(
-            "chain_history", table, settings={**INSERT_SETTINGS, "insert_deduplication_token": batch_token(batch)}
-        )
+            "chain_history", table.combine_chunks(),
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": batch_token(batch)},
+        )  # fmt: skip
         elapsed = time.perf_counter() - started
         self.insert_seconds += elapsed
         self.inserts += 1
