@@ -65,7 +65,7 @@ def load_spans(path: Path) -> list[Span]:
     table = decode_request(parse_request(raw)).table
     if table is None:
         return []
-    names = ("trace_id", "request_id", "parent_span_id", "service_name", "operation", "span_kind",
+    names = ("trace_id", "span_id", "parent_span_id", "service_name", "operation", "span_kind",
              "event_type", "timestamp", "duration_ns", "chain", "peer_service")  # fmt: skip
     cols = [
         table.column(n).cast(pa.int64()).to_pylist() if n == "timestamp" else table.column(n).to_pylist()

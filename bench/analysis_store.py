@@ -33,7 +33,7 @@ SPANS_PER_TRACE = 50
 def generate_rows(rng: random.Random, chains: list[str]):
     """Column lists for chain_history (the columns the analysis reads, others default)."""
     services = [f"svc{i}" for i in range(12)]
-    cols = {k: [] for k in ("chain_id", "trace_id", "request_id", "parent_span_id", "service_name", "operation",
+    cols = {k: [] for k in ("instance_id", "trace_id", "span_id", "parent_span_id", "service_name", "operation",
                             "span_kind", "event_type", "timestamp", "duration_ns", "chain", "status_code")}  # fmt: skip
     for t in range(TRACES):
         tid = f"{rng.getrandbits(128):032x}"
@@ -47,9 +47,9 @@ def generate_rows(rng: random.Random, chains: list[str]):
             spans.append((f"{t:08x}{i:08x}", p[0], rng.choice(services), s, s + rng.randrange(max(1, dur // 2))))
         for sid, pid, svc, s, e in spans:
             err = rng.random() < 0.01
-            cols["chain_id"].append(tid)
+            cols["instance_id"].append(tid)
             cols["trace_id"].append(tid)
-            cols["request_id"].append(sid)
+            cols["span_id"].append(sid)
             cols["parent_span_id"].append(pid)
             cols["service_name"].append(svc)
             cols["operation"].append(f"{svc}/op{rng.randrange(5)}")

@@ -4,22 +4,27 @@
    ``SimpleSpanProcessor`` → a no-op exporter), in traces of one server span (matching a catalog
    rule) plus 9 children, with and without :class:`~chainotel.processor.ChainSpanProcessor` and its
    :class:`~chainotel.sampler.ChainSampler` (the built-in catalog; installed as the configurator
-   does), interleaved rounds in the same process, CPU time, best round. Reported: µs added per span
-   and the ratio to the SDK's own per-span cost (goal: ≤ 2 µs and ≤ 10 %), plus the time measured
-   inside the processor and the sampler. Three trace shapes: children without start attributes
+   does), interleaved rounds in the same process, CPU time, best round — in both span-attribute
+   modes (``CHAINOTEL_SPAN_ATTRIBUTES``: ``full``, the four chain attributes on every span;
+   ``minimal``, all four on the server span and ``chain.id`` alone on its children). Reported: µs
+   added per span and the ratio to the SDK's own per-span cost (goal: ≤ 2 µs and ≤ 10 %), plus the
+   time measured inside the processor and the sampler. Three trace shapes: children without start attributes
    (manual spans; the SDK's first attribute on a span costs it ~1.7 µs by itself), children with
    three start attributes (as instrumentation spans have, e.g. an HTTP client span), and traces
    that match no rule. ``--baseline-rev REV`` also measures the processor and sampler of a git
-   revision (e.g. ``main``) in the same run, for before/after figures; ``--breakdown`` measures, in
-   the same way, what four constant attributes added at creation and one empty span processor cost
-   the SDK, the parts of the figure chainotel cannot avoid on public API.
+   revision (e.g. ``main``, in its only mode: full) in the same run, for before/after figures;
+   ``--breakdown`` measures, in the same way and for the trace, its entry span alone and its
+   children alone, what four constant attributes (full) and one
+   (``chain.id``: minimal's children) added at creation and one empty span processor cost the SDK,
+   the parts of the figure chainotel cannot avoid on public API.
 2. **Requests/s** of the two-service fixture app (``tests/distro/apps``: gateway → backend over
    httpx) under ``opentelemetry-instrument`` with the chainotel distro vs with the SDK's plain
    configurator (``_OTelSDKConfigurator`` + ``DefaultDistro``, registered for this run through a
    temporary ``*.dist-info``), both exporting OTLP/HTTP to a local sink, metrics/logs off in both.
    Fixed request count and concurrency, alternated runs (A B A B), best of each. Goal: ≥ 0.95.
    A third variant, the distro with ``CHAINOTEL_TAGGING_ENABLED=false``, splits the services' CPU
-   per request into chain tagging and the rest of the distro (propagators, ID generator).
+   per request into chain tagging and the rest of the distro (propagators, ID generator); a fourth
+   runs the distro with ``CHAINOTEL_SPAN_ATTRIBUTES=minimal`` (export of the attributes included).
 
 "Time inside the processor" is the time measured in the processor's ``on_start``/``on_end`` and in
 the sampler (the configured sampler it asks included), minus the same shim around an empty
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import os
 import statistics
 import tempfile
@@ -160,9 +166,10 @@ def span_cost(rounds: int = 15, traces: int = 500, baseline: tuple | None = None
     chain processor added — ``with - sdk`` is the cost added per span, including the SDK's work on
     the four more attributes per span; ``inside``: time measured inside the processor and the
     sampler (a timing shim around them, minus the same shim around an empty processor and the
-    SDK's sampler), which is steadier on a busy machine. ``baseline``: ``(ChainSpanProcessor,
-    install)`` of another revision (:func:`load_revision`), measured in the same rounds as
-    ``before`` / ``before inside``.
+    SDK's sampler), which is steadier on a busy machine; ``minimal`` / ``minimal inside``: the same
+    with the processor in ``minimal`` mode. ``baseline``: ``(ChainSpanProcessor, install)`` of
+    another revision (:func:`load_revision`), measured in the same rounds as ``before`` /
+    ``before inside``.
     """
     # The built-in catalog's api-gateway catch-all B1 matches any gateway span, so the unmatched
     # case uses another service: its children really try the span-name rules.
@@ -171,7 +178,8 @@ def span_cost(rounds: int = 15, traces: int = 500, baseline: tuple | None = None
         "matched (B3), children with 3 start attributes": ("api-gateway", "/api/v1/trading/orders", CHILD_ATTRIBUTES),
         "unmatched": ("trading-engine", "/not/in/catalog", None),
     }
-    variants = {"with": (ChainSpanProcessor, install)}
+    variants = {"with": (ChainSpanProcessor, install),
+                "minimal": (functools.partial(ChainSpanProcessor, span_attributes="minimal"), install)}  # fmt: skip
     if baseline is not None:
         variants["before"] = baseline
     out = {}
@@ -206,48 +214,91 @@ def span_cost(rounds: int = 15, traces: int = 500, baseline: tuple | None = None
 
 
 class _ConstantAttributes(Sampler):
-    """Asks ``inner`` with four constant chain-like attributes added: what the SDK's own work on
-    the attributes costs, without any chainotel code."""
+    """Asks ``inner`` with constant chain-like attributes added (``ATTRIBUTES``, or ``attributes``):
+    what the SDK's own work on the attributes costs, without any chainotel code."""
 
     ATTRIBUTES = {"chain.id": "B3", "chain.category": "service_communication", "chain.name": "Trading API request",
                   "chain.instance_id": "4fb3dca0-9c24-2878-ef8b-6c780f1ae5a6"}  # fmt: skip
 
-    def __init__(self, inner: Sampler):
+    def __init__(self, inner: Sampler, attributes: dict | None = None):
         self.inner = inner
+        self.added = self.ATTRIBUTES if attributes is None else attributes
 
     def should_sample(self, parent_context, trace_id, name, kind=None, attributes=None, links=None, trace_state=None):
-        merged = {**attributes, **self.ATTRIBUTES} if attributes else self.ATTRIBUTES
+        merged = {**attributes, **self.added} if attributes else self.added
         return self.inner.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
 
     def get_description(self):
         return "ConstantAttributes"
 
 
-def breakdown(rounds: int = 15, traces: int = 500) -> dict[str, float]:
-    """Seconds added per span, against the plain SDK in the same rounds, by: four constant
-    attributes added at creation ("attributes"), one empty span processor ("empty processor"), and
-    the chain processor and sampler ("chainotel"); traces of the matched shape, children without
-    start attributes."""
-    service, route = "api-gateway", "/api/v1/trading/orders"
+def _constant_tracer(service: str, attributes: dict | None = None):
+    """A tracer whose spans get constant attributes at creation (:class:`_ConstantAttributes`)."""
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
-    provider.sampler = _ConstantAttributes(provider.sampler)
+    provider.sampler = _ConstantAttributes(provider.sampler, attributes)
     provider.add_span_processor(SimpleSpanProcessor(_NoopExporter()))
-    chain = ChainSpanProcessor(default_catalog())
-    tracers = {
-        "sdk": _tracer(None, service),
-        "attributes": provider.get_tracer("bench"),
-        "empty processor": _tracer(SpanProcessor(), service),
-        "chainotel": _tracer(chain, service, chain),
-    }
-    for tracer in tracers.values():
-        _run_traces(tracer, 200, route)
-    best = dict.fromkeys(tracers, float("inf"))
-    for _ in range(rounds):
-        for key, tracer in tracers.items():
-            t = time.process_time()
-            n = _run_traces(tracer, traces, route)
-            best[key] = min(best[key], (time.process_time() - t) / n)
-    return {key: best[key] - best["sdk"] for key in tracers if key != "sdk"} | {"sdk": best["sdk"]}
+    return provider.get_tracer("bench")
+
+
+def _entry_spans(tracer, count: int, route: str, child_attributes: dict | None = None) -> int:
+    """``count`` traces of the server span alone (the entry span); returns the span count."""
+    attrs = {"http.route": route, "http.request.method": "POST"}
+    for _ in range(count):
+        with tracer.start_as_current_span("POST " + route, kind=SpanKind.SERVER, attributes=attrs):
+            pass
+    return count
+
+
+def _child_spans(tracer, count: int, route: str, child_attributes: dict | None = None) -> int:
+    """``count`` children (started with ``child_attributes``) of one server span; returns ``count``
+    (the one server span is counted in the time, 1/``count`` of it)."""
+    with tracer.start_as_current_span("POST " + route, kind=SpanKind.SERVER,
+                                      attributes={"http.route": route, "http.request.method": "POST"}):  # fmt: skip
+        for _ in range(count):
+            with tracer.start_as_current_span("child", attributes=child_attributes):
+                pass
+    return count
+
+
+BREAKDOWN_SHAPES = {
+    "trace (1 server + 9 children)": (_run_traces, None),
+    "entry (server) span alone": (_entry_spans, None),
+    "child span": (_child_spans, None),
+    "child span with 3 start attributes": (_child_spans, CHILD_ATTRIBUTES),
+}
+"""What :func:`breakdown` measures: name → (span loop, child start attributes)."""
+
+
+def breakdown(rounds: int = 15, traces: int = 500) -> dict[str, dict[str, float]]:
+    """Seconds added per span, against the plain SDK in the same rounds, for each of
+    :data:`BREAKDOWN_SHAPES` (matched chain), by: four constant attributes added at creation
+    ("attributes"), one (``chain.id``, "attribute"), one empty span processor ("empty processor"),
+    and the chain processor and sampler ("chainotel", "chainotel minimal"); ``"sdk"``: the plain
+    SDK's own seconds per span."""
+    service, route = "api-gateway", "/api/v1/trading/orders"
+    out = {}
+    for shape, (run, child_attributes) in BREAKDOWN_SHAPES.items():
+        chain = ChainSpanProcessor(default_catalog())
+        minimal = ChainSpanProcessor(default_catalog(), span_attributes="minimal")
+        tracers = {
+            "sdk": _tracer(None, service),
+            "attributes": _constant_tracer(service),
+            "attribute": _constant_tracer(service, {"chain.id": "B3"}),
+            "empty processor": _tracer(SpanProcessor(), service),
+            "chainotel": _tracer(chain, service, chain),
+            "chainotel minimal": _tracer(minimal, service, minimal),
+        }
+        count = traces if run is _run_traces else traces * (CHILDREN + 1)
+        for tracer in tracers.values():
+            run(tracer, count // 3, route, child_attributes)  # warm-up
+        best = dict.fromkeys(tracers, float("inf"))
+        for _ in range(rounds):
+            for key, tracer in tracers.items():
+                t = time.process_time()
+                n = run(tracer, count, route, child_attributes)
+                best[key] = min(best[key], (time.process_time() - t) / n)
+        out[shape] = {key: best[key] - best["sdk"] for key in tracers if key != "sdk"} | {"sdk": best["sdk"]}
+    return out
 
 
 # --- two-service app ------------------------------------------------------------------------------
@@ -293,7 +344,8 @@ async def _load(url: str, requests: int, concurrency: int, timeout_s: float) -> 
 
 
 def requests_per_second(requests: int, concurrency: int, repeats: int = 2) -> dict[str, float]:
-    """Best requests/s of the gateway→backend app per variant ("chainotel", "plain", and
+    """Best requests/s of the gateway→backend app per variant ("chainotel", "chainotel, minimal":
+    with ``CHAINOTEL_SPAN_ATTRIBUTES=minimal``, "plain", and
     "chainotel, tagging off": the distro with ``CHAINOTEL_TAGGING_ENABLED=false``, which keeps its
     propagators, ID generator and the processor's ``X-Chain-ID`` attributes but tags no span, so
     the difference to "chainotel" is the cost of chain tagging, export of the attributes included)."""
@@ -301,7 +353,7 @@ def requests_per_second(requests: int, concurrency: int, repeats: int = 2) -> di
     from tests.distro.services import Service, otel_env  # noqa: PLC0415
 
     sink = OtlpSink()
-    names = ("chainotel", "chainotel, tagging off", "plain")
+    names = ("chainotel", "chainotel, minimal", "chainotel, tagging off", "plain")
     results: dict[str, list[float]] = {name: [] for name in names}
     cpu_per_request: dict[str, list[float]] = {name: [] for name in names}
     with tempfile.TemporaryDirectory() as tmpdir:
@@ -309,6 +361,7 @@ def requests_per_second(requests: int, concurrency: int, repeats: int = 2) -> di
         baseline = _baseline_path(tmp)
         variants = {
             "chainotel": ({}, ""),
+            "chainotel, minimal": ({"CHAINOTEL_SPAN_ATTRIBUTES": "minimal"}, ""),
             "chainotel, tagging off": ({"CHAINOTEL_TAGGING_ENABLED": "false"}, ""),
             "plain": (
                 {"OTEL_PYTHON_DISTRO": "baseline", "OTEL_PYTHON_CONFIGURATOR": "baseline",
@@ -371,22 +424,26 @@ def main() -> None:
     print("| trace | variant | SDK alone µs/span | SDK + chain processor µs/span | added µs/span | added / SDK cost | "
           "goal ≤ 2 µs and ≤ 10 % | time inside the processor µs/span |")
     print("|---|---|---:|---:|---:|---:|---|---:|")
+    names = {"before": f"{args.baseline_rev} (before)", "with": "this tree, full", "minimal": "this tree, minimal"}
     for case, f in span_cost(baseline=baseline).items():
-        for key in ("before", "with"):
+        for key, name in names.items():
             if key not in f:
                 continue
             added = f[key] - f["sdk"]
             ok = added * 1e6 <= 2 and added / f["sdk"] <= 0.10
-            name = f"{args.baseline_rev} (before)" if key == "before" else "this tree"
             print(
                 f"| {case} | {name} | {f['sdk'] * 1e6:.2f} | {f[key] * 1e6:.2f} | {added * 1e6:.2f} | "
                 f"{added / f['sdk']:.1%} | {'met' if ok else 'NOT met'} | {f[key + ' inside'] * 1e6:.2f} |"
             )
     if args.breakdown:
-        parts = breakdown()
-        print(f"\nWhere it goes (matched, children without start attributes; SDK alone {parts['sdk'] * 1e6:.2f} µs/span): "
-              f"four constant attributes at creation {parts['attributes'] * 1e6:+.2f} µs/span, one empty span "
-              f"processor {parts['empty processor'] * 1e6:+.2f} µs/span, chainotel {parts['chainotel'] * 1e6:+.2f} µs/span")
+        print("\n### Where it goes: µs added per span against the SDK alone, same rounds (matched chain)\n")
+        print("| span | SDK alone µs | four constant attributes | one (chain.id) | one empty span processor | "
+              "chainotel, full | chainotel, minimal |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for shape, parts in breakdown().items():
+            cells = " | ".join(f"{parts[k] * 1e6:+.2f}" for k in
+                               ("attributes", "attribute", "empty processor", "chainotel", "chainotel minimal"))  # fmt: skip
+            print(f"| {shape} | {parts['sdk'] * 1e6:.2f} | {cells} |")
     if args.skip_http:
         return
     print(f"\n### Two-service app (gateway → backend): {args.requests} requests, concurrency {args.concurrency}\n")
@@ -394,13 +451,16 @@ def main() -> None:
     ratio = rps["chainotel"] / rps["plain"]
     print("| variant | requests/s (best of 2) | mean of runs | service CPU ms/request (best) |")
     print("|---|---:|---:|---:|")
-    for name in ("plain", "chainotel, tagging off", "chainotel"):
+    for name in ("plain", "chainotel, tagging off", "chainotel", "chainotel, minimal"):
         print(
             f"| {name} opentelemetry-instrument | {rps[name]:.0f} | {rps[name + ' (all runs)']:.0f} | "
             f"{rps[name + ' cpu'] * 1e3:.2f} |"
         )
     cpu_ratio = rps["plain cpu"] / rps["chainotel cpu"]
-    print(f"\nratio chainotel / plain requests/s: **{ratio:.3f}** (goal ≥ 0.95: {'met' if ratio >= 0.95 else 'NOT met'}); "
+    minimal = rps["chainotel, minimal"] / rps["plain"]
+    print(f"\nratio chainotel / plain requests/s: **{ratio:.3f}** (goal ≥ 0.95: {'met' if ratio >= 0.95 else 'NOT met'}), "
+          f"minimal: **{minimal:.3f}** ({'met' if minimal >= 0.95 else 'NOT met'}), by CPU per request (plain / minimal) "
+          f"{rps['plain cpu'] / rps['chainotel, minimal cpu']:.3f}; "
           f"by CPU per request (plain / chainotel): {cpu_ratio:.3f}; CPU per request of chain tagging "
           f"(chainotel − tagging off): {(rps['chainotel cpu'] - rps['chainotel, tagging off cpu']) * 1e3:+.2f} ms, "
           f"of the rest of the distro (tagging off − plain): {(rps['chainotel, tagging off cpu'] - rps['plain cpu']) * 1e3:+.2f} ms")

@@ -12,7 +12,8 @@ variables) plus chain tagging:
 
 The configuration (:class:`~chainotel.settings.DistroSettings`) and the catalog are read here,
 once, at start-up: ``CHAINOTEL_CATALOG`` (a YAML file) or the built-in catalog;
-``CHAINOTEL_TAGGING_ENABLED=false`` configures tracing without chain tagging. An invalid file or
+``CHAINOTEL_TAGGING_ENABLED=false`` configures tracing without chain tagging;
+``CHAINOTEL_SPAN_ATTRIBUTES=minimal`` puts ``chain.id`` alone on the spans that are not local roots. An invalid file or
 value is logged as one error naming it; the service keeps running, traced, with chain tagging off.
 ``CHAINOTEL_CATALOG_URL`` names a live catalog instead, polled and swapped in
 (:mod:`chainotel.catalog.remote`).
@@ -70,7 +71,7 @@ class ChainotelConfigurator(_OTelSDKConfigurator):
 
         settings = _settings()
         catalog = initial_catalog(lambda: catalog_from_settings(settings), settings) if settings.tagging_enabled else None
-        processor = ChainSpanProcessor(catalog, max_traces=settings.max_traces)
+        processor = ChainSpanProcessor(catalog, max_traces=settings.max_traces, span_attributes=settings.span_attributes)
         processors = list(kwargs.pop("span_processors", None) or [])
         processors.append(processor)
         super()._configure(span_processors=processors, **kwargs)

@@ -18,8 +18,12 @@ span that matches a rule"); spans started before that carry no chain. Match resu
 roots are cached per (span name, route, method), so a route costs one rule scan per process.
 Once decided, every span started in the trace gets ``chain.id``, ``chain.category``,
 ``chain.name`` and ``chain.instance_id`` when it starts (attributes cannot be added after a span
-ends). Downstream services learn the chain from baggage written by
-:class:`chainotel.propagator.XChainPropagator`.
+ends) — with ``span_attributes="minimal"`` (``CHAINOTEL_SPAN_ATTRIBUTES``) only the local roots
+(and the span a ``span_name`` rule matched) get all four, every other span ``chain.id`` alone: the
+category and name follow from ``chain.id`` through the catalog, the instance ID is the trace ID,
+and each attribute left out saves the SDK's work on it at span creation and at export.
+``chain.synthetic`` stays on every span of a synthetic probe's trace in both modes. Downstream
+services learn the chain from baggage written by :class:`chainotel.propagator.XChainPropagator`.
 
 The local root also gets what :class:`chainotel.propagator.XChainPropagator` extracted:
 ``chain.instance.conflict``, ``chain.instance.invalid`` and a link to the ``X-Parent-Chain-ID``
@@ -71,12 +75,17 @@ from chainotel.catalog.models import CHAIN_ID_PATTERN
 from chainotel.ids import format_instance_id
 from chainotel.propagator import INCOMING_CHAIN_KEY, IncomingChain
 
-__all__ = ["ChainSpanProcessor", "TraceDecision", "tagged_at_creation"]
+__all__ = ["SPAN_ATTRIBUTE_MODES", "ChainSpanProcessor", "TraceDecision", "tagged_at_creation"]
 
 _logger = logging.getLogger(__name__)
 
 _SERVICE_NAME = "service.name"
 _chain_id_re = re.compile(CHAIN_ID_PATTERN)
+
+SPAN_ATTRIBUTE_MODES = ("full", "minimal")
+"""Values of ``ChainSpanProcessor(span_attributes=...)`` (``CHAINOTEL_SPAN_ATTRIBUTES``): ``full``,
+the four chain attributes on every span; ``minimal``, all four on local roots and ``chain.id``
+alone on the other spans."""
 
 class _Handoff(threading.local):
     """What :class:`chainotel.sampler.ChainSampler` tells :meth:`ChainSpanProcessor.on_start` about
@@ -139,19 +148,24 @@ class TraceDecision:
     """A trace's chain in this process.
 
     Attributes:
-        attributes: the chain attributes every new span of the trace gets (``chain.id``,
-            ``chain.category``, ``chain.name`` when known, ``chain.instance_id``); ``None`` while
-            undecided. Set once, under the processor's lock; never changed afterwards.
+        attributes: the chain attributes every new span of the trace that is not a local root gets
+            (``chain.id``, ``chain.category``, ``chain.name`` when known, ``chain.instance_id``;
+            ``chain.id`` alone in ``minimal`` mode; ``chain.synthetic`` in both); ``None`` while
+            undecided. Set once, under the processor's lock, after ``root_attributes``; never
+            changed afterwards.
+        root_attributes: the chain attributes a local root of the trace gets (all four); the same
+            object as ``attributes`` in ``full`` mode. ``None`` while undecided.
         rules: the service's rules (their ``span_name`` rules are tried while undecided).
         open: how many local roots of the trace are open (changed under the processor's lock).
         sampling_result: the ``SamplingResult`` :class:`chainotel.sampler.ChainSampler` gives the
             trace's children without start attributes (built once per trace, read-only).
     """
 
-    __slots__ = ("attributes", "open", "rules", "sampling_result")
+    __slots__ = ("attributes", "open", "root_attributes", "rules", "sampling_result")
 
     def __init__(self, rules: _Rules):
         self.attributes: dict[str, str] | None = None
+        self.root_attributes: dict[str, str] | None = None
         self.rules = rules
         self.open = 1
         self.sampling_result = None
@@ -164,14 +178,24 @@ class ChainSpanProcessor(SpanProcessor):
         catalog: the chain catalog; ``None`` turns chain tagging off (the request attributes from
             ``X-Chain-ID`` handling — conflict, invalid, parent link — are still written).
         max_traces: bound of the per-trace decision table (entries, not bytes).
+        span_attributes: ``"full"`` (the four chain attributes on every span) or ``"minimal"``
+            (all four on local roots, ``chain.id`` alone on the other spans); see
+            :data:`SPAN_ATTRIBUTE_MODES`.
+
+    Raises:
+        ValueError: ``span_attributes`` is not one of :data:`SPAN_ATTRIBUTE_MODES`.
 
     Attributes:
         decisions: trace ID (128-bit ``int``) → :class:`TraceDecision`, for the traces with an
             open local root in this process. Read-only outside this class (the sampler reads it).
     """
 
-    def __init__(self, catalog: Catalog | None, max_traces: int = 10_000):
+    def __init__(self, catalog: Catalog | None, max_traces: int = 10_000, span_attributes: str = "full"):
+        if span_attributes not in SPAN_ATTRIBUTE_MODES:
+            raise ValueError(f"span_attributes must be one of {SPAN_ATTRIBUTE_MODES}, got {span_attributes!r}")
         self.catalog = catalog
+        self.span_attributes = span_attributes
+        self._minimal = span_attributes == "minimal"
         self.max_traces = max_traces
         self.decisions: dict[int, TraceDecision] = {}
         self._lock = threading.Lock()
@@ -262,9 +286,9 @@ class ChainSpanProcessor(SpanProcessor):
         decision = self.decisions.get(trace_id)
         if decision is not None:  # another local root of a trace this process already knows
             decision.open += 1
-            if decision.attributes is not None:
+            if decision.root_attributes is not None:
                 if not tagged:
-                    span.set_attributes(decision.attributes)
+                    span.set_attributes(decision.root_attributes)
                 return
             rules = self.rules_for(span.resource) if chain is _MISSING else None
         else:
@@ -278,9 +302,27 @@ class ChainSpanProcessor(SpanProcessor):
         if chain is _MISSING:  # no ChainSampler looked: match here
             chain = self.root_chain(rules, span.name, span.attributes, context, trace_id)
         if chain is not None:
-            decision.attributes = chain  # published complete: readers never see a partial dict
+            self._publish(decision, chain)
             if not tagged:
                 span.set_attributes(chain)
+
+    def _publish(self, decision: TraceDecision, chain: dict) -> None:
+        """Record ``chain`` (a local root's attributes) as ``decision``'s: ``root_attributes``
+        first, then ``attributes`` (what the lock-free readers test), each a complete dict."""
+        decision.root_attributes = chain
+        decision.attributes = self.span_attributes_of(chain)
+
+    def span_attributes_of(self, chain: dict) -> dict:
+        """The attributes the spans that are not local roots get, from a local root's ``chain``:
+        ``chain`` itself in ``full`` mode; ``chain.id`` (and ``chain.synthetic`` when present) in
+        ``minimal`` mode."""
+        if not self._minimal:
+            return chain
+        out = {attr.CHAIN_ID: chain[attr.CHAIN_ID]}
+        synthetic = chain.get(attr.CHAIN_SYNTHETIC)
+        if synthetic is not None:
+            out[attr.CHAIN_SYNTHETIC] = synthetic
+        return out
 
     def root_chain(
         self, rules: _Rules | None, name: str, attributes: Mapping | None, context: Context | None, trace_id: int
@@ -336,7 +378,7 @@ class ChainSpanProcessor(SpanProcessor):
     def _try_span_rules(self, span: Span, decision: TraceDecision) -> None:
         """A later span of an undecided trace: decide if a ``span_name`` rule matches it."""
         if decision.attributes is not None:  # decided by another thread meanwhile
-            span.set_attributes(decision.attributes)
+            span.set_attributes(decision.attributes)  # (the deciding span got the root attributes)
         elif decision.rules.may_match_name(span.name):
             chain = Catalog.match_rules(decision.rules.span_rules, span.name, span.attributes or _EMPTY)
             if chain is not None:
@@ -344,7 +386,7 @@ class ChainSpanProcessor(SpanProcessor):
                 if static is not None:
                     attributes = dict(static)
                     attributes[attr.CHAIN_INSTANCE_ID] = format_instance_id(span.context.trace_id)
-                    decision.attributes = attributes  # published complete
+                    self._publish(decision, attributes)  # the deciding span counts as the entry span
                     span.set_attributes(attributes)
 
     def rules_for(self, resource: object) -> _Rules | None:

@@ -11,7 +11,9 @@ once together with the instrumentation's own, which is why this is the cheap way
 Two kinds of spans are tagged here: every span of a trace a
 :class:`~chainotel.processor.ChainSpanProcessor` in this process has decided, and a local root
 (no parent, or a remote one) that the processor's catalog rules or the upstream ``chain.id``
-baggage give a chain — the processor then records that decision in ``on_start``. When the wrapped
+baggage give a chain — the processor then records that decision in ``on_start``. Which attributes
+follows the processor's mode (:attr:`~chainotel.processor.TraceDecision.root_attributes` for local
+roots, :attr:`~chainotel.processor.TraceDecision.attributes` for the other spans). When the wrapped
 sampler is the SDK's ``ParentBased`` with ``AlwaysOn`` for sampled local parents (the default), the
 answer for a child of a sampled local span is built here without asking it
 (:func:`samples_sampled_local_children`). Installed by the chainotel configurator
@@ -84,6 +86,9 @@ class ChainSampler(Sampler):
                     return self._sampled_child(decision, chain, attributes, parent.trace_state, trace_id)
             if chain is None:  # undecided: a later span may match a span-name rule (in on_start)
                 return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+            root = decision.root_attributes
+            if root is not chain and _is_local_root(parent_context):  # minimal mode: a local root gets all
+                chain = root
             return self._ask_with(chain, parent_context, trace_id, name, kind, attributes, links, trace_state)
         except Exception:  # noqa: BLE001 - sample as if chainotel were not there; the processor tags
             self._warn_once()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -59,6 +60,15 @@ class DistroSettings(BaseSettings):
         True,
         description="false: no chain attributes on spans (tracing, X-Chain-ID and W3C propagation stay on). "
         "The per-service switch of a rollout or rollback; OTEL_SDK_DISABLED=true switches all tracing off.",
+    )
+    span_attributes: Literal["full", "minimal"] = Field(
+        "full",
+        description="Which spans of a chain's trace get which chain attributes. full: chain.id, chain.category, "
+        "chain.name and chain.instance_id on every span. minimal: all four on each service's local root span "
+        "(its entry span: the server span of a request, or a root span), chain.id alone on the other spans — "
+        "the analyzer takes a span's category from its chain.id, the instance ID is the trace ID — which saves "
+        "the SDK's work on three attributes per span at span creation and at OTLP export. A Jaeger tag search "
+        "on chain.category or chain.name then finds the entry spans only (search chain.id for every span).",
     )
     catalog_url: str = Field(
         "",

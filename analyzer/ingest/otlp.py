@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import json
 import math
+import re
 from functools import lru_cache
 
 import pyarrow as pa
@@ -60,6 +61,18 @@ def _catalog_categories() -> dict[str, str]:
         return {c.id: getattr(c.category, "value", str(c.category)) for c in default_catalog().chains}
     except Exception:  # noqa: BLE001 - the category is a convenience; a broken catalog must not stop ingest
         return {}
+
+
+@lru_cache(maxsize=256)
+def _letter_category(chain: str) -> str:
+    """The category chain ID ``chain`` names by its letter (``B3`` → ``service_communication``: the
+    catalog's rule for every chain ID, :class:`chainotel.catalog.Category`), ``""`` for a value that
+    is not a chain ID. For a span with ``chain.id`` but no ``chain.category`` (the distro's
+    ``CHAINOTEL_SPAN_ATTRIBUTES=minimal``) of a chain the built-in catalog does not have."""
+    from chainotel.catalog import Category
+    from chainotel.catalog.models import CHAIN_ID_PATTERN
+
+    return Category.from_letter(chain[0]).value if re.fullmatch(CHAIN_ID_PATTERN, chain) else ""
 
 
 def any_value_to_str(value: AnyValue) -> str:
@@ -270,7 +283,7 @@ class _Columns:
             if chain and not category:
                 if catalog is None:
                     catalog = self.catalog = _catalog_categories()
-                category = catalog.get(chain, "")
+                category = catalog.get(chain) or _letter_category(chain)
             kind, status, name = span.kind, span.status, span.name
             code = status.code
             trace_ids.append(tid.hex())

@@ -9,10 +9,9 @@ Everything that writes or reads a row uses this module: the OTLP decoder builds 
 checks that the migrated table has exactly :data:`CHAIN_HISTORY`, in order, with matching types.
 Adding a column: a migration, an entry in :data:`CHAIN_HISTORY`, and the code that fills it.
 
-Vocabulary: the column ``chain`` is the chain *definition* (``"B3"``); ``chain_id`` is the chain
-*instance* (the trace ID as a UUID) and is served as ``instance_id``; ``request_id`` holds the span
-ID and is served as ``span_id``. The column names are kept as stored (renaming a column of a
-deployed table is a migration of its own); the API speaks the served names.
+Vocabulary: the column ``chain`` is the chain *definition* (``"B3"``); ``instance_id`` is the chain
+*instance* (the trace ID as a UUID); ``span_id`` is the span's ID. The stored columns, the code and
+the API use the same names (migration 0022 renamed the columns ``chain_id`` and ``request_id``).
 """
 
 from __future__ import annotations
@@ -55,9 +54,9 @@ class Column:
 
 
 CHAIN_HISTORY: tuple[Column, ...] = (
-    Column("chain_id", "default"),
+    Column("instance_id", "default"),
     Column("trace_id", "decoder", _STRING),
-    Column("request_id", "decoder", _STRING),
+    Column("span_id", "decoder", _STRING),
     Column("parent_span_id", "decoder", _STRING),
     Column("service_name", "decoder", _STRING),
     Column("operation", "decoder", _STRING),
@@ -142,7 +141,7 @@ def insert_table(requests: list[tuple[int, DecodedSpans]], batch: int = 0) -> pa
 
 
 SPAN_SELECT = (
-    "request_id, parent_span_id, toString(service_name), toString(operation), "
+    "span_id, parent_span_id, toString(service_name), toString(operation), "
     "toUnixTimestamp64Nano(timestamp) AS start_ns, start_ns + duration_ns, upper(span_kind), "
     "event_type = 'error', trace_id, toString(chain), toString(peer_service)"
 )
@@ -153,16 +152,20 @@ span_from_row = Span._make
 """A :class:`Span` from one result row of ``SELECT`` :data:`SPAN_SELECT`."""
 
 EVENT_SELECT = (
-    "toString(chain_id) AS instance_id, trace_id, request_id AS span_id, parent_span_id, service_name, operation, "
+    "instance_id, trace_id, span_id, parent_span_id, service_name, operation, "
     "span_kind, event_type, "
     "toUnixTimestamp64Nano(timestamp) AS start_unix_nano, duration_ns, endpoint, user_id, chain, category, "
     "status_code, status_message, error_context, peer_service, span_attributes, resource_attributes, span_otlp"
 )
-"""The ``chain_history`` columns a trace's event list shows (all but the ingest bookkeeping), under their
-served names (``instance_id``, ``span_id``), and the stored span (``span_otlp``, shown as its events and links)."""
+"""The ``chain_history`` columns a trace's event list shows (all but the ingest bookkeeping) and the stored span
+(``span_otlp``, shown as its events and links); read with :data:`EVENT_FORMATS`."""
+
+EVENT_FORMATS = {"instance_id": "string", "span_otlp": "bytes"}
+"""clickhouse-connect ``column_formats`` of :data:`EVENT_SELECT`: ``instance_id`` as its UUID text
+(``01234567-89ab-cdef-0123-456789abcdef``), ``span_otlp`` as the protobuf bytes."""
 
 OTLP_SELECT = (
-    "span_otlp, resource_otlp, scope_otlp, trace_id, request_id, parent_span_id, toString(operation), "
+    "span_otlp, resource_otlp, scope_otlp, trace_id, span_id, parent_span_id, toString(operation), "
     "toString(span_kind), toUnixTimestamp64Nano(timestamp), duration_ns, toString(status_code), status_message, "
     "toString(scope_name), span_attributes, resource_attributes"
 )
@@ -185,9 +188,9 @@ def span_from_history(
     chain: str = "",
     peer_service: str = "",
 ) -> Span:
-    """A :class:`Span` from ``chain_history`` column values in Python (``request_id`` is ``span_id``,
-    ``timestamp`` the start in **ns**, ``duration_ns`` in **ns**, ``event_type`` ``"error"`` for status
-    ERROR) — for rows read without :data:`SPAN_SELECT`, e.g. a decoded Arrow table."""
+    """A :class:`Span` from ``chain_history`` column values in Python (``timestamp`` the start in **ns**,
+    ``duration_ns`` in **ns**, ``event_type`` ``"error"`` for status ERROR) — for rows read without
+    :data:`SPAN_SELECT`, e.g. a decoded Arrow table."""
     return Span(
         span_id,
         parent_span_id,

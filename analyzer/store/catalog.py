@@ -125,15 +125,15 @@ def seed_definitions(client: Client, catalog: Catalog | None = None) -> int:
             continue
         rows.append(row(doc, text, 1 if prev is None else prev["version"] + 1, 0))
     listed = {chain.id for chain in chains.chains}
-    dropped = [chain_id for chain_id, prev in sorted(existing.items())
-               if chain_id not in listed and prev["source"] == "catalog" and not prev["is_deleted"]]  # fmt: skip
+    dropped = [chain for chain, prev in sorted(existing.items())
+               if chain not in listed and prev["source"] == "catalog" and not prev["is_deleted"]]  # fmt: skip
     active = _active_chains(client, dropped)
     if active:
         log.warning("chain registry: %s not in catalog %s but still tagged on spans of the last %d days; kept",
                     ", ".join(sorted(active)), chains.source, ACTIVE_DAYS)  # fmt: skip
-    for chain_id in dropped:
-        if chain_id not in active:
-            prev = existing[chain_id]
+    for chain in dropped:
+        if chain not in active:
+            prev = existing[chain]
             rows.append(row(json.loads(prev["definition"]), prev["definition"], prev["version"] + 1, 1))
     # one row per INSERT, each a compare-and-set on its version: another analyzer seeding at the same
     # moment (a rolling update) or an API write that got there first keeps its row

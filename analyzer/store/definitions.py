@@ -23,15 +23,15 @@ def insert_definition_row(client: Client, row: list, changed_by: str = "") -> bo
     view fills (migration 0021, deduplicated in dependent views by the same token). Returns True when the stored
     row is this one (same definition, deletion flag and ``updated_at``), False when another writer's
     row won. Raises clickhouse-connect's errors."""
-    chain_id, version = row[0], int(row[1])
-    token = f"chain-definition:{chain_id}:{version}"
+    chain, version = row[0], int(row[1])
+    token = f"chain-definition:{chain}:{version}"
     client.insert("chain_definitions", [[*row, changed_by]], column_names=(*DEFINITION_COLUMNS, "changed_by"),
                   settings={"insert_deduplicate": 1, "insert_deduplication_token": token,
                             "deduplicate_blocks_in_dependent_materialized_views": 1})  # fmt: skip
     stored = client.query(
         "SELECT definition, is_deleted, toUnixTimestamp64Milli(updated_at) FROM chain_definitions "
         "WHERE id = {id:String} AND version = {v:UInt32}",
-        parameters={"id": chain_id, "v": version},
+        parameters={"id": chain, "v": version},
     ).result_rows
     mine = (row[6], int(row[10]), round(row[9].timestamp() * 1000))
     return len(stored) == 1 and tuple(stored[0]) == mine

@@ -25,7 +25,7 @@ from clickhouse_connect.driver.client import Client
 from chainotel.catalog import Catalog
 
 from chainotel_analyzer.model.otlp_trace import StoredSpan, span_details
-from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_SELECT, OTLP_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
+from chainotel_analyzer.model.rows import DEFINITION_COLUMNS, EVENT_FORMATS, EVENT_SELECT, OTLP_SELECT, MAX_TIMESTAMP_NS, SPAN_SELECT, span_from_row
 from chainotel_analyzer.model.span import Span, group_by_trace
 from chainotel_analyzer.store.catalog import seed_definitions
 from chainotel_analyzer.store.definitions import insert_definition_row
@@ -184,7 +184,7 @@ class ClickHouseTraceReader:
             f"SELECT {EVENT_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} "
             "ORDER BY timestamp, span_id",
             parameters={"trace_id": trace_id},
-            column_formats={"span_otlp": "bytes"},
+            column_formats=EVENT_FORMATS,
         )
         out = []
         for row in result.named_results():
@@ -198,7 +198,7 @@ class ClickHouseTraceReader:
         """The stored spans of trace ``trace_id`` (32 lowercase hex) with their resource and scope, in
         time order; ``[]`` if unknown."""
         rows = self._query(
-            f"SELECT {OTLP_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} ORDER BY timestamp, request_id",
+            f"SELECT {OTLP_SELECT} FROM chain_history WHERE trace_id = {{trace_id:String}} ORDER BY timestamp, span_id",
             parameters={"trace_id": trace_id},
             column_formats={"span_otlp": "bytes", "resource_otlp": "bytes", "scope_otlp": "bytes"},
         ).result_rows
@@ -289,7 +289,7 @@ class ClickHouseTraceReader:
         if not trace_ids or not keys:
             return {}
         rows = self._query(
-            "SELECT request_id, mapFilter((k, v) -> has({keys:Array(String)}, k), span_attributes) AS attrs"
+            "SELECT span_id, mapFilter((k, v) -> has({keys:Array(String)}, k), span_attributes) AS attrs"
             " FROM chain_history WHERE trace_id IN {ids:Array(String)} AND notEmpty(attrs)",
             parameters={"ids": list(trace_ids), "keys": list(keys)},
         ).result_rows

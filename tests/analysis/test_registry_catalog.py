@@ -97,7 +97,7 @@ def test_a_dropped_chain_that_still_has_spans_is_not_marked_deleted(tmp_path):
         migrate(store.client)
         seed_definitions(store.client, default_catalog())
         store.client.command(
-            "INSERT INTO chain_history (trace_id, request_id, service_name, operation, timestamp, duration_ns, chain) "
+            "INSERT INTO chain_history (trace_id, span_id, service_name, operation, timestamp, duration_ns, chain) "
             "VALUES ('0af7651916cd43dd8448eb211c80319c', 'b7ad6b7169203331', 'ai-provider', 'POST /ai/decision', "
             "now64(9), 1000, 'A2')"
         )

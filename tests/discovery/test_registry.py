@@ -110,7 +110,7 @@ def test_history_keeps_every_version_after_the_registry_table_is_compacted(tmp_p
         registry.create(EXPORT, changed_by="alice")
         registry.put({**EXPORT, "max_duration_ms": 800}, changed_by="bob")
         monkeypatch.undo()
-        assert migrations.migrate(store.client) == [21]
+        assert 21 in migrations.migrate(store.client)
         registry.put({**EXPORT, "max_duration_ms": 900}, changed_by="carol")
         registry.delete("E9", changed_by="alice")
         # a writer that lost the compare-and-set for version 4 stores nothing, in either table

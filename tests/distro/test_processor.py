@@ -201,12 +201,14 @@ class SwitchingDict(dict):
         return value
 
 
+@pytest.mark.parametrize("mode", ["full", "minimal"])
 @pytest.mark.parametrize("sampler", [True, False], ids=["with-sampler", "processor-only"])
-def test_concurrent_local_roots_of_one_trace_from_many_threads(sampler):
+def test_concurrent_local_roots_of_one_trace_from_many_threads(sampler, mode):
     """Many threads start and end local roots (remote parent, as one server span per message or
-    request) of the same traces at once: every span is tagged and no decision is left behind."""
+    request) of the same traces at once: every span is tagged (each local root with all four chain
+    attributes in both modes) and no decision is left behind."""
     exporter = InMemorySpanExporter()
-    processor = ChainSpanProcessor(CATALOG, max_traces=64)
+    processor = ChainSpanProcessor(CATALOG, max_traces=64, span_attributes=mode)
     processor.decisions = SwitchingDict()
     tracer = make_provider(processor, exporter, sampler).get_tracer("t")
     traces = [0x1000 + i for i in range(2)]
@@ -243,6 +245,10 @@ def test_concurrent_local_roots_of_one_trace_from_many_threads(sampler):
     assert len(spans) == threads * rounds * 2
     untagged = [s.name for s in spans if s.attributes.get(attr.CHAIN_ID) != "B3"]
     assert not untagged, f"{len(untagged)} of {len(spans)} spans untagged"
+    partial = [s.name for s in spans if (s.name == "GET /trade" or mode == "full") and attr.CHAIN_INSTANCE_ID not in s.attributes]
+    assert not partial, f"{len(partial)} spans without all four chain attributes"
+    if mode == "minimal":
+        assert all(attr.CHAIN_CATEGORY not in s.attributes for s in spans if s.name == "child")
     assert not processor.decisions
 
 

@@ -60,6 +60,7 @@ _MERGE_TREE = re.compile(r"ENGINE = (\w*MergeTree)(?:\(([^()]*)\))?")
 _DISTRIBUTED = re.compile(rf"AS ({_NAME}) ENGINE = Distributed\('([^']*)', '([^']*)', (\w+), (.*)\)$")
 _COPY = re.compile(rf"^INSERT INTO ({_NAME}) \(.*\) SELECT .* FROM ({_NAME})(?: |$)")
 _MV = re.compile(rf"TO ({_NAME}) AS SELECT .* FROM ({_NAME})(?: |$)")
+_RENAMED = re.compile(r"RENAME COLUMN (?:IF EXISTS )?`?(\w+)`? TO ")
 
 
 def _unquote(name: str) -> str:
@@ -74,8 +75,12 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
     has one Distributed twin ``T`` over ``database.T_local``, sharded by ``cityHash64(trace_id)``
     when the table has a ``trace_id`` column (else ``rand()``); materialized views read
     ``database.chain_history_local`` and write a ``_local`` table; ALTERs change ``_local`` tables, a
-    table replicated on every node, or a Distributed table exactly as its ``_local`` table."""
+    table replicated on every node, or a Distributed table exactly as its ``_local`` table; a column change
+    (``… COLUMN``) of a ``_local`` table is made to its Distributed twin too; no column that a live
+    materialized view reads is renamed (the view is dropped before and created again after), and no view is
+    created while it exists (``IF NOT EXISTS`` would keep its old query)."""
     problems, paths, locals_, twins, with_trace_id, everywhere = [], {}, set(), {}, set(), set()
+    live_views: dict[str, tuple[str, str]] = {}  # view -> (the table it reads, its query)
     distributed_names = {_unquote(m.group(2)) for sql in statements if "ENGINE = Distributed" in sql
                          for m in [_HEAD.match(sql)] if m}  # fmt: skip
     for sql in statements:
@@ -91,6 +96,7 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
         kind, name = head.group(1), _unquote(head.group(2))
         table = name.rsplit(".", 1)[-1]
         if kind.startswith("DROP"):
+            live_views.pop(table, None)
             continue  # ON CLUSTER is all a DROP needs
         engine = _MERGE_TREE.search(sql)
         if kind.startswith("CREATE TABLE") and engine:
@@ -140,6 +146,9 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
                 problems.append(f"{table}: writes {target}, not a {database}.*_local table")
             if source not in everywhere and source != f"{database}.chain_history_local":
                 problems.append(f"{table}: reads {source}, not {database}.chain_history_local")
+            if table in live_views:
+                problems.append(f"{table}: created while it exists (IF NOT EXISTS keeps its old query)")
+            live_views[table] = (source, sql.split(" AS SELECT ", 1)[-1])
         elif kind.startswith("DROP VIEW"):
             if not table.endswith("_mv"):
                 problems.append(f"DROP VIEW {name}: not a materialized view of the migrations")
@@ -151,6 +160,15 @@ def cluster_problems(statements: list[str], cluster: str, database: str) -> list
                 problems.append(f"ALTER of Distributed {name} without the same ALTER of {database}.{name}_local")
         elif not (name.startswith(database + ".") and name.endswith("_local")) and name not in paths.values():
             problems.append(f"ALTER of {name}, not of a {database}.*_local table")
+        else:  # an ALTER of a _local table (or of a table on every node)
+            for column in _RENAMED.findall(sql):
+                problems.extend(f"{view}: reads {column}, which ALTER of {name} renames (drop the view before, create it again after)"
+                                for view, (source, query) in sorted(live_views.items())
+                                if source == name and re.search(rf"\b{column}\b", query))  # fmt: skip
+            twin = table.removesuffix("_local")
+            same = re.sub(r", \(MODIFY ORDER BY .*\)$", "", sql.replace(f"ALTER TABLE {name} ", f"ALTER TABLE {twin} ", 1))
+            if " COLUMN " in sql and twin in distributed_names and same not in statements:
+                problems.append(f"ALTER of {name} without the same column change of Distributed {twin}")
     for table in sorted(locals_):
         found = twins.get(table, [])
         expected = "cityHash64(trace_id)" if table in with_trace_id else "rand()"
@@ -233,6 +251,12 @@ def _swap(old: str, new: str, where: str = "") -> Callable[[list[str]], list[str
     return mutate
 
 
+def _keep_the_view_over_a_rename(statements: list[str]) -> list[str]:
+    """Without the DROP VIEW that precedes the rename of a column the view reads (0022)."""
+    return [sql for i, sql in enumerate(statements)
+            if not (sql.startswith("DROP VIEW IF EXISTS chain_traces_mv ") and "RENAME COLUMN IF EXISTS chain_id" in statements[i + 1])]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("mutate", "problem"),
     [
@@ -257,6 +281,10 @@ def _swap(old: str, new: str, where: str = "") -> Callable[[list[str]], list[str
         (_swap("INSERT INTO chain_definition_versions", "INSERT INTO otel.chain_history"), "not both replicated on every node"),
         (_swap("ALTER TABLE otel.chain_history_local", "ALTER TABLE otel.chain_history"), "ALTER of otel.chain_history,"),
         (_swap("IF NOT EXISTS otel.chain_traces_local", "IF NOT EXISTS chain_traces_local"), "created as chain_traces_local"),
+        (lambda s: [sql for sql in s if not (sql.startswith("ALTER TABLE chain_history ") and "RENAME COLUMN" in sql)],
+         "ALTER of otel.chain_history_local without the same column change of Distributed chain_history"),
+        (_keep_the_view_over_a_rename, "chain_traces_mv: reads chain_id, which ALTER of otel.chain_history_local renames"),
+        (_keep_the_view_over_a_rename, "chain_traces_mv: created while it exists"),
     ],
 )  # fmt: skip
 def test_each_cluster_check_fails_on_a_wrong_statement(cluster_ddl, mutate, problem):

@@ -89,7 +89,7 @@ def test_views_agree_with_chain_history_after_kill_9_and_replay(tmp_path):
     total = REQUESTS * SPANS
     with open_db(data) as db:
         assert db.command("SELECT count() FROM chain_history") == total
-        assert db.command("SELECT uniqExact(request_id) FROM chain_history") == total
+        assert db.command("SELECT uniqExact(span_id) FROM chain_history") == total
         assert db.command("SELECT sum(span_count) FROM chain_traces") == total
         assert db.command("SELECT sum(calls) FROM chain_metrics") == total
         logged = db.query(

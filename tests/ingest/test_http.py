@@ -186,10 +186,10 @@ def test_formats_dedup_partial_success_sql_and_restart(tmp_path):
     expected = 2 + 100 + 3 + 2 + 1 + 1 + 1 + 20
     with open_db(data) as db:
         assert db.command("SELECT count() FROM chain_history") == expected
-        assert db.command("SELECT uniqExact(request_id) FROM chain_history") == expected
+        assert db.command("SELECT uniqExact(span_id) FROM chain_history") == expected
         # column mapping of the JSON request
         rows = db.query(
-            "SELECT toString(chain_id), request_id, parent_span_id, service_name, operation, span_kind, event_type, "
+            "SELECT toString(instance_id), span_id, parent_span_id, service_name, operation, span_kind, event_type, "
             "duration_ns, endpoint, chain, status_code, status_message, error_context, peer_service, "
             "span_attributes['http.response.status_code'], scope_name, toUnixTimestamp64Nano(timestamp) "
             "FROM chain_history WHERE trace_id = {t:String} ORDER BY timestamp", parameters={"t": trace_hex},

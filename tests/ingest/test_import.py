@@ -61,7 +61,7 @@ def test_import_jaeger_and_unreadable_file(analyzer_factory, tmp_path):
     a.stop()
     with open_db(a.data_dir) as db:
         rows = db.query(
-            "SELECT request_id, parent_span_id, service_name, span_kind, event_type, duration_ns, endpoint, "
+            "SELECT span_id, parent_span_id, service_name, span_kind, event_type, duration_ns, endpoint, "
             "peer_service, error_context, span_attributes['http.status_code'], resource_attributes['hostname'] "
             "FROM chain_history WHERE trace_id = '0000000000000000a1b2c3d4e5f60718' ORDER BY timestamp"
         ).result_rows  # fmt: skip

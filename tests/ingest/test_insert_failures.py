@@ -53,7 +53,7 @@ def _counts(db, service: str) -> tuple[int, int, int, int]:
     p = {"s": service}
     return (
         db.command("SELECT count() FROM chain_history WHERE service_name = {s:String}", parameters=p),
-        db.command("SELECT uniqExact(request_id) FROM chain_history WHERE service_name = {s:String}", parameters=p),
+        db.command("SELECT uniqExact(span_id) FROM chain_history WHERE service_name = {s:String}", parameters=p),
         db.command("SELECT sum(calls) FROM chain_metrics WHERE service_name = {s:String}", parameters=p),
         db.command(
             "SELECT sum(span_count) FROM chain_traces "

@@ -40,16 +40,16 @@ def test_window_figures_per_chain_windows_and_without_probe_traces(tmp_path):
         store.close()
 
 
-def _spans(traces: list[tuple], now: int) -> dict[str, list]:
+def _spans(traces: list[tuple], now: int, span_id: str = "span_id") -> dict[str, list]:
     """chain_history columns of two-span traces (gw → pay), each ``(trace_id, chain, started seconds before
     now, duration ms, error in pay[, synthetic])``; a synthetic trace's spans carry chain.synthetic=true as
-    the distro writes it."""
-    cols = {k: [] for k in ("trace_id", "request_id", "parent_span_id", "service_name", "operation", "event_type",
+    the distro writes it. ``span_id``: the span ID column's name (``request_id`` before migration 0022)."""
+    cols = {k: [] for k in ("trace_id", span_id, "parent_span_id", "service_name", "operation", "event_type",
                             "timestamp", "duration_ns", "chain", "span_attributes")}  # fmt: skip
     for tid, chain, ago, ms, err, *synthetic in traces:
         for i, service in enumerate(("gw", "pay")):
             cols["trace_id"].append(tid)
-            cols["request_id"].append(f"{i + 1:016x}")
+            cols[span_id].append(f"{i + 1:016x}")
             cols["parent_span_id"].append("" if i == 0 else f"{1:016x}")
             cols["service_name"].append(service)
             cols["operation"].append("op")
@@ -72,7 +72,7 @@ def test_upgrade_keeps_old_rows_readable_and_new_synthetic_traces_are_left_out(t
         monkeypatch.setattr(migrations, "load_migrations", lambda layout=migrations.SINGLE_NODE: [m for m in every if m.version < 20])
         migrate(store.client)
         now = time.time_ns()
-        old = _spans([("a" * 32, "B3", 10, 100, False, False), ("b" * 32, "B3", 10, 100, False, True)], now)
+        old = _spans([("a" * 32, "B3", 10, 100, False, False), ("b" * 32, "B3", 10, 100, False, True)], now, "request_id")
         store.client.insert("chain_history", list(old.values()), column_names=list(old), column_oriented=True)
         monkeypatch.undo()
         assert 20 in migrate(store.client)

@@ -74,3 +74,6 @@ SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1;
 -- Sharded by trace ID: all spans of a trace, its chain_traces row and its request_digest land on one shard.
 -- Nothing on a single node.
 {distributed:chain_history BY cityHash64(trace_id)};
+
+-- Migration 0022 renamed chain_id to instance_id and request_id to span_id (the statements above stay as they
+-- were applied).

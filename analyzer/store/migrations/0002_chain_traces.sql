@@ -45,3 +45,6 @@ SELECT
     max(ingested_at)                                                AS ingested_at
 FROM {local:chain_history}
 GROUP BY trace_id;
+
+-- Migration 0022 renamed chain_id to instance_id here and in chain_traces_mv (the statements above stay as
+-- they were applied).
