@@ -23,7 +23,7 @@ the distro's memory per service is chainotel minus none (and minus plain OpenTel
 services' CPU time during the load (user + system, ``/proc/<pid>/stat``) per request is reported
 too, a figure that other work on a shared machine disturbs less than requests/s. Goals (reported,
 not asserted): chainotel throughput ≥ 0.95 of plain OpenTelemetry, p95/p99 within 5 %, and 100 % of the chainotel requests' chains stored (each
-request's X-Chain-ID found via ``GET /api/v1/chains/events/{chain_id}`` with the right chain ID).
+request's X-Chain-ID found via ``GET /api/v1/chains/events/{instance_id}`` with the right chain ID).
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def count_stored(analyzer_url: str, results) -> tuple[int, int]:
     found = 0
     with httpx.Client(base_url=analyzer_url, timeout=30) as client:
         for r in results:
-            response = client.get(f"/api/v1/chains/events/{r.chain_id}")
+            response = client.get(f"/api/v1/chains/events/{r.instance_id}")
             if response.status_code == 200:
                 events = response.json().get("events", [])
                 if events and {e.get("chain") for e in events} == {EXPECTED_CHAIN[r.flow]}:

@@ -45,16 +45,17 @@ MIX: list[str] = ["ai-decision", "trading-order", "market-data-ingest", "model-i
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of one flow: the X-Chain-ID sent (lowercase UUID), HTTP status (101 for a completed
-    WebSocket session, 0 for a transport error), wall time in ms, and the X-Chain-ID the gateway
+    """Outcome of one flow: the chain instance it started (``instance_id``: the X-Chain-ID sent, a
+    lowercase UUID), HTTP status (101 for a completed WebSocket session, 0 for a transport error),
+    wall time in ms, and the X-Chain-ID the gateway
     answered with (empty when it sent none)."""
 
     flow: str
     chain: str
-    chain_id: str
+    instance_id: str
     status: int
     duration_ms: float
-    response_chain_id: str = ""
+    response_instance_id: str = ""
 
     @property
     def ok(self) -> bool:
@@ -100,8 +101,8 @@ async def _ws_flow(gateway: str, headers: dict[str, str], messages: int = 3) -> 
 
 async def run_flow(client: httpx.AsyncClient, entry: Entry, flow: str) -> Result:
     """Run one flow with a fresh X-Chain-ID; never raises for HTTP or transport failures."""
-    chain_id = str(uuid.uuid4())
-    headers = {"X-Chain-ID": chain_id}
+    instance_id = str(uuid.uuid4())
+    headers = {"X-Chain-ID": instance_id}
     start = time.perf_counter()
     status, answered = 0, ""
     try:
@@ -112,7 +113,7 @@ async def run_flow(client: httpx.AsyncClient, entry: Entry, flow: str) -> Result
             status, answered = response.status_code, response.headers.get("x-chain-id", "")
     except Exception:  # noqa: BLE001 — any transport or protocol failure is reported as status 0
         status = 0
-    return Result(flow, FLOWS[flow], chain_id, status, (time.perf_counter() - start) * 1000.0, answered.lower())
+    return Result(flow, FLOWS[flow], instance_id, status, (time.perf_counter() - start) * 1000.0, answered.lower())
 
 
 async def drive(entry: Entry, requests: int, concurrency: int = 8, *, rate: float | None = None,
@@ -165,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def show(r: Result) -> None:
-        print(f"{r.chain} {r.flow:20s} {r.status:3d} {r.duration_ms:8.1f} ms  X-Chain-ID {r.chain_id}", flush=True)
+        print(f"{r.chain} {r.flow:20s} {r.status:3d} {r.duration_ms:8.1f} ms  X-Chain-ID {r.instance_id}", flush=True)
 
     while True:
         try:

@@ -144,14 +144,14 @@ def seed_definitions(client: Client, catalog: Catalog | None = None) -> int:
     return written
 
 
-def _active_chains(client: Client, chain_ids: list[str]) -> set[str]:
-    """Those of ``chain_ids`` with ``chain_history`` rows ingested in the last :data:`ACTIVE_DAYS`
+def _active_chains(client: Client, chains: list[str]) -> set[str]:
+    """Those of ``chains`` with ``chain_history`` rows ingested in the last :data:`ACTIVE_DAYS`
     days (``ingested_at`` is the partition key, ``chain`` the first sort key: a small read)."""
-    if not chain_ids:
+    if not chains:
         return set()
     rows = client.query(
         "SELECT DISTINCT chain FROM chain_history "
         "WHERE ingested_at >= now() - toIntervalDay({days:UInt32}) AND chain IN {ids:Array(String)}",
-        parameters={"days": ACTIVE_DAYS, "ids": chain_ids},
+        parameters={"days": ACTIVE_DAYS, "ids": chains},
     ).result_rows
     return {chain for (chain,) in rows}

@@ -433,14 +433,14 @@ def _pct(value) -> str:
     return f"{float(value) * 100:.1f}%"
 
 
-def wait_until_stored(client, chain_ids: list[str], timeout_s: float = 30.0) -> int:
-    """Poll the analyzer for at most ``timeout_s`` seconds until the traces of ``chain_ids`` can be
+def wait_until_stored(client, instance_ids: list[str], timeout_s: float = 30.0) -> int:
+    """Poll the analyzer for at most ``timeout_s`` seconds until the traces of ``instance_ids`` can be
     read back (their critical path answers); return how many were found. Spans leave the services
     every 200 ms (OTEL_BSP_SCHEDULE_DELAY)."""
     from chainotel.cli.client import AnalyzerError
 
     deadline = time.monotonic() + timeout_s
-    pending = list(chain_ids)
+    pending = list(instance_ids)
     while pending and time.monotonic() < deadline:
         still = []
         for cid in pending:
@@ -451,7 +451,7 @@ def wait_until_stored(client, chain_ids: list[str], timeout_s: float = 30.0) -> 
         pending = still
         if pending:
             time.sleep(0.5)
-    return len(chain_ids) - len(pending)
+    return len(instance_ids) - len(pending)
 
 
 def chain_report(client, results: list, since: float) -> list:
@@ -494,11 +494,11 @@ def chain_report(client, results: list, since: float) -> list:
     if ok:
         slowest = max(ok, key=lambda r: r.duration_ms)
         try:
-            parts.append(f"\n[bold]Slowest request[/]: {slowest.chain} {slowest.flow}, {slowest.duration_ms:.1f} ms, chain {slowest.chain_id}"
-                         f"\n  {client.base_url}/ui/traces/{slowest.chain_id}")
-            parts.append(waterfall(client.critical_path(slowest.chain_id)))
+            parts.append(f"\n[bold]Slowest request[/]: {slowest.chain} {slowest.flow}, {slowest.duration_ms:.1f} ms, chain {slowest.instance_id}"
+                         f"\n  {client.base_url}/ui/traces/{slowest.instance_id}")
+            parts.append(waterfall(client.critical_path(slowest.instance_id)))
         except AnalyzerError as exc:
-            parts.append(f"[yellow]critical path of {slowest.chain_id} unavailable: {escape(str(exc))}[/]")
+            parts.append(f"[yellow]critical path of {slowest.instance_id} unavailable: {escape(str(exc))}[/]")
     try:
         found = client.anomalies()
         found["anomalies"] = sorted(found.get("anomalies", []), key=lambda a: -abs(a.get("z_score") or 0))[:10]
@@ -508,10 +508,10 @@ def chain_report(client, results: list, since: float) -> list:
     return parts
 
 
-def next_steps(analyzer_url: str, example_chain_id: str | None, since: float, jaeger_url: str | None = None) -> str:
+def next_steps(analyzer_url: str, example_instance_id: str | None, since: float, jaeger_url: str | None = None) -> str:
     """The analyzer URLs and CLI commands to try next (``since``: Unix seconds of the run's start),
     and the trace in Jaeger's UI when ``jaeger_url`` is given."""
-    cid = example_chain_id or "<chain-id>"
+    cid = example_instance_id or "<chain-id>"
     env = "" if analyzer_url == "http://127.0.0.1:4318" else f"CHAINOTEL_ANALYZER_URL={analyzer_url} "
     return "\n".join([
         "[bold]Where to look next[/]",
@@ -650,14 +650,14 @@ def _run(console, stack: Stack, requests: int, concurrency: int, slow: str, keep
     client = AnalyzerClient(stack.analyzer_url)
     try:
         with console.status("waiting for the last spans to be stored…"):
-            sample = [r.chain_id for r in results if r.ok][-20:]
+            sample = [r.instance_id for r in results if r.ok][-20:]
             wait_until_stored(client, sample)
         for part in chain_report(client, results, since):
             console.print(part)
     finally:
         client.close()
     ok = [r for r in results if r.ok]
-    example = max(ok, key=lambda r: r.duration_ms).chain_id if ok else None  # the report's slowest request
+    example = max(ok, key=lambda r: r.duration_ms).instance_id if ok else None  # the report's slowest request
     console.print(next_steps(stack.analyzer_url, example, since, stack.jaeger_url), soft_wrap=True)
     if keep_running:
         console.print("\n[bold]Stack left running[/] — Ctrl-C stops it.")

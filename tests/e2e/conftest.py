@@ -24,7 +24,7 @@ def demo_run(tmp_path_factory):
         since = int(time.time()) - 5
         results = asyncio.run(traffic.drive(stack.entry(), REQUESTS, 8, deadline_s=120))
         deadline = time.monotonic() + 60
-        pending = [r.chain_id for r in results if r.ok]
+        pending = [r.instance_id for r in results if r.ok]
         with httpx.Client(base_url=stack.analyzer_url, timeout=10) as client:
             def stored(cid: str) -> bool:
                 response = client.get(f"/api/v1/chains/events/{cid}")

@@ -32,12 +32,12 @@ def _run(*args: str):
 def test_trace_prints_the_waterfall_and_critical_path(demo_run):
     stack, results, _ = demo_run
     r = next(x for x in results if x.flow == "ai-decision" and x.ok)
-    out = _run("trace", r.chain_id, "--analyzer", stack.analyzer_url)
+    out = _run("trace", r.instance_id, "--analyzer", stack.analyzer_url)
     assert out.exit_code == 0, out.output
     assert "critical path" in out.output and "ai-provider" in out.output and "api-gateway" in out.output
-    assert f"console: {stack.analyzer_url}/ui/traces/{r.chain_id}" in out.output
-    as_json = _run("trace", r.chain_id, "--analyzer", stack.analyzer_url, "--json")
-    assert as_json.exit_code == 0 and json.loads(as_json.output)["instance_id"] == r.chain_id
+    assert f"console: {stack.analyzer_url}/ui/traces/{r.instance_id}" in out.output
+    as_json = _run("trace", r.instance_id, "--analyzer", stack.analyzer_url, "--json")
+    assert as_json.exit_code == 0 and json.loads(as_json.output)["instance_id"] == r.instance_id
 
 
 def test_bottlenecks_name_the_slowed_service(demo_run):

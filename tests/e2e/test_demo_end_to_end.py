@@ -11,9 +11,9 @@ import pytest
 CATEGORIES = {"data_flow", "service_communication", "user_experience", "ai_ml_processing", "infrastructure"}
 
 
-def _events(api, chain_id):
-    response = api.get(f"/api/v1/chains/events/{chain_id}")
-    assert response.status_code == 200, (chain_id, response.text)
+def _events(api, instance_id):
+    response = api.get(f"/api/v1/chains/events/{instance_id}")
+    assert response.status_code == 200, (instance_id, response.text)
     return response.json()
 
 
@@ -30,12 +30,12 @@ def test_every_request_is_stored_under_the_chain_id_the_client_gave(demo_run, ap
     for r in results:
         if not r.ok:
             continue
-        doc = _events(api, r.chain_id)
-        assert doc["instance_id"] == r.chain_id
-        assert doc["events"], f"no spans stored for {r.flow} {r.chain_id}"
-        assert {e["instance_id"] for e in doc["events"]} == {r.chain_id}
+        doc = _events(api, r.instance_id)
+        assert doc["instance_id"] == r.instance_id
+        assert doc["events"], f"no spans stored for {r.flow} {r.instance_id}"
+        assert {e["instance_id"] for e in doc["events"]} == {r.instance_id}
         if r.flow != "market-data-stream":  # HTTP responses echo the chain instance ID
-            assert r.response_chain_id == r.chain_id
+            assert r.response_instance_id == r.instance_id
 
 
 def test_each_flow_is_tagged_with_its_chain_and_all_five_categories_are_present(demo_run, api):
@@ -43,7 +43,7 @@ def test_each_flow_is_tagged_with_its_chain_and_all_five_categories_are_present(
     seen_categories = set()
     for flow in {r.flow for r in results}:
         r = next(x for x in results if x.flow == flow and x.ok)
-        events = _events(api, r.chain_id)["events"]
+        events = _events(api, r.instance_id)["events"]
         assert {e["chain"] for e in events} == {r.chain}, (flow, {e["chain"] for e in events})
         seen_categories |= {e["category"] for e in events}
     assert seen_categories == CATEGORIES
@@ -69,8 +69,8 @@ def test_slowed_service_is_the_top_bottleneck_of_the_affected_chain(demo_run, ap
 def test_critical_paths_span_several_services(demo_run, api, flow, services):
     _, results, _ = demo_run
     r = next(x for x in results if x.flow == flow and x.ok)
-    doc = api.get(f"/api/v1/traces/{r.chain_id}/critical-path").json()
-    assert doc["instance_id"] == r.chain_id and doc["chain"] == r.chain
+    doc = api.get(f"/api/v1/traces/{r.instance_id}/critical-path").json()
+    assert doc["instance_id"] == r.instance_id and doc["chain"] == r.chain
     main = doc["roots"][0]
     on_path = {s["service"] for s in main["sections"]}
     assert len(on_path) >= 2 and services <= on_path, on_path
@@ -83,8 +83,8 @@ def test_critical_paths_span_several_services(demo_run, api, flow, services):
 def test_critical_path_accepts_the_32_hex_form(demo_run, api):
     _, results, _ = demo_run
     r = next(x for x in results if x.ok)
-    doc = api.get(f"/api/v1/traces/{r.chain_id.replace('-', '').upper()}/critical-path")
-    assert doc.status_code == 200 and doc.json()["instance_id"] == r.chain_id
+    doc = api.get(f"/api/v1/traces/{r.instance_id.replace('-', '').upper()}/critical-path")
+    assert doc.status_code == 200 and doc.json()["instance_id"] == r.instance_id
 
 
 def test_health_overview_lists_the_demo_chains(demo_run, api):
@@ -107,12 +107,12 @@ def test_health_overview_lists_the_demo_chains(demo_run, api):
 def test_database_and_model_calls_are_client_spans_on_the_critical_path(demo_run, api, flow, service, operation, peer):
     _, results, since = demo_run
     r = next(x for x in results if x.flow == flow and x.ok)
-    calls = [e for e in _events(api, r.chain_id)["events"]
+    calls = [e for e in _events(api, r.instance_id)["events"]
              if e["service_name"] == service and e["span_kind"] == "client" and e["peer_service"] == peer]
     assert calls, f"no {peer} client span in {service}"
     attributes = calls[0]["span_attributes"]
     assert attributes.get("db.system") == "sqlite" if peer == "sqlite" else attributes.get("gen_ai.request.model") == "demo-trader"
-    doc = api.get(f"/api/v1/traces/{r.chain_id}/critical-path").json()
+    doc = api.get(f"/api/v1/traces/{r.instance_id}/critical-path").json()
     on_path = [s for s in doc["roots"][0]["sections"] if s["service"] == service and s["operation"].startswith(operation)]
     assert on_path, [(s["service"], s["operation"]) for s in doc["roots"][0]["sections"]]
     if peer == "openai":  # the whole model call (20 ms at the demo's model endpoint) is on the path

@@ -24,10 +24,10 @@ def test_the_stack_with_jaeger_shows_each_trace_in_jaeger_and_links_to_it(tmp_pa
         assert all(r.ok for r in results)
         with httpx.Client(timeout=10) as client:
             for r in results:
-                trace_id = r.chain_id.replace("-", "")
+                trace_id = r.instance_id.replace("-", "")
                 assert wait_for(lambda: client.get(f"{stack.jaeger_url}/api/traces/{trace_id}").status_code == 200, 20)
-                assert wait_for(lambda: client.get(f"{stack.analyzer_url}/api/v1/chains/events/{r.chain_id}").status_code == 200, 20)
-                link = client.get(f"{stack.analyzer_url}/api/v1/chains/events/{r.chain_id}").json()["jaeger_url"]
+                assert wait_for(lambda: client.get(f"{stack.analyzer_url}/api/v1/chains/events/{r.instance_id}").status_code == 200, 20)
+                link = client.get(f"{stack.analyzer_url}/api/v1/chains/events/{r.instance_id}").json()["jaeger_url"]
                 assert link == f"{stack.jaeger_url}/trace/{trace_id}"
                 assert client.get(link).status_code == 200
         names = [p.name for p in stack.processes]

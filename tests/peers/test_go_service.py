@@ -52,7 +52,7 @@ def crossed(tmp_path_factory):
                 response = client.get(f"/api/v1/chains/events/{cid}")
                 return response.status_code == 200 and {"data-bridge", "go-relay", "trading-engine", "database-service"} <= {e["service_name"] for e in response.json()["events"]}
 
-            wait_for(lambda: all(complete(r.chain_id) for r in results) and client.get(f"/api/v1/chains/events/{control}").status_code == 200, 30)
+            wait_for(lambda: all(complete(r.instance_id) for r in results) and client.get(f"/api/v1/chains/events/{control}").status_code == 200, 30)
         yield stack.analyzer_url, results, control, since
 
 
@@ -66,8 +66,8 @@ def test_the_trace_id_stays_the_chain_instance_id_through_the_go_service(crossed
     analyzer_url, results, _, _ = crossed
     assert all(r.ok for r in results)
     for r in results:
-        events = _events(analyzer_url, r.chain_id)
-        assert {e["trace_id"] for e in events} == {r.chain_id.replace("-", "")}
+        events = _events(analyzer_url, r.instance_id)
+        assert {e["trace_id"] for e in events} == {r.instance_id.replace("-", "")}
         services = {e["service_name"] for e in events}
         assert {"data-bridge", "go-relay", "trading-engine", "database-service"} <= services
         go = [e for e in events if e["service_name"] == "go-relay"]
@@ -82,9 +82,9 @@ def test_the_trace_id_stays_the_chain_instance_id_through_the_go_service(crossed
 def test_the_downstream_python_service_gets_the_chain_decided_upstream_from_baggage(crossed):
     analyzer_url, results, control, _ = crossed
     for r in results:
-        engine = [e for e in _events(analyzer_url, r.chain_id) if e["service_name"] == "trading-engine"]
+        engine = [e for e in _events(analyzer_url, r.instance_id) if e["service_name"] == "trading-engine"]
         assert engine and {e["chain"] for e in engine} == {"A1"}
-        assert all(e["span_attributes"].get("chain.instance_id") == r.chain_id for e in engine)
+        assert all(e["span_attributes"].get("chain.instance_id") == r.instance_id for e in engine)
     # Control: the same endpoint called without an upstream chain is not A1 — the chain above came
     # through the Go service in W3C baggage, not from trading-engine's own rules.
     assert {e["chain"] for e in _events(analyzer_url, control)} != {"A1"}
@@ -96,5 +96,5 @@ def test_the_analyzer_counts_the_go_services_spans_in_the_chain(crossed):
     with httpx.Client(base_url=analyzer_url, timeout=30) as client:
         ranking = client.get("/api/v1/analytics/bottlenecks", params={"chain": "A1", "since": since}).json()["ranking"]
         assert "go-relay" in {row["service"] for row in ranking}, ranking
-        path = client.get(f"/api/v1/traces/{results[0].chain_id}/critical-path").json()
+        path = client.get(f"/api/v1/traces/{results[0].instance_id}/critical-path").json()
     assert "go-relay" in str(path)

@@ -36,7 +36,7 @@ def pipeline(tmp_path_factory, jaeger):
             # The services flushed their spans on SIGTERM; the Collector forwards within its batch timeout.
             ok = [r for r in results if r.ok]
             with httpx.Client(base_url=analyzer.http, timeout=10) as client:
-                wait_for(lambda: all(client.get(f"/api/v1/chains/events/{r.chain_id}").status_code == 200 for r in ok), 30)
+                wait_for(lambda: all(client.get(f"/api/v1/chains/events/{r.instance_id}").status_code == 200 for r in ok), 30)
             yield analyzer.http, results
         finally:
             collector.stop()
@@ -50,21 +50,21 @@ def test_every_request_succeeded(pipeline):
 def test_every_trace_is_in_jaeger_with_the_chain_tags(pipeline, jaeger):
     _, results = pipeline
     for r in results:
-        trace_id = r.chain_id.replace("-", "")
+        trace_id = r.instance_id.replace("-", "")
         assert wait_for(lambda: jaeger.trace(trace_id) is not None, 20), f"{r.flow}: trace {trace_id} not in Jaeger"
         trace = jaeger.trace(trace_id)
         assert trace["traceID"] == trace_id
         tagged = [_tags(s) for s in trace["spans"] if "chain.id" in _tags(s)]
         assert tagged, f"{r.flow}: no span of trace {trace_id} carries chain.id"
         assert {t["chain.id"] for t in tagged} == {r.chain}
-        assert {t["chain.instance_id"] for t in tagged} == {r.chain_id}
+        assert {t["chain.instance_id"] for t in tagged} == {r.instance_id}
         assert all(t.get("chain.category") and t.get("chain.name") for t in tagged)
     # Also through the v3 API (OTLP JSON, trace IDs in hex).
     one = results[0]
-    v3 = httpx.get(f"{jaeger.query}/api/v3/traces/{one.chain_id.replace('-', '')}", timeout=10)
+    v3 = httpx.get(f"{jaeger.query}/api/v3/traces/{one.instance_id.replace('-', '')}", timeout=10)
     assert v3.status_code == 200
     spans = [s for rs in v3.json()["result"]["resourceSpans"] for ss in rs["scopeSpans"] for s in ss["spans"]]
-    assert {s["traceId"] for s in spans} == {one.chain_id.replace("-", "")}
+    assert {s["traceId"] for s in spans} == {one.instance_id.replace("-", "")}
     attrs = [{a["key"]: a["value"].get("stringValue") for a in s.get("attributes", [])} for s in spans]
     assert {a["chain.id"] for a in attrs if "chain.id" in a} == {one.chain}
 
@@ -72,12 +72,12 @@ def test_every_trace_is_in_jaeger_with_the_chain_tags(pipeline, jaeger):
 def test_jaeger_finds_the_traces_by_tag_chain_id(pipeline, jaeger):
     _, results = pipeline
     for chain in sorted({r.chain for r in results}):
-        expected = {r.chain_id.replace("-", "") for r in results if r.chain == chain}
+        expected = {r.instance_id.replace("-", "") for r in results if r.chain == chain}
         entry = {"A1": "data-bridge", "D1": "ai-provider"}.get(chain, "api-gateway")
         params = {"service": entry, "tags": json.dumps({"chain.id": chain}), "lookback": "1h", "limit": 1000}
         found = {t["traceID"] for t in httpx.get(f"{jaeger.query}/api/traces", params=params, timeout=10).json()["data"]}
         assert expected <= found, f"{chain}: {len(expected - found)} traces not found by tag"
-        others = {r.chain_id.replace("-", "") for r in results if r.chain != chain}
+        others = {r.instance_id.replace("-", "") for r in results if r.chain != chain}
         assert not found & others, f"tag search for {chain} returned traces of other chains"
 
 
@@ -85,10 +85,10 @@ def test_the_analyzer_has_the_same_instance_and_a_jaeger_link_jaeger_answers(pip
     analyzer_url, results = pipeline
     with httpx.Client(base_url=analyzer_url, timeout=10) as client:
         for r in results:
-            doc = client.get(f"/api/v1/chains/events/{r.chain_id}").json()
-            assert doc["instance_id"] == r.chain_id
+            doc = client.get(f"/api/v1/chains/events/{r.instance_id}").json()
+            assert doc["instance_id"] == r.instance_id
             assert {e["chain"] for e in doc["events"] if e["chain"]} == {r.chain}
-            trace_id = r.chain_id.replace("-", "")
+            trace_id = r.instance_id.replace("-", "")
             assert doc["jaeger_url"] == f"{jaeger.query}/trace/{trace_id}"
         page = httpx.get(doc["jaeger_url"], timeout=10)
         assert page.status_code == 200 and "<html" in page.text.lower()
