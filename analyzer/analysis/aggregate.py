@@ -138,6 +138,27 @@ class ChainCriticalPath:
     by_operation: list[OperationTime]
 
 
+def critical_by_own_operation(result: TraceCriticalPath) -> dict[tuple[str, str], int]:
+    """Critical-path time of one trace per ``(service, operation)`` of the span that holds it (no
+    call-hop re-attribution): ``{(service, operation): ns}`` (**nanoseconds**) — the
+    :func:`critical_by_call_path` times summed by the call path's last element, without walking the paths."""
+    spans = result.spans
+    out: dict[tuple[str, str], int] = {}
+    for sid, ns in result.critical_time_ns.items():
+        if not ns:
+            continue
+        span = spans[sid]
+        key = (span.service, span.operation)
+        out[key] = out.get(key, 0) + ns
+    return out
+
+
+def _operation_times(per_trace: Iterable[Mapping[tuple[str, str], int]]) -> tuple[int, list[OperationTime]]:
+    n, stats = aggregate(per_trace)
+    return n, [OperationTime(service=k[0], operation=k[1], **_ms(v))
+               for k, v in sorted(stats.items(), key=lambda kv: -kv[1].total_ns)]  # fmt: skip
+
+
 def chain_critical_path(results: Iterable[TraceCriticalPath]) -> ChainCriticalPath:
     """The aggregated critical path of a chain over many traces (CRISP), see the module docstring.
 
@@ -147,18 +168,20 @@ def chain_critical_path(results: Iterable[TraceCriticalPath]) -> ChainCriticalPa
     by_path = []
     by_op = []
     for r in results:
-        paths = critical_by_call_path(r)
-        by_path.append(paths)
-        ops: dict[tuple[str, str], int] = {}
-        for path, ns in paths.items():
-            ops[path[-1]] = ops.get(path[-1], 0) + ns
-        by_op.append(ops)
+        by_path.append(critical_by_call_path(r))
+        by_op.append(critical_by_own_operation(r))
     n, path_stats = aggregate(by_path)
-    _, op_stats = aggregate(by_op)
+    _, by_operation = _operation_times(by_op)
     return ChainCriticalPath(
         traces=n,
         by_call_path=[CallPathTime(call_path=[f"{svc}:{op}" for svc, op in k], **_ms(v))
                       for k, v in sorted(path_stats.items(), key=lambda kv: -kv[1].total_ns)],
-        by_operation=[OperationTime(service=k[0], operation=k[1], **_ms(v))
-                      for k, v in sorted(op_stats.items(), key=lambda kv: -kv[1].total_ns)],
+        by_operation=by_operation,
     )  # fmt: skip
+
+
+def chain_operations(results: Iterable[TraceCriticalPath]) -> ChainCriticalPath:
+    """:func:`chain_critical_path` without the call paths (``by_call_path`` empty), for a view that
+    shows ``traces`` and ``by_operation`` only; those two are the same as there."""
+    n, by_operation = _operation_times(critical_by_own_operation(r) for r in results)
+    return ChainCriticalPath(traces=n, by_call_path=[], by_operation=by_operation)

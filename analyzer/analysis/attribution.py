@@ -5,6 +5,8 @@ Method: ``docs/analysis-method.md``, section "Call hops: who a piece of critical
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
 from chainotel_analyzer.model.span import CLIENT, CONSUMER, PRODUCER, SERVER, UNSPECIFIED, Span
 
@@ -41,14 +43,16 @@ def callee_of(spans: dict[str, Span]) -> dict[str, Span]:
     return best
 
 
-def critical_by_operation(result: TraceCriticalPath) -> dict[tuple[str, str], int]:
+def critical_by_operation(result: TraceCriticalPath, callees: dict[str, Span] | None = None) -> dict[tuple[str, str], int]:
     """Critical-path time of one trace per ``(service, operation)``, call hops charged to the callee.
 
     Sums the sections of every root (main and orphan). Returns ``{(service, operation): ns}``
     (**nanoseconds**); the values add up to the total length of all roots' critical paths.
+    ``callees``: :func:`callee_of` of ``result.spans`` when the caller has it already (computed here otherwise).
     """
     spans = result.spans
-    callees = callee_of(spans)
+    if callees is None:
+        callees = callee_of(spans)
     out: dict[tuple[str, str], int] = {}
     for sid, ns in result.critical_time_ns.items():
         if not ns:
@@ -57,3 +61,21 @@ def critical_by_operation(result: TraceCriticalPath) -> dict[tuple[str, str], in
         key = (span.service, span.operation)
         out[key] = out.get(key, 0) + ns
     return out
+
+
+class Attribution(NamedTuple):
+    """One trace's critical path with who its time is charged to — the per-trace work the bottleneck
+    ranking (:func:`chainotel_analyzer.analysis.bottlenecks.group_contributions`) and the
+    recommendations (:func:`chainotel_analyzer.analysis.recommendations.recommend_attributed`) share:
+    ``result``, ``callees`` (:func:`callee_of` of its spans) and ``by_operation``
+    (:func:`critical_by_operation`, **ns**)."""
+
+    result: TraceCriticalPath
+    callees: dict[str, Span]
+    by_operation: dict[tuple[str, str], int]
+
+
+def attribute(result: TraceCriticalPath) -> Attribution:
+    """:class:`Attribution` of ``result``: its call hops found once, for every step that needs them."""
+    callees = callee_of(result.spans)
+    return Attribution(result, callees, critical_by_operation(result, callees))

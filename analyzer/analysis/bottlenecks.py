@@ -43,14 +43,20 @@ def contributions(results: Iterable[TraceCriticalPath], group_by: str = "service
     ``group_by``: ``"service"`` (key = service name) or ``"operation"`` (key =
     ``(service, operation)``). Raises ``ValueError`` for any other value.
     """
+    return group_contributions((critical_by_operation(r) for r in results), group_by)
+
+
+def group_contributions(by_operation: Iterable[dict[tuple[str, str], int]], group_by: str = "service") -> list[dict]:
+    """:func:`contributions` from each trace's :func:`~chainotel_analyzer.analysis.attribution.critical_by_operation`
+    map (``{(service, operation): ns}``), for a caller that has them already (e.g. from
+    :func:`~chainotel_analyzer.analysis.attribution.attribute`): the maps themselves for ``"operation"``,
+    summed per service for ``"service"``. Raises ``ValueError`` for any other ``group_by``."""
     if group_by not in GROUP_BY:
         raise ValueError(f"group_by must be one of {GROUP_BY}, got {group_by!r}")
+    if group_by == "operation":
+        return list(by_operation)
     out = []
-    for r in results:
-        ops = critical_by_operation(r)
-        if group_by == "operation":
-            out.append(ops)
-            continue
+    for ops in by_operation:
         by_service: dict[str, int] = {}
         for (service, _), ns in ops.items():
             by_service[service] = by_service.get(service, 0) + ns

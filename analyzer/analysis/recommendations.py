@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from chainotel_analyzer.analysis.attribution import callee_of, critical_by_operation
+from chainotel_analyzer.analysis.attribution import Attribution, attribute
 from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
 
 MIN_TRACE_SHARE = 0.2
@@ -32,24 +32,30 @@ class Recommendation:
 
 def recommend(results: Sequence[TraceCriticalPath], max_duration_ms: float | None = None) -> list[Recommendation]:
     """Recommendations for one chain's traces by the module's rules, largest estimated benefit first."""
-    n = len(results)
+    return recommend_attributed([attribute(r) for r in results], max_duration_ms)
+
+
+def recommend_attributed(traces: Sequence[Attribution], max_duration_ms: float | None = None) -> list[Recommendation]:
+    """:func:`recommend` over traces already attributed (:func:`~chainotel_analyzer.analysis.attribution.attribute`),
+    for a caller that ranks bottlenecks from the same attributions."""
+    n = len(traces)
     if not n:
         return []
     parallel: dict[tuple, list[int]] = {}
     nplus: dict[tuple, list[tuple[int, int]]] = {}
-    for r in results:
-        _trace_patterns(r, parallel, nplus)
-    found = _parallelize(parallel, n) + _n_plus_one(nplus, n) + _sla_breach(results, max_duration_ms)
+    for a in traces:
+        _trace_patterns(a.result, a.callees, parallel, nplus)
+    found = _parallelize(parallel, n) + _n_plus_one(nplus, n) + _sla_breach(traces, max_duration_ms)
     found.sort(key=lambda rec: -rec.evidence["benefit_ms_per_trace"])
     return found
 
 
-def _trace_patterns(r: TraceCriticalPath, parallel: dict[tuple, list[int]], nplus: dict[tuple, list]) -> None:
+def _trace_patterns(r: TraceCriticalPath, callees: dict, parallel: dict[tuple, list[int]], nplus: dict[tuple, list]) -> None:
     """Add one trace's sequential remote calls on the critical path to ``parallel`` (``{(parent service,
     parent operation, callees): [saving ns per trace]}``) and its repeated calls to ``nplus``
-    (``{(parent service, parent operation, service, operation): [(calls, ns in them)]}``)."""
+    (``{(parent service, parent operation, service, operation): [(calls, ns in them)]}``); ``callees``
+    is ``callee_of(r.spans)``."""
     spans = r.spans
-    callees = callee_of(spans)
 
     def target(span):
         callee = callees.get(span.span_id, span)
@@ -120,16 +126,16 @@ def _n_plus_one(nplus: dict[tuple, list[tuple[int, int]]], n: int) -> list[Recom
     return out
 
 
-def _sla_breach(results: Sequence[TraceCriticalPath], max_duration_ms: float | None) -> list[Recommendation]:
+def _sla_breach(traces: Sequence[Attribution], max_duration_ms: float | None) -> list[Recommendation]:
     """The ``sla_breach`` rule (module docstring); nothing without an SLA or a breaching trace."""
     if max_duration_ms is None:
         return []
-    slow = [r for r in results if _duration_ms(r) > max_duration_ms]
+    slow = [a for a in traces if _duration_ms(a.result) > max_duration_ms]
     if not slow:
         return []
     totals: dict[str, int] = {}
-    for r in slow:
-        for (svc, _), ns in critical_by_operation(r).items():
+    for a in slow:
+        for (svc, _), ns in a.by_operation.items():
             totals[svc] = totals.get(svc, 0) + ns
     total = sum(totals.values())
     svc, ns = max(totals.items(), key=lambda kv: (kv[1], kv[0]))
@@ -140,8 +146,8 @@ def _sla_breach(results: Sequence[TraceCriticalPath], max_duration_ms: float | N
         "sla_breach", svc, None,
         f"{svc} holds {share:.0%} of the critical path of the {len(slow)} traces "
         f"slower than the SLA ({max_duration_ms:g} ms): start there",
-        {"breaching_traces": len(slow), "traces": len(results), "critical_share": share,
-         "critical_ms_per_breaching_trace": ns / len(slow) / 1e6, "benefit_ms_per_trace": ns / len(results) / 1e6},
+        {"breaching_traces": len(slow), "traces": len(traces), "critical_share": share,
+         "critical_ms_per_breaching_trace": ns / len(slow) / 1e6, "benefit_ms_per_trace": ns / len(traces) / 1e6},
     )]  # fmt: skip
 
 

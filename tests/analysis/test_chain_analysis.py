@@ -8,15 +8,15 @@ from dataclasses import asdict
 import pytest
 
 from chainotel_analyzer.analysis import anomalies
-from chainotel_analyzer.analysis.aggregate import chain_critical_path
-from chainotel_analyzer.analysis.attribution import critical_by_operation
-from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.aggregate import chain_critical_path, chain_operations, critical_by_own_operation
+from chainotel_analyzer.analysis.attribution import attribute, callee_of, critical_by_operation
+from chainotel_analyzer.analysis.bottlenecks import contributions, group_contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
 from chainotel_analyzer.analysis.health import chain_health
 from chainotel_analyzer.analysis.impact import service_impact
 from chainotel_analyzer.model.span import CLIENT, INTERNAL, SERVER, Span
-from chainotel_analyzer.analysis.recommendations import recommend
+from chainotel_analyzer.analysis.recommendations import recommend, recommend_attributed
 
 MS = 1_000_000
 
@@ -161,3 +161,45 @@ def test_recommendations_n_plus_one_parallel_and_sla():
     assert kinds["parallelize"]["evidence"]["estimated_saving_ms_per_trace"] == pytest.approx(450.0)
     assert kinds["sla_breach"]["service"] == "pricing"
     assert recommend([]) == []
+
+
+def _cart_traces() -> list:
+    """Five traces matching every recommendation rule: six sequential calls to one endpoint, 1 s > a 500 ms SLA."""
+    traces = []
+    for t in range(5):
+        spans = [Span(f"{t}r", "", "web", "GET /cart", 0, 1000 * MS)]
+        for i in range(6):
+            s = (10 + 100 * i) * MS
+            spans.append(Span(f"{t}c{i}", f"{t}r", "web", "price", s, s + 90 * MS, CLIENT))
+            spans.append(Span(f"{t}s{i}", f"{t}c{i}", "pricing", "GetPrice", s + MS, s + 89 * MS))
+        traces.append(analyze_trace(spans))
+    return traces + [analyze_trace(hop_trace(i, gap_ms=i)) for i in range(1, 4)]
+
+
+def test_one_attribution_per_trace_gives_what_each_step_computes_alone():
+    results = _cart_traces()
+    attributed = [attribute(r) for r in results]
+    for a, r in zip(attributed, results):
+        assert a.result is r and a.callees == callee_of(r.spans) and a.by_operation == critical_by_operation(r)
+        assert critical_by_operation(r, a.callees) == a.by_operation
+    by_operation = [a.by_operation for a in attributed]
+    for group_by in ("service", "operation"):
+        assert group_contributions(by_operation, group_by) == contributions(results, group_by)
+    assert group_contributions(by_operation)[0] == {"web": 460 * MS, "pricing": 540 * MS}
+    with pytest.raises(ValueError):
+        group_contributions([], "pod")
+    for sla in (None, 500, 5000):
+        assert [asdict(r) for r in recommend_attributed(attributed, sla)] == [asdict(r) for r in recommend(results, sla)]
+    assert {r.type for r in recommend_attributed(attributed, 500)} == {"n_plus_one", "parallelize", "sla_breach"}
+    assert recommend_attributed([]) == []
+
+
+def test_operations_alone_are_the_aggregated_critical_paths_operations():
+    results = _cart_traces()
+    whole, alone = asdict(chain_critical_path(results)), asdict(chain_operations(results))
+    assert alone["traces"] == whole["traces"] == 8 and alone["by_operation"] == whole["by_operation"]
+    assert alone["by_call_path"] == [] and whole["by_call_path"]
+    # the span's own operation, call hops not re-attributed: the client span keeps its time
+    hop = analyze_trace(hop_trace(1, gap_ms=20))
+    assert critical_by_own_operation(hop) == {("frontend", "Recv"): 58 * MS, ("frontend", "CartService/GetCart"): 40 * MS,
+                                              ("cartservice", "GetCart"): 2 * MS}  # fmt: skip

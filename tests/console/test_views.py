@@ -80,3 +80,64 @@ def test_waterfall_lists_spans_in_tree_order_with_their_critical_sections():
 def test_number_formats():
     assert [fmt.ms(v) for v in (None, 0.421, 12.34, 1250, 12_500)] == ["–", "0.42 ms", "12.3 ms", "1.25 s", "12.5 s"]
     assert fmt.pct(0.975) == "97.5%" and fmt.clock(1_764_590_000_123_000_000) == "2025-12-01 11:53:20.123"
+
+
+def _health_row(chain, status, p95_ms, traces=10, sla=None):
+    return {"chain": chain, "status": status, "p95_ms": p95_ms, "traces": traces, "max_duration_ms": sla, "score": None}
+
+
+def test_overview_rows_filter_sort_and_draw_each_chains_buckets():
+    from chainotel_analyzer.api.console.pages import overview_rows
+
+    chains = [_health_row("A1", "healthy", 5.0), _health_row("B1", "unhealthy", 9.0, sla=8.0),
+              _health_row("B2", "no_data", None, traces=0)]  # fmt: skip
+    categories = {"A1": "data_flow", "B1": "user", "B2": "user"}
+    buckets = [{"chain": "B1", "bucket": 0, "p95_ms": 9.0}, {"chain": "B1", "bucket": 2, "p95_ms": 4.0},
+               {"chain": "A1", "bucket": 1, "p95_ms": 5.0}]  # fmt: skip
+    rows = overview_rows(chains, categories, buckets, 3, None, "status", "asc")
+    assert [r["chain"] for r in rows] == ["B1", "A1", "B2"]  # worst first
+    assert [r["category"] for r in rows] == ["user", "data_flow", "user"]
+    b1, a1 = str(rows[0]["spark"]), str(rows[1]["spark"])
+    assert b1.count("<circle") == 2 and 'class="sla"' in b1  # buckets 0 and 2, a gap at 1
+    assert a1.count("<circle") == 1 and "sla" not in a1
+    assert "<path" not in str(rows[2]["spark"]) and "<circle" not in str(rows[2]["spark"])
+    # a missing value sorts after the others ascending; desc reverses the whole order
+    assert [r["chain"] for r in overview_rows(chains, categories, buckets, 3, None, "p95_ms", "desc")] == ["B2", "B1", "A1"]
+    assert [r["chain"] for r in overview_rows(chains, categories, buckets, 3, None, "p95_ms", "asc")] == ["A1", "B1", "B2"]
+    assert [r["chain"] for r in overview_rows(chains, categories, buckets, 3, "user", "chain", "asc")] == ["B1", "B2"]
+
+
+def test_failure_notice_says_what_the_api_would_without_internals():
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from chainotel_analyzer.api.console.pages import failure_notice
+
+    assert "404: unknown chain &#39;Z9&#39;" in failure_notice(HTTPException(404, "unknown chain 'Z9'"))
+    assert "the store is unreachable; retry later" in failure_notice(OperationalError("http://10.0.0.1:8123 refused"))
+    internal = failure_notice(RuntimeError("SELECT secret FROM x"))
+    assert "internal error" in internal and "secret" not in internal and 'role="alert"' in internal
+
+
+def test_a_streamed_page_whose_second_part_fails_says_so_and_ends():
+    import asyncio
+
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    from chainotel_analyzer.api.console.pages import _streamed
+    from chainotel_analyzer.api.console.timerange import form_time
+
+    def store_gone():
+        raise OperationalError("connection refused")
+
+    tr = TimeRange.from_query("1h", None, None, NOW)
+    top = dict(title="Chains", path="/ui/", tr=tr, base_params={}, headers=[], category=None, refresh=0,
+               form_time=form_time, range_query="range=1h")  # fmt: skip
+    response = _streamed("overview.html", top, store_gone)
+
+    async def body():
+        return [chunk async for chunk in response.body_iterator]
+
+    head, failed, tail = asyncio.run(body())
+    assert response.status_code == 200 and "<h1>Chains</h1>" in head and "<!--chainotel:rest-->" not in head + tail
+    assert 'role="alert"' in failed and "the store is unreachable; retry later" in failed
+    assert tail.rstrip().endswith("</html>")

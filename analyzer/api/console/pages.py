@@ -7,14 +7,18 @@ reason.
 Each page calls the API route functions in-process (so a page shows what the API says) and the
 chart helpers of :mod:`.charts`; the chain page reads its window once and runs the analysis
 functions (the API's bottleneck, critical-path, graph and recommendation endpoints are made of)
-over one critical-path analysis per trace, instead of one per section, while its other sections'
-reads (series, baseline, anomalies, instances) run at the same time (:mod:`.fanout`). The overview
-takes the health figures and its sparklines from one read of the per-trace index.
+over one critical-path analysis and one attribution of call hops per trace, instead of one per
+section, computing only what it shows (the per-operation critical path, not the call paths), while
+its other sections' reads (series, baseline, anomalies, instances) run at the same time
+(:mod:`.fanout`). The overview takes the health figures and its sparklines from one read of the
+per-trace index. Both are sent in two parts (:func:`_streamed`): what is known before the store
+answers goes out first.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
 from importlib.resources import files
 from urllib.parse import quote, urlencode
@@ -22,14 +26,16 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import escape
 
 from chainotel.ids import InvalidInstanceId, format_instance_id, parse_instance_id
 
-from chainotel_analyzer.analysis.aggregate import chain_critical_path
-from chainotel_analyzer.analysis.bottlenecks import contributions, rank_bottlenecks
+from chainotel_analyzer.analysis.aggregate import chain_operations
+from chainotel_analyzer.analysis.attribution import attribute, critical_by_operation
+from chainotel_analyzer.analysis.bottlenecks import group_contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
 from chainotel_analyzer.analysis.graph import dependency_graph
-from chainotel_analyzer.analysis.recommendations import recommend
+from chainotel_analyzer.analysis.recommendations import recommend_attributed
 from chainotel_analyzer.api import analytics as api
 from chainotel_analyzer.api.chains import critical_path, trace_document
 from chainotel_analyzer.api.common import known_chain
@@ -43,6 +49,7 @@ from chainotel_analyzer.settings import AnalyzerSettings
 from chainotel_analyzer.store.interfaces import DEFAULT_MAX_TRACES, ChainRegistry, TraceReader
 
 router = APIRouter(include_in_schema=False)
+log = logging.getLogger(__name__)
 
 STATIC = {"console.css": "text/css; charset=utf-8", "console.js": "text/javascript; charset=utf-8"}
 """The static files under ``/ui/static/`` (package data) and their media types."""
@@ -129,45 +136,64 @@ def overview(
     refresh: int = Query(0, ge=0, le=3600),
     reader: TraceReader = Depends(get_reader),
     registry: ChainRegistry = Depends(get_registry),
-) -> HTMLResponse:
+) -> Response:
     """Every chain of the registry with its health over the range, a p95 sparkline against its SLA,
-    filter by category and sort by any column."""
+    filter by category and sort by any column. Sent in two parts: the page's head (header, range
+    form, title) at once, the figures when the store has read them."""
     tr = _range(range_, since, until)
     if sort not in OVERVIEW_COLUMNS:
         raise HTTPException(422, f"sort: {sort!r} is not one of {', '.join(OVERVIEW_COLUMNS)}")
     if dir_ not in ("asc", "desc"):
         raise HTTPException(422, "dir: asc or desc")
-    # the API's health overview and the sparklines' buckets from one read of the per-trace index
-    definitions = {d["id"]: d["definition"] for d in registry.list()}
-    figures, bucket_rows = reader.chain_overview(tr.since_ns, tr.until_ns, tr.bucket_s, api.slas(definitions))
-    health = api.health_doc(definitions, figures, tr.since_ns, tr.until_ns)
-    categories = {k: d.get("category", "") for k, d in definitions.items()}
-    buckets: dict[str, dict[int, float]] = {}
-    for r in bucket_rows:
-        buckets.setdefault(r["chain"], {})[int(r["bucket"])] = float(r["p95_ms"] or 0.0)
-    rows = []
-    for c in health["chains"]:
-        cat = categories.get(c["chain"], "")
-        if category and cat != category:
-            continue
-        series = buckets.get(c["chain"], {})
-        values = [series.get(i) for i in range(tr.buckets)]
-        rows.append({**c, "category": cat, "spark": charts.sparkline(values, c["max_duration_ms"], f"{c['chain']} p95 over time")})
-    status_rank = {"unhealthy": 0, "degraded": 1, "healthy": 2, "no_data": 3}
-
-    def key(r):
-        v = status_rank[r["status"]] if sort == "status" else r[sort]
-        return (v is None, v if v is not None else 0, r["chain"])
-
-    rows.sort(key=key, reverse=dir_ == "desc")
     base = {**tr.params(), "category": category, "refresh": refresh or None}
     headers = [{"key": k, "label": label, "href": _href("/ui/", **base, sort=k, dir="desc" if sort == k and dir_ == "asc" else "asc"),
                 "sorted": (dir_ if sort == k else None)} for k, label in OVERVIEW_COLUMNS.items()]  # fmt: skip
-    return _render(
-        "overview.html", title="Chains", path="/ui/", tr=tr, base_params={**base, "sort": sort, "dir": dir_}, rows=rows,
-        headers=headers, summary=health["summary"], categories=sorted({v for v in categories.values() if v}),
-        category=category, refresh=refresh, window=health["window"], form_time=form_time,
-    )  # fmt: skip
+    top = dict(title="Chains", path="/ui/", tr=tr, base_params={**base, "sort": sort, "dir": dir_}, headers=headers,
+               category=category, refresh=refresh, form_time=form_time, range_query=urlencode(tr.params(), safe=":"))  # fmt: skip
+
+    def figures() -> dict:
+        # the API's health overview and the sparklines' buckets from one read of the per-trace index
+        definitions = {d["id"]: d["definition"] for d in registry.list()}
+        found, bucket_rows = reader.chain_overview(tr.since_ns, tr.until_ns, tr.bucket_s, api.slas(definitions))
+        health = api.health_doc(definitions, found, tr.since_ns, tr.until_ns)
+        categories = {k: d.get("category", "") for k, d in definitions.items()}
+        rows = overview_rows(health["chains"], categories, bucket_rows, tr.buckets, category, sort, dir_)
+        return dict(rows=rows, summary=health["summary"], window=health["window"],
+                    categories=sorted({v for v in categories.values() if v}))  # fmt: skip
+
+    # the head goes out at once: the browser sets the page up while the store reads the window
+    return _streamed("overview.html", top, figures)
+
+
+STATUS_RANK = {"unhealthy": 0, "degraded": 1, "healthy": 2, "no_data": 3}
+"""The overview's order of health statuses, worst first (sort by ``status``)."""
+
+
+def overview_rows(chains: list[dict], categories: dict[str, str], bucket_rows: list[dict], buckets: int,
+                  category: str | None, sort: str, dir_: str) -> list[dict]:
+    """The overview table: each chain of ``chains`` (the health overview's ``chains``) in ``category``
+    (all when empty) with its ``category`` and a p95 sparkline over ``buckets`` buckets from
+    ``bucket_rows`` (``chain``, ``bucket`` index, ``p95_ms``; a missing bucket is a gap), sorted by the
+    column ``sort`` (a key of :data:`OVERVIEW_COLUMNS`; ``None`` after every value, ties by chain) ``asc``,
+    or that order reversed for ``desc``."""
+    series: dict[str, dict[int, float]] = {}
+    for r in bucket_rows:
+        series.setdefault(r["chain"], {})[int(r["bucket"])] = float(r["p95_ms"] or 0.0)
+    rows = []
+    for c in chains:
+        cat = categories.get(c["chain"], "")
+        if category and cat != category:
+            continue
+        points = series.get(c["chain"], {})
+        values = [points.get(i) for i in range(buckets)]
+        rows.append({**c, "category": cat, "spark": charts.sparkline(values, c["max_duration_ms"], f"{c['chain']} p95 over time")})
+
+    def key(r):
+        v = STATUS_RANK[r["status"]] if sort == "status" else r[sort]
+        return (v is None, v if v is not None else 0, r["chain"])
+
+    rows.sort(key=key, reverse=dir_ == "desc")
+    return rows
 
 
 def _baseline(tr: TimeRange, baseline: str, baseline_since: str | None, baseline_until: str | None) -> TimeRange | None:
@@ -239,14 +265,17 @@ def chain_page(
         chain_instances, chain, s, u, status, min_ms, service or None, user_id or None, order, INSTANCE_PAGE,
         cursor or None, reader, registry,
     )  # fmt: skip
-    # each trace of the window (and of the baseline) analysed once, for every section below
+    # each trace of the window analysed and attributed (call hops) once, for every section below;
+    # the baseline's traces only as far as the ranking needs
     traces, window = reader.window_traces(tr.since_ns, tr.until_ns, chain, DEFAULT_MAX_TRACES)
     results = [analyze_trace(t) for t in window.values()]
+    attributed = [attribute(r) for r in results]
+    by_operation = [a.by_operation for a in attributed]
     base_traces, base_window = base_f.result() if base_f else (0, {})
-    base_results = [analyze_trace(t) for t in base_window.values()] if base_tr else None
-    ranking = rank_bottlenecks(contributions(results, group_by),
-                               contributions(base_results, group_by) if base_tr else None, group_by, 20)  # fmt: skip
-    by_service = ranking if group_by == "service" else rank_bottlenecks(contributions(results), None, "service")
+    base_ops = [critical_by_operation(analyze_trace(t)) for t in base_window.values()] if base_tr else None
+    ranking = rank_bottlenecks(group_contributions(by_operation, group_by),
+                               group_contributions(base_ops, group_by) if base_tr else None, group_by, 20)  # fmt: skip
+    by_service = ranking if group_by == "service" else rank_bottlenecks(group_contributions(by_operation), None, "service")
     share = {e.service: e.share for e in by_service.ranking}
 
     series = series_f.result()
@@ -278,9 +307,9 @@ def chain_page(
     )  # fmt: skip
 
     def below_the_fold() -> dict:
-        crit = chain_critical_path(results)
+        crit = chain_operations(results)  # the page shows the per-operation table, not the call paths
         graph = dependency_graph(window.values())
-        recs = recommend(results, sla)
+        recs = recommend_attributed(attributed, sla)
         nodes, edges = [_as_dict(n) for n in graph.nodes], [_as_dict(e) for e in graph.edges]
         graph_svg = charts.service_graph(nodes, edges, share, href=lambda svc: _href(
             "/ui/services/" + quote(svc, safe=""), **tr.params())) if nodes else None  # fmt: skip
@@ -297,17 +326,39 @@ def chain_page(
 def _streamed(template_name: str, top: dict, rest: Callable[[], dict]) -> StreamingResponse:
     """A page sent in two parts: everything but the template's ``rest`` block as soon as ``top`` is
     known (the browser shows it at once), then the ``rest`` block from ``rest()``'s context, then the
-    end of the page. The template's ``rest`` block writes :data:`REST_MARKER` when ``streaming``."""
+    end of the page. The template's ``rest`` block writes :data:`REST_MARKER` when ``streaming``.
+    The status (200) is sent with the first part, so when ``rest()`` raises, its place holds
+    :func:`failure_notice` instead and the page still ends."""
     template = _env.get_template(template_name)
     head, tail = template.render(**top, streaming=True).split(REST_MARKER)
 
     def body():
         yield head
-        ctx = template.new_context({**top, **rest(), "streaming": False})
-        yield "".join(template.blocks["rest"](ctx))
+        try:
+            more = rest()
+        except Exception as exc:  # noqa: BLE001 - the page is under way: say so in it, as the API's error body would
+            yield failure_notice(exc)
+        else:
+            ctx = template.new_context({**top, **more, "streaming": False})
+            yield "".join(template.blocks["rest"](ctx))
         yield tail
 
     return StreamingResponse(body(), media_type="text/html; charset=utf-8")
+
+
+def failure_notice(exc: Exception) -> str:
+    """The markup shown where a streamed page's second part would be when computing it raised
+    ``exc``: an :class:`HTTPException`'s status and reason, else what the API says for the same
+    failure (store unreachable: retry later; anything else: logged, with its traceback, here)."""
+    from clickhouse_connect.driver.exceptions import OperationalError
+
+    if isinstance(exc, HTTPException):
+        text = f"{exc.status_code}: {exc.detail}"
+    else:
+        log.error("console page part failed", exc_info=exc)
+        text = ("the store is unreachable; retry later" if isinstance(exc, OperationalError)
+                else "internal error, logged by the analyzer; retry, or report it with the time of the request")  # fmt: skip
+    return f'<p class="error-detail" role="alert" id="failure">{escape(text)}</p>'
 
 
 def _as_dict(obj) -> dict:
