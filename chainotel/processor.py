@@ -40,15 +40,21 @@ How the attributes get onto a span — public SDK API only:
   lock and per-value checks).
 - The sampler tells :meth:`~ChainSpanProcessor.on_start` (same thread, right after
   ``should_sample``) what it did through :data:`tagged_at_creation`: for a span it tagged,
-  ``on_start`` returns after one comparison; for a local root it matched, ``on_start`` records the
-  decision in the table.
+  ``on_start`` returns after one comparison; a local root of a trace new to the table that the
+  SDK will record the sampler also counts in the table itself
+  (:meth:`~ChainSpanProcessor.open_local_root`, deciding the trace when it matched), so
+  ``on_start`` only reads the hand-off (and writes the ``X-Chain-ID`` attributes).
 - Any span the sampler did not tag gets them through ``span.set_attributes`` in ``on_start``: the
   first span a ``span_name`` rule matches, and every span when there is no ``ChainSampler`` (a
   tracer provider that is not the SDK's, a tracer holding an older sampler, a wrapped sampler
   that returns attributes of its own).
 
-Thread safety: the decision table is changed only under a lock (local roots starting and ending,
-a trace being decided by a later span). The per-span path reads it without the lock: one
+Thread safety: the decision table's entries are changed only under a lock (local roots starting —
+in the sampler or in ``on_start`` — and ending, a trace being decided by a later span): the count
+of open local roots is read, changed and tested, which no single dict operation does atomically.
+The one change without it is adding a new trace's complete entry by one ``dict.setdefault``
+(atomic under the GIL), which never changes an entry already there; entries are removed only under
+the lock. The per-span path reads the table without the lock: one
 ``dict.get`` and the read of an attribute that is set once, to a complete dict. The sampler's
 matching of local roots fills the rule caches without the lock, by single dict operations (atomic
 under the GIL); two threads starting local roots of one trace compute the same attributes.
@@ -80,6 +86,8 @@ __all__ = ["SPAN_ATTRIBUTE_MODES", "ChainSpanProcessor", "TraceDecision", "tagge
 _logger = logging.getLogger(__name__)
 
 _SERVICE_NAME = "service.name"
+_HTTP_ROUTE, _HTTP_METHOD = "http.route", "http.request.method"  # what server spans have (semantic conventions)
+_CHAIN_ID, _CHAIN_SYNTHETIC = attr.CHAIN_ID, attr.CHAIN_SYNTHETIC
 _chain_id_re = re.compile(CHAIN_ID_PATTERN)
 
 SPAN_ATTRIBUTE_MODES = ("full", "minimal")
@@ -95,13 +103,15 @@ class _Handoff(threading.local):
 
     Attributes:
         trace_id: trace ID (128-bit ``int``) of the span the sampler gave the chain attributes; 0: none.
-        root_trace_id: trace ID of the local root the sampler looked up the chain for; 0: none.
-        root_chain: the chain attributes it found for that local root (``None``: no chain).
+        root: ``(trace ID, chain attributes, incoming)`` of the local root the sampler matched and
+            counted in the decision table (:meth:`ChainSpanProcessor.open_local_root`): the
+            attributes it must carry (``None``: undecided trace) and the
+            :class:`~chainotel.propagator.IncomingChain` of its parent context (or ``None``);
+            ``None``: no such span. One tuple: one read and one reset per local root.
     """
 
     trace_id = 0
-    root_trace_id = 0
-    root_chain: dict | None = None
+    root: tuple[int, dict | None, IncomingChain | None] | None = None
 
 
 tagged_at_creation = _Handoff()
@@ -113,7 +123,8 @@ class _Rules:
     ``span_name`` (the only ones tried at later spans of an undecided trace).
 
     Two bounded caches (cleared when full) keep repeated work off the per-span path: ``cache``,
-    the static chain attributes (or ``None``) per :meth:`Catalog.span_key` of a local root, and
+    the static chain attributes (or ``None``) per :meth:`Catalog.span_key` of a local root (per span
+    name, ``http.route`` and ``http.request.method`` as given when the span has both), and
     ``unmatched_names``, the span names that match no ``span_name`` pattern (span names have low
     cardinality by the OpenTelemetry conventions, so most later spans of an undecided trace cost
     one set lookup). Both are changed by single dict and set operations (atomic under the GIL), also
@@ -151,8 +162,8 @@ class TraceDecision:
         attributes: the chain attributes every new span of the trace that is not a local root gets
             (``chain.id``, ``chain.category``, ``chain.name`` when known, ``chain.instance_id``;
             ``chain.id`` alone in ``minimal`` mode; ``chain.synthetic`` in both); ``None`` while
-            undecided. Set once, under the processor's lock, after ``root_attributes``; never
-            changed afterwards.
+            undecided. Set once — when the entry is created, or under the processor's lock after
+            ``root_attributes`` — and never changed afterwards.
         root_attributes: the chain attributes a local root of the trace gets (all four); the same
             object as ``attributes`` in ``full`` mode. ``None`` while undecided.
         rules: the service's rules (their ``span_name`` rules are tried while undecided).
@@ -163,9 +174,9 @@ class TraceDecision:
 
     __slots__ = ("attributes", "open", "root_attributes", "rules", "sampling_result")
 
-    def __init__(self, rules: _Rules):
-        self.attributes: dict[str, str] | None = None
-        self.root_attributes: dict[str, str] | None = None
+    def __init__(self, rules: _Rules, root_attributes: dict | None = None, attributes: dict | None = None):
+        self.attributes: dict[str, str] | None = attributes
+        self.root_attributes: dict[str, str] | None = root_attributes
         self.rules = rules
         self.open = 1
         self.sampling_result = None
@@ -201,13 +212,14 @@ class ChainSpanProcessor(SpanProcessor):
         self._lock = threading.Lock()
         self._rules_by_resource: dict[int, _Rules] = {}
         self._static_attributes: dict[str, dict[str, str] | None] = {}
+        self._chain_id_only: dict[str, dict[str, str]] = {}  # minimal mode: chain.id → {chain.id: …}
         self._last_rules: _Rules | None = None  # rules of the last resource seen (usually the only one)
         self._warned = False
 
     # -- SpanProcessor ---------------------------------------------------------------------------
     def on_start(self, span: Span, parent_context: Context | None = None) -> None:
         """Tag ``span`` if its trace is decided and the sampler did not; at a local root, decide
-        (or record what the sampler decided). Never raises."""
+        (or only read what the sampler counted and decided). Never raises."""
         try:
             handoff = tagged_at_creation
             tagged = handoff.trace_id
@@ -228,18 +240,23 @@ class ChainSpanProcessor(SpanProcessor):
                             self._try_span_rules(span, decision)
                 return
             trace_id = span.context.trace_id
-            looked_up = handoff.root_trace_id == trace_id
-            if handoff.root_trace_id:
-                handoff.root_trace_id = 0
+            root = handoff.root
+            if root is not None:
+                handoff.root = None
+                if root[0] == trace_id:  # ChainSampler matched and counted it: the entry fast path
+                    _, chain, info = root
+                    if info is not None:
+                        self._record_incoming(span, info)
+                    if chain is not None and tagged != trace_id:  # the delegate dropped the chain attributes
+                        span.set_attributes(chain)
+                    return
             context = parent_context if parent_context is not None else get_current()
             info = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict
             if info is not None:
                 self._record_incoming(span, info)
             if self.catalog is not None:
-                chain = handoff.root_chain if looked_up else _MISSING
-                handoff.root_chain = None
                 with self._lock:
-                    self._start_local_root(span, context, tagged == trace_id, chain)
+                    self._start_local_root(span, context, tagged == trace_id)
         except Exception:  # noqa: BLE001 - never break the instrumented application
             self._warn_once()
 
@@ -278,33 +295,84 @@ class ChainSpanProcessor(SpanProcessor):
         return True
 
     # -- internals (called with the lock held) -----------------------------------------------------
-    def _start_local_root(self, span: Span, context: Context, tagged: bool, chain: object) -> None:
-        """Count the local root; tag it unless the sampler did (``tagged``); decide if undecided.
-        ``chain``: what the sampler found for this span (attributes or ``None``), ``_MISSING`` when
-        it did not look."""
+    def _start_local_root(self, span: Span, context: Context, tagged: bool) -> None:
+        """Count the local root; tag it unless the sampler did (``tagged``); decide if undecided."""
         trace_id = span.context.trace_id
         decision = self.decisions.get(trace_id)
         if decision is not None:  # another local root of a trace this process already knows
             decision.open += 1
-            if decision.root_attributes is not None:
-                if not tagged:
-                    span.set_attributes(decision.root_attributes)
-                return
-            rules = self.rules_for(span.resource) if chain is _MISSING else None
         else:
             rules = self.rules_for(span.resource)
             if rules is None:  # tagging switched off meanwhile
                 return
-            if len(self.decisions) >= self.max_traces:
-                del self.decisions[next(iter(self.decisions))]
-            decision = TraceDecision(rules)
-            self.decisions[trace_id] = decision
-        if chain is _MISSING:  # no ChainSampler looked: match here
-            chain = self.root_chain(rules, span.name, span.attributes, context, trace_id)
+            decision = self._add_decision(trace_id, TraceDecision(rules))
+        if decision.root_attributes is not None:
+            if not tagged:
+                span.set_attributes(decision.root_attributes)
+            return
+        chain = self.root_chain(self.rules_for(span.resource), span.name, span.attributes, context, trace_id)
         if chain is not None:
             self._publish(decision, chain)
             if not tagged:
                 span.set_attributes(chain)
+
+    def open_local_root(self, trace_id: int, rules: _Rules | None, chain: dict | None) -> dict | None:
+        """Count a local root of trace ``trace_id`` (128-bit ``int``) that
+        :class:`chainotel.sampler.ChainSampler` matched to ``chain`` (:meth:`root_chain`'s answer)
+        and whose span the SDK is about to record, deciding the trace by ``chain`` if undecided —
+        what :meth:`on_start` does for a local root, done once, by the sampler, before the span
+        exists (:meth:`on_start` then only reads the hand-off). ``rules``: the service's rules;
+        ``None`` (tagging off) counts nothing.
+
+        Returns:
+            the chain attributes the local root must carry (the trace's ``root_attributes``), or
+            ``None`` when the trace is undecided. Never raises.
+        """
+        if rules is None:
+            return None
+        try:
+            if chain is None or not self._minimal:
+                others = chain
+            else:  # minimal: the shared {chain.id: …} of the chain, looked up here without a call
+                others = None if _CHAIN_SYNTHETIC in chain else self._chain_id_only.get(chain[_CHAIN_ID])
+                if others is None:
+                    others = self.span_attributes_of(chain)
+            fresh = TraceDecision(rules, chain, others)
+            # The usual case, a trace new here, without the lock: setdefault is one atomic dict
+            # operation that only adds a complete entry (open == 1) for an absent trace and never
+            # changes one in the table. Every other change (counting a known trace's local root,
+            # deciding one, on_end's count down and delete, eviction) stays under the lock, and
+            # entries are only removed under it, so on_end cannot remove the entry between an
+            # increment and its check; the threaded test in tests/distro/test_processor.py forces
+            # thread switches inside these sequences.
+            if len(self.decisions) < self.max_traces and self.decisions.setdefault(trace_id, fresh) is fresh:
+                return chain
+            with self._lock:
+                decision = self._add_decision(trace_id, fresh)
+                if decision is not fresh and chain is not None and decision.root_attributes is None:
+                    self._publish(decision, chain)
+                return decision.root_attributes
+        except Exception:  # noqa: BLE001 - never break the instrumented application
+            self._warn_once()
+            return None
+
+    def _add_decision(self, trace_id: int, fresh: TraceDecision) -> TraceDecision:
+        """The entry for ``trace_id`` after counting one more open local root: ``fresh`` (one open
+        local root), added when the trace is new (the oldest entry dropped when the table is full),
+        else the entry already there, its count raised. Called with the lock held."""
+        decisions = self.decisions
+        decision = decisions.get(trace_id)
+        if decision is None:
+            if len(decisions) >= self.max_traces:
+                try:
+                    del decisions[next(iter(decisions))]
+                except (KeyError, RuntimeError, StopIteration):  # a lock-free add meanwhile: drop one later
+                    pass
+            decision = decisions.setdefault(trace_id, fresh)  # a lock-free add may have come first
+            if decision is fresh:
+                return fresh
+        decision.open += 1
+        return decision
 
     def _publish(self, decision: TraceDecision, chain: dict) -> None:
         """Record ``chain`` (a local root's attributes) as ``decision``'s: ``root_attributes``
@@ -318,10 +386,15 @@ class ChainSpanProcessor(SpanProcessor):
         ``minimal`` mode."""
         if not self._minimal:
             return chain
-        out = {attr.CHAIN_ID: chain[attr.CHAIN_ID]}
+        chain_id = chain[attr.CHAIN_ID]
         synthetic = chain.get(attr.CHAIN_SYNTHETIC)
         if synthetic is not None:
-            out[attr.CHAIN_SYNTHETIC] = synthetic
+            return {attr.CHAIN_ID: chain_id, attr.CHAIN_SYNTHETIC: synthetic}
+        out = self._chain_id_only.get(chain_id)  # one read-only dict per chain, shared by its traces
+        if out is None:
+            out = {attr.CHAIN_ID: chain_id}
+            if len(self._chain_id_only) < 1024:  # bounded as _static_attributes
+                self._chain_id_only[chain_id] = out
         return out
 
     def root_chain(
@@ -337,26 +410,32 @@ class ChainSpanProcessor(SpanProcessor):
         changed by single dict operations, atomic under the GIL; a lost cache entry costs one
         rule scan."""
         entries = baggage.get_all(context)
-        upstream = entries.get(attr.BAGGAGE_CHAIN_ID)
+        upstream = entries.get(attr.BAGGAGE_CHAIN_ID) if entries else None
         if upstream is not None and isinstance(upstream, str) and _chain_id_re.match(upstream):
             static = self._static_attributes_for(upstream)
         elif rules is None:
             return None
         else:
-            key = Catalog.span_key(name, attributes or _EMPTY)
+            if attributes:
+                route, method = attributes.get(_HTTP_ROUTE), attributes.get(_HTTP_METHOD)
+            else:
+                route = method = None
+            if route is not None and method is not None:  # as given (span_key's result is a function of it)
+                key = (name, route, method)
+            else:
+                key = Catalog.span_key(name, attributes or _EMPTY)
             cache = rules.cache
             static = cache.get(key, _MISSING)
             if static is _MISSING:
-                matched = Catalog.match_key(rules.all, key)
+                matched = Catalog.match_key(rules.all, Catalog.span_key(name, attributes or _EMPTY))
                 static = None if matched is None else self._static_attributes_for(matched.id)
                 if len(cache) >= rules.CACHE_SIZE:
                     cache.clear()
                 cache[key] = static
         if static is None:
             return None
-        chain = dict(static)
-        chain[attr.CHAIN_INSTANCE_ID] = format_instance_id(trace_id)
-        if entries.get(attr.BAGGAGE_SYNTHETIC) == "true":  # a synthetic probe's trace
+        chain = {**static, attr.CHAIN_INSTANCE_ID: format_instance_id(trace_id)}
+        if entries and entries.get(attr.BAGGAGE_SYNTHETIC) == "true":  # a synthetic probe's trace
             chain[attr.CHAIN_SYNTHETIC] = True
         return chain
 

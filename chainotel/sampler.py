@@ -11,14 +11,18 @@ once together with the instrumentation's own, which is why this is the cheap way
 Two kinds of spans are tagged here: every span of a trace a
 :class:`~chainotel.processor.ChainSpanProcessor` in this process has decided, and a local root
 (no parent, or a remote one) that the processor's catalog rules or the upstream ``chain.id``
-baggage give a chain — the processor then records that decision in ``on_start``. Which attributes
-follows the processor's mode (:attr:`~chainotel.processor.TraceDecision.root_attributes` for local
-roots, :attr:`~chainotel.processor.TraceDecision.attributes` for the other spans). When the wrapped
+baggage give a chain. A local root of a trace new to the processor's table is also counted there
+by the sampler, once it knows the SDK will record the span
+(:meth:`~chainotel.processor.ChainSpanProcessor.open_local_root`), so the processor's
+``on_start`` does not repeat the work. Which attributes follows the processor's mode
+(:attr:`~chainotel.processor.TraceDecision.root_attributes` for local roots,
+:attr:`~chainotel.processor.TraceDecision.attributes` for the other spans). When the wrapped
 sampler is the SDK's ``ParentBased`` with ``AlwaysOn`` for sampled local parents (the default), the
 answer for a child of a sampled local span is built here without asking it
-(:func:`samples_sampled_local_children`). Installed by the chainotel configurator
-(:func:`install`); never raises into the application (on an internal error the wrapped sampler is
-asked with the original arguments, and the processor tags the span).
+(:func:`samples_sampled_local_children`); the same for a local root when it has ``AlwaysOn`` for
+spans without a parent or with a sampled remote parent (:func:`samples_local_roots`). Installed by
+the chainotel configurator (:func:`install`); never raises into the application (on an internal
+error the wrapped sampler is asked with the original arguments, and the processor tags the span).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
-from opentelemetry.context import Context
+from opentelemetry.context import Context, get_current
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
@@ -36,8 +40,9 @@ from opentelemetry.util.types import Attributes
 
 from chainotel.attributes import CHAIN_ID as _CHAIN_ID
 from chainotel.processor import ChainSpanProcessor, tagged_at_creation
+from chainotel.propagator import INCOMING_CHAIN_KEY
 
-__all__ = ["ChainSampler", "install", "samples_sampled_local_children"]
+__all__ = ["ChainSampler", "install", "samples_local_roots", "samples_sampled_local_children"]
 
 _logger = logging.getLogger(__name__)
 
@@ -61,6 +66,7 @@ class ChainSampler(Sampler):
         self._resource = resource
         self._warned = False
         self._samples_local_children = samples_sampled_local_children(delegate)
+        self._samples_roots, self._samples_remote_sampled = samples_local_roots(delegate)
 
     def should_sample(
         self,
@@ -95,17 +101,34 @@ class ChainSampler(Sampler):
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
 
     def _sample_untracked(self, parent_context, trace_id, name, kind, attributes, links, trace_state) -> SamplingResult:
-        """A span of a trace with no open local root here: match it if it is a local root (and
-        hand the outcome to ``on_start``), else the delegate's plain answer."""
-        if self._resource is None or not _is_local_root(parent_context):
+        """A span of a trace with no open local root here: if it is a local root, match it, count
+        it in the processor's table when it will be recorded and hand the outcome to ``on_start``;
+        else the delegate's plain answer."""
+        context = parent_context if parent_context is not None else get_current()  # the one on_start gets
+        parent = get_current_span(context).get_span_context()
+        if self._resource is None or (parent.is_valid and not parent.is_remote):
             return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
+        incoming = context.get(INCOMING_CHAIN_KEY)  # a Context is a dict (read before anything is counted)
         processor = self._processor
-        chain = processor.root_chain(processor.rules_for(self._resource), name, attributes, parent_context, trace_id)
-        handoff = tagged_at_creation
-        handoff.root_trace_id, handoff.root_chain = trace_id, chain
-        if chain is None:
-            return self.delegate.should_sample(parent_context, trace_id, name, kind, attributes, links, trace_state)
-        return self._ask_with(chain, parent_context, trace_id, name, kind, attributes, links, trace_state)
+        rules = processor.rules_for(self._resource)
+        chain = processor.root_chain(rules, name, attributes, context, trace_id)
+        merged = attributes if chain is None else {**attributes, **chain} if attributes else chain
+        if parent.is_valid:  # a remote parent
+            built, parent_state = self._samples_remote_sampled and parent.trace_flags.sampled, parent.trace_state
+        else:
+            built, parent_state = self._samples_roots, None
+        if built:  # what the delegate answers, built here (see samples_local_roots)
+            result = SamplingResult(_SAMPLE, merged, parent_state)
+            if chain is not None:
+                tagged_at_creation.trace_id = trace_id
+        else:
+            result = self.delegate.should_sample(parent_context, trace_id, name, kind, merged, links, trace_state)
+            if result.decision is _DROP:  # no span is recorded: nothing to count
+                return result
+            if chain is not None and _CHAIN_ID in result.attributes:  # kept by the delegate
+                tagged_at_creation.trace_id = trace_id
+        tagged_at_creation.root = (trace_id, processor.open_local_root(trace_id, rules, chain), incoming)
+        return result
 
     def _ask_with(self, chain, parent_context, trace_id, name, kind, attributes, links, trace_state) -> SamplingResult:
         """The delegate's answer, asked with ``chain`` added to the start attributes."""
@@ -142,6 +165,29 @@ class ChainSampler(Sampler):
             _logger.warning("chainotel: chain attributes not added at span creation; continuing", exc_info=True)
 
 
+def _parent_based_parts(sampler: Sampler) -> dict[str, str] | None:
+    """The descriptions of the samplers an SDK ``ParentBased`` delegates to, by its public
+    description (``ParentBased{root:…,remoteParentSampled:…,remoteParentNotSampled:…,
+    localParentSampled:…,localParentNotSampled:…}``), read from the end (the root sampler's own
+    description may nest); ``None`` for any other sampler."""
+    if type(sampler) is not ParentBased:
+        return None
+    description = sampler.get_description()
+    head = "ParentBased{root:"
+    if not (description.startswith(head) and description.endswith("}")):
+        return None
+    rest, parts = description[len(head) : -1], {}
+    for key in ("localParentNotSampled", "localParentSampled", "remoteParentNotSampled", "remoteParentSampled"):
+        rest, found, parts[key] = rest.rpartition(f",{key}:")
+        if not found:
+            return None
+    parts["root"] = rest
+    return parts
+
+
+_ALWAYS_ON = "AlwaysOnSampler"
+
+
 def samples_sampled_local_children(sampler: Sampler) -> bool:
     """Whether ``sampler`` is the SDK's ``ParentBased`` with ``AlwaysOn`` for a sampled local
     parent (the SDK default ``parentbased_always_on`` and ``parentbased_traceidratio``), read from
@@ -149,9 +195,21 @@ def samples_sampled_local_children(sampler: Sampler) -> bool:
     ``RECORD_AND_SAMPLE`` with the given attributes and the parent's trace state (the spec's
     ``ParentBased`` with its default ``localParentSampled``), so :class:`ChainSampler` builds that
     answer itself instead of asking it, saving a call chain per span."""
-    return type(sampler) is ParentBased and (
-        ",localParentSampled:AlwaysOnSampler,localParentNotSampled:" in sampler.get_description()
-    )
+    parts = _parent_based_parts(sampler)
+    return parts is not None and parts["localParentSampled"] == _ALWAYS_ON
+
+
+def samples_local_roots(sampler: Sampler) -> tuple[bool, bool]:
+    """``(roots, remote sampled)``: whether ``sampler`` is the SDK's ``ParentBased`` with
+    ``AlwaysOn`` for spans without a parent (``root``: the SDK default ``parentbased_always_on``)
+    and for spans with a sampled remote parent (``remoteParentSampled``: also
+    ``parentbased_traceidratio``), read from its public description. For such a span, the entry
+    span of a service, it answers ``RECORD_AND_SAMPLE`` with the given attributes and the parent's
+    trace state (none without a parent), so :class:`ChainSampler` builds that answer itself."""
+    parts = _parent_based_parts(sampler)
+    if parts is None:
+        return False, False
+    return parts["root"] == _ALWAYS_ON, parts["remoteParentSampled"] == _ALWAYS_ON
 
 
 def _is_local_root(parent_context: Context | None) -> bool:

@@ -201,6 +201,20 @@ class SwitchingDict(dict):
         return value
 
 
+def run_threads(work, threads: int) -> None:
+    """``work(k)`` on ``threads`` threads at once, thread switches every 10 µs (bounded: 60 s each)."""
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+    finally:
+        sys.setswitchinterval(switch)
+
+
 @pytest.mark.parametrize("mode", ["full", "minimal"])
 @pytest.mark.parametrize("sampler", [True, False], ids=["with-sampler", "processor-only"])
 def test_concurrent_local_roots_of_one_trace_from_many_threads(sampler, mode):
@@ -230,16 +244,7 @@ def test_concurrent_local_roots_of_one_trace_from_many_threads(sampler, mode):
         except Exception as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
-    switch = sys.getswitchinterval()
-    sys.setswitchinterval(1e-5)
-    try:
-        workers = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(60)
-    finally:
-        sys.setswitchinterval(switch)
+    run_threads(work, threads)
     assert not errors
     spans = exporter.get_finished_spans()
     assert len(spans) == threads * rounds * 2
@@ -383,3 +388,112 @@ def test_children_keep_the_sampling_and_trace_state_the_configured_sampler_gives
             assert span.attributes.get(attr.CHAIN_ID) == chain, name
         assert spans["with attributes"].attributes["k"] == "v"
         assert not processor.decisions
+
+
+def test_entry_spans_keep_the_sampling_and_trace_state_the_configured_sampler_gives():
+    """ChainSampler answers for local roots itself when the configured sampler is the SDK's
+    ParentBased with AlwaysOn for them; the answer must be the one ParentBased gives, and a local
+    root it does not record leaves nothing in the decision table."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, DEFAULT_ON, ParentBased, TraceIdRatioBased
+    from opentelemetry.trace.span import TraceState
+
+    from chainotel.sampler import samples_local_roots
+
+    assert samples_local_roots(DEFAULT_ON) == (True, True)
+    assert samples_local_roots(ParentBased(TraceIdRatioBased(0.5))) == (False, True)
+    assert samples_local_roots(ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF)) == (True, False)
+    assert samples_local_roots(ParentBased(ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_OFF))) == (False, True)
+    assert samples_local_roots(ALWAYS_ON) == (False, False)
+
+    state = TraceState([("vendor", "x1")])
+    for sampler in (DEFAULT_ON, ParentBased(TraceIdRatioBased(1.0)), ParentBased(ALWAYS_ON, remote_parent_sampled=ALWAYS_ON)):
+        for route, chain in (("/trade", "B3"), ("/other", None)):
+            exporter = InMemorySpanExporter()
+            processor = ChainSpanProcessor(CATALOG)
+            tracer = make_provider(processor, exporter, sampler=sampler).get_tracer("t")
+            for flags in (trace.TraceFlags.SAMPLED, trace.TraceFlags.DEFAULT):
+                remote = trace.SpanContext(0xABC + flags, 0x1, is_remote=True, trace_flags=trace.TraceFlags(flags),
+                                           trace_state=state)
+                ctx = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+                with tracer.start_as_current_span("remote", context=ctx, kind=SpanKind.SERVER,
+                                                  attributes={"http.route": route}) as span:
+                    assert span.is_recording() == (flags == trace.TraceFlags.SAMPLED)
+                    assert len(processor.decisions) == (1 if span.is_recording() else 0)
+            with tracer.start_as_current_span("root", kind=SpanKind.SERVER, attributes={"http.route": route}):
+                pass
+            spans = by_name(exporter)
+            assert set(spans) == {"remote", "root"}
+            assert spans["remote"].context.trace_state == state and spans["remote"].context.trace_flags.sampled
+            assert not spans["root"].context.trace_state and spans["root"].context.trace_flags.sampled
+            assert {s.attributes.get(attr.CHAIN_ID) for s in spans.values()} == {chain}
+            assert not processor.decisions
+
+
+@pytest.mark.parametrize("chain_sampler", [True, False], ids=["with-sampler", "processor-only"])
+def test_entry_span_match_cache_keeps_the_rules_method_and_route_fallbacks(chain_sampler):
+    """Local roots are matched once per (span name, route, method) as the span gives them; the
+    rule still sees the method upper-cased and ``url.path`` standing in for a missing route."""
+    catalog = parse_catalog(
+        """
+chains:
+  - {id: B3, name: Trading, category: service_communication, max_duration_ms: 1,
+     match: [{service: svc, route: "/trade*", method: POST}]}
+""",
+        "test",
+    )
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(catalog)
+    tracer = make_provider(processor, exporter, chain_sampler).get_tracer("t")
+    cases = [({"http.route": "/trade", "http.request.method": "post"}, "B3"),
+             ({"http.route": "/trade", "http.request.method": "GET"}, None),
+             ({"http.route": "/trade", "http.request.method": "post"}, "B3"),
+             ({"url.path": "/trade/1", "http.request.method": "POST"}, "B3"),
+             ({"http.route": "/trade", "http.method": "POST"}, "B3"),
+             ({"http.route": "/trade"}, None)]
+    for attributes, _ in cases:
+        with tracer.start_as_current_span("entry", kind=SpanKind.SERVER, attributes=attributes):
+            pass
+    assert [s.attributes.get(attr.CHAIN_ID) for s in exporter.get_finished_spans()] == [c for _, c in cases]
+    assert not processor.decisions
+
+
+@pytest.mark.parametrize("sampler", [True, False], ids=["with-sampler", "processor-only"])
+def test_local_roots_opened_at_once_are_all_counted(sampler):
+    """Local roots of one trace opened by many threads at once (thread switches forced inside the
+    table's lookups) are each counted: when half of them have ended, the trace is still known, so
+    the spans the others start afterwards are tagged; and nothing is left behind."""
+    exporter = InMemorySpanExporter()
+    processor = ChainSpanProcessor(CATALOG, max_traces=64)
+    processor.decisions = SwitchingDict()
+    tracer = make_provider(processor, exporter, sampler).get_tracer("t")
+    threads, rounds = 8, 20
+    opened, halved = threading.Barrier(threads), threading.Barrier(threads)
+    errors = []
+
+    def work(k):
+        try:
+            for i in range(rounds):
+                remote = trace.SpanContext(0x2000 + i, 0x100 + k, is_remote=True,
+                                           trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+                ctx = trace.set_span_in_context(trace.NonRecordingSpan(remote))
+                opened.wait()
+                span = tracer.start_span("GET /trade", context=ctx, kind=SpanKind.SERVER,
+                                         attributes={"http.route": "/trade"})
+                opened.wait()  # every local root of the trace is open
+                if k % 2:
+                    span.end()
+                halved.wait()  # half of them have ended
+                if not k % 2:
+                    with tracer.start_as_current_span("late child", context=trace.set_span_in_context(span)):
+                        pass
+                    span.end()
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    run_threads(work, threads)
+    assert not errors
+    late = [s for s in exporter.get_finished_spans() if s.name == "late child"]
+    assert len(late) == threads // 2 * rounds
+    untagged = [s for s in late if s.attributes.get(attr.CHAIN_ID) != "B3"]
+    assert not untagged, f"{len(untagged)} of {len(late)} spans started after half the local roots ended untagged"
+    assert not processor.decisions
