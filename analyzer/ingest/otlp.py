@@ -52,23 +52,13 @@ _PEER_KEYS = ("peer.service", "server.address", "net.peer.name")
 _SYSTEM_KEYS = ("db.system.name", "db.system", "gen_ai.provider.name", "gen_ai.system")
 
 
-@lru_cache(maxsize=1)
-def _catalog_categories() -> dict[str, str]:
-    """chain.id → category from the chainotel catalog ({} if the catalog cannot be loaded)."""
-    try:
-        from chainotel.catalog import default_catalog
-
-        return {c.id: getattr(c.category, "value", str(c.category)) for c in default_catalog().chains}
-    except Exception:  # noqa: BLE001 - the category is a convenience; a broken catalog must not stop ingest
-        return {}
-
-
 @lru_cache(maxsize=256)
 def _letter_category(chain: str) -> str:
-    """The category chain ID ``chain`` names by its letter (``B3`` → ``service_communication``: the
-    catalog's rule for every chain ID, :class:`chainotel.catalog.Category`), ``""`` for a value that
-    is not a chain ID. For a span with ``chain.id`` but no ``chain.category`` (the distro's
-    ``CHAINOTEL_SPAN_ATTRIBUTES=minimal``) of a chain the built-in catalog does not have."""
+    """The category chain ID ``chain`` names by its letter (``B3`` → ``service_communication``), ``""``
+    for a value that is not a chain ID. Every catalog and registry chain's category is its ID's
+    letter (validated: :class:`chainotel.catalog.Category`), so this is its category; it fills in
+    ``chain.category`` for a span that carries ``chain.id`` alone (the distro's
+    ``CHAINOTEL_SPAN_ATTRIBUTES=minimal``)."""
     from chainotel.catalog import Category
     from chainotel.catalog.models import CHAIN_ID_PATTERN
 
@@ -242,7 +232,6 @@ class _Columns:
         self.scalars: tuple[list, ...] = tuple([] for f in DECODED_SCHEMA if not pa.types.is_map(f.type))
         self.s_off, self.s_keys, self.s_vals = [0], [], []
         self.r_off, self.r_keys, self.r_vals, self.r_index = [0], [], [], []
-        self.catalog: dict[str, str] | None = None
 
     @property
     def count(self) -> int:
@@ -267,7 +256,7 @@ class _Columns:
          scope_msgs) = self.scalars  # fmt: skip
         s_off, s_keys, s_vals, r_index = self.s_off, self.s_keys, self.s_vals, self.r_index
         kinds, codes, zero_span = SPAN_KINDS, STATUS_CODES, _ZERO_SPAN
-        catalog, refused, zero_trace, max_ns = self.catalog, [], _ZERO_TRACE, MAX_TIMESTAMP_NS
+        refused, zero_trace, max_ns = [], _ZERO_TRACE, MAX_TIMESTAMP_NS
         for span in spans:
             tid, sid, pid = span.trace_id, span.span_id, span.parent_span_id
             start, end = span.start_time_unix_nano, span.end_time_unix_nano
@@ -281,9 +270,7 @@ class _Columns:
             s_off.append(len(s_keys))
             r_index.append(resource)
             if chain and not category:
-                if catalog is None:
-                    catalog = self.catalog = _catalog_categories()
-                category = catalog.get(chain) or _letter_category(chain)
+                category = _letter_category(chain)
             kind, status, name = span.kind, span.status, span.name
             code = status.code
             trace_ids.append(tid.hex())
