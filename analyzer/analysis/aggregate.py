@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
 from chainotel_analyzer.analysis.critical_path import TraceCriticalPath
+from chainotel_analyzer.analysis.attribution import critical_by_operation
 from chainotel_analyzer.analysis.stats import percentile
 
 K = TypeVar("K", bound=Hashable)
@@ -138,21 +139,6 @@ class ChainCriticalPath:
     by_operation: list[OperationTime]
 
 
-def critical_by_own_operation(result: TraceCriticalPath) -> dict[tuple[str, str], int]:
-    """Critical-path time of one trace per ``(service, operation)`` of the span that holds it (no
-    call-hop re-attribution): ``{(service, operation): ns}`` (**nanoseconds**) — the
-    :func:`critical_by_call_path` times summed by the call path's last element, without walking the paths."""
-    spans = result.spans
-    out: dict[tuple[str, str], int] = {}
-    for sid, ns in result.critical_time_ns.items():
-        if not ns:
-            continue
-        span = spans[sid]
-        key = (span.service, span.operation)
-        out[key] = out.get(key, 0) + ns
-    return out
-
-
 def _operation_times(per_trace: Iterable[Mapping[tuple[str, str], int]]) -> tuple[int, list[OperationTime]]:
     n, stats = aggregate(per_trace)
     return n, [OperationTime(service=k[0], operation=k[1], **_ms(v))
@@ -169,7 +155,7 @@ def chain_critical_path(results: Iterable[TraceCriticalPath]) -> ChainCriticalPa
     by_op = []
     for r in results:
         by_path.append(critical_by_call_path(r))
-        by_op.append(critical_by_own_operation(r))
+        by_op.append(critical_by_operation(r, callees={}))  # each span's own operation
     n, path_stats = aggregate(by_path)
     _, by_operation = _operation_times(by_op)
     return ChainCriticalPath(
@@ -183,5 +169,5 @@ def chain_critical_path(results: Iterable[TraceCriticalPath]) -> ChainCriticalPa
 def chain_operations(results: Iterable[TraceCriticalPath]) -> ChainCriticalPath:
     """:func:`chain_critical_path` without the call paths (``by_call_path`` empty), for a view that
     shows ``traces`` and ``by_operation`` only; those two are the same as there."""
-    n, by_operation = _operation_times(critical_by_own_operation(r) for r in results)
+    n, by_operation = _operation_times(critical_by_operation(r, callees={}) for r in results)
     return ChainCriticalPath(traces=n, by_call_path=[], by_operation=by_operation)

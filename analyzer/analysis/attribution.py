@@ -48,7 +48,8 @@ def critical_by_operation(result: TraceCriticalPath, callees: dict[str, Span] | 
 
     Sums the sections of every root (main and orphan). Returns ``{(service, operation): ns}``
     (**nanoseconds**); the values add up to the total length of all roots' critical paths.
-    ``callees``: :func:`callee_of` of ``result.spans`` when the caller has it already (computed here otherwise).
+    ``callees``: :func:`callee_of` of ``result.spans`` when the caller has it already (computed here
+    otherwise); ``{}`` charges every span's time to its own operation (no call-hop re-attribution).
     """
     spans = result.spans
     if callees is None:

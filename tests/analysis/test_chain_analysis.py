@@ -8,7 +8,7 @@ from dataclasses import asdict
 import pytest
 
 from chainotel_analyzer.analysis import anomalies
-from chainotel_analyzer.analysis.aggregate import chain_critical_path, chain_operations, critical_by_own_operation
+from chainotel_analyzer.analysis.aggregate import chain_critical_path, chain_operations
 from chainotel_analyzer.analysis.attribution import attribute, callee_of, critical_by_operation
 from chainotel_analyzer.analysis.bottlenecks import contributions, group_contributions, rank_bottlenecks
 from chainotel_analyzer.analysis.critical_path import analyze_trace
@@ -201,5 +201,5 @@ def test_operations_alone_are_the_aggregated_critical_paths_operations():
     assert alone["by_call_path"] == [] and whole["by_call_path"]
     # the span's own operation, call hops not re-attributed: the client span keeps its time
     hop = analyze_trace(hop_trace(1, gap_ms=20))
-    assert critical_by_own_operation(hop) == {("frontend", "Recv"): 58 * MS, ("frontend", "CartService/GetCart"): 40 * MS,
-                                              ("cartservice", "GetCart"): 2 * MS}  # fmt: skip
+    assert critical_by_operation(hop, callees={}) == {("frontend", "Recv"): 58 * MS, ("frontend", "CartService/GetCart"): 40 * MS,
+                                                      ("cartservice", "GetCart"): 2 * MS}  # fmt: skip
